@@ -1,0 +1,146 @@
+"""The supervisor: one TaskGroup owns every long-lived actor.
+
+An actor is anything with `name` and `async def run(self) -> None`.  A crash (any
+`Exception`) is logged and the actor restarted after an exponential back-off that
+resets once the actor has stayed up for a while; `CancelledError` is never swallowed.
+SIGTERM/SIGINT cancel the group, and every actor gets `shutdown_timeout` seconds to
+finish its `finally` blocks before the process gives up on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+log = logging.getLogger(__name__)
+
+
+class Actor(Protocol):
+    name: str
+
+    async def run(self) -> None: ...
+
+
+@dataclass
+class Backoff:
+    initial: float = 1.0
+    maximum: float = 60.0
+    factor: float = 2.0
+    #: An actor that ran this long before crashing is considered healthy again.
+    reset_after: float = 60.0
+
+    def delay(self, failures: int) -> float:
+        return float(min(self.maximum, self.initial * self.factor ** max(0, failures - 1)))
+
+
+@dataclass
+class ActorStatus:
+    name: str
+    running: bool = False
+    restarts: int = 0
+    last_error: str | None = None
+    started_at: float | None = None
+
+
+class FunctionActor:
+    """Adapts a coroutine function into an actor."""
+
+    def __init__(self, name: str, fn: Callable[[], Awaitable[None]]) -> None:
+        self.name = name
+        self._fn = fn
+
+    async def run(self) -> None:
+        await self._fn()
+
+
+class Supervisor:
+    def __init__(
+        self,
+        actors: list[Actor],
+        *,
+        backoff: Backoff | None = None,
+        shutdown_timeout: float = 5.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.actors = list(actors)
+        self.backoff = backoff or Backoff()
+        self.shutdown_timeout = shutdown_timeout
+        self.status: dict[str, ActorStatus] = {a.name: ActorStatus(a.name) for a in self.actors}
+        self._sleep = sleep
+        self._stop = asyncio.Event()
+
+    def stop(self) -> None:
+        """Ask every actor to stop (safe to call from a signal handler)."""
+        self._stop.set()
+
+    async def _supervise(self, actor: Actor) -> None:
+        status = self.status[actor.name]
+        failures = 0
+        while True:
+            started = time.monotonic()
+            status.running, status.started_at = True, started
+            try:
+                await actor.run()
+            except asyncio.CancelledError:
+                status.running = False
+                raise
+            except Exception as exc:
+                status.running = False
+                if time.monotonic() - started >= self.backoff.reset_after:
+                    failures = 0
+                failures += 1
+                status.restarts += 1
+                status.last_error = f"{type(exc).__name__}: {exc}"
+                delay = self.backoff.delay(failures)
+                log.exception("actor %s crashed; restarting in %.1f s", actor.name, delay)
+                await self._sleep(delay)
+                continue
+            status.running = False
+            log.info("actor %s finished", actor.name)
+            return
+
+    async def run(self, *, install_signals: bool = True) -> None:
+        """Run until every actor returns, or until `stop()` or SIGTERM/SIGINT."""
+        loop = asyncio.get_running_loop()
+        installed: list[signal.Signals] = []
+        if install_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.add_signal_handler(sig, self._on_signal, sig)
+                    installed.append(sig)
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(self._supervise(a), name=a.name) for a in self.actors]
+                watcher = group.create_task(self._stop.wait(), name="supervisor-stop")
+                done_all = group.create_task(self._all_done(tasks, watcher))
+                await watcher
+                done_all.cancel()
+                await self._cancel_within_timeout(tasks)
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+
+    async def _all_done(self, tasks: list[asyncio.Task[None]], watcher: asyncio.Task[bool]) -> None:
+        if tasks:
+            await asyncio.wait(tasks)
+        self._stop.set()
+
+    async def _cancel_within_timeout(self, tasks: list[asyncio.Task[None]]) -> None:
+        pending = [t for t in tasks if not t.done()]
+        for task in pending:
+            task.cancel()
+        if not pending:
+            return
+        _, still = await asyncio.wait(pending, timeout=self.shutdown_timeout)
+        for task in still:
+            log.error("actor %s did not stop within %.1f s", task.get_name(), self.shutdown_timeout)
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        log.info("received %s; shutting down", sig.name)
+        self.stop()

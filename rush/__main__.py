@@ -1,0 +1,5 @@
+import sys
+
+from rush.cli import main
+
+sys.exit(main())

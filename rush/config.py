@@ -1,0 +1,413 @@
+"""Typed configuration: one strict pydantic model per TOML section.
+
+Why strict: a typo in `config.toml` must fail at start-up with the key's name, not be
+silently ignored for months.  Secrets never need to live in the TOML: every secret field
+also reads `RUSH_<SECTION>__<KEY>` or a file named by `RUSH_<SECTION>__<KEY>_FILE`.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from datetime import time as dtime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from rush import media
+
+ENV_PREFIX = "RUSH_"
+
+JobType = Literal["process_for_review", "transcription", "suggest_tags"]
+JOB_TYPES: tuple[JobType, ...] = ("process_for_review", "transcription", "suggest_tags")
+DEFAULT_CONFIG_PATHS = (Path("config.toml"), Path("/etc/rush/config.toml"))
+
+
+class ConfigError(Exception):
+    """A configuration problem, already phrased for a human."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+
+class LibraryConfig(Section):
+    #: The library root on the NAS (RUSHES_DB); holds INBOX, ARCHIVE, REJECTS, EXPORTS.
+    root: Path = Path("RUSHES_DB")
+    #: Optional other volumes for the destinations (cross-filesystem moves are copy+verify).
+    archive_root: Path | None = None
+    rejects_root: Path | None = None
+
+
+class ScannerConfig(Section):
+    interval_s: float = Field(60.0, gt=0)
+    #: A file must be older than this (mtime) and keep its size over 2 scans to be READY.
+    stable_after_s: float = Field(330.0, ge=0)
+    video_extensions: list[str] = Field(
+        default_factory=lambda: list(media.DEFAULT_VIDEO_EXTENSIONS)
+    )
+    photo_extensions: list[str] = Field(
+        default_factory=lambda: list(media.DEFAULT_PHOTO_EXTENSIONS)
+    )
+    audio_extensions: list[str] = Field(
+        default_factory=lambda: list(media.DEFAULT_AUDIO_EXTENSIONS)
+    )
+    sidecar_extensions: list[str] = Field(
+        default_factory=lambda: list(media.DEFAULT_SIDECAR_EXTENSIONS)
+    )
+    ignored_dirs: list[str] = Field(default_factory=lambda: list(media.DEFAULT_IGNORED_DIRS))
+    #: A pass that finds fewer than this fraction of the known files is treated as an
+    #: unmounted or failing share: nothing is flagged missing (Immich #30817).
+    min_present_ratio: float = Field(0.5, ge=0, le=1)
+
+    @field_validator(
+        "video_extensions", "photo_extensions", "audio_extensions", "sidecar_extensions"
+    )
+    @classmethod
+    def _normalise_exts(cls, value: list[str]) -> list[str]:
+        return sorted({v.lower().lstrip(".") for v in value if v.strip()})
+
+    def classifier(self) -> media.Classifier:
+        return media.Classifier(
+            self.video_extensions,
+            self.photo_extensions,
+            self.audio_extensions,
+            self.sidecar_extensions,
+        )
+
+
+class DatabaseConfig(Section):
+    #: `sqlite:///path/rush.db` (default, WAL) or `postgres://user:pass@host:5432/db`.
+    #: A relative SQLite path is relative to `data_dir`.
+    dsn: str = "sqlite://rush.db"
+
+
+class MqttConfig(Section):
+    #: Empty host: the server starts an embedded broker (amqtt) on loopback.
+    host: str = ""
+    port: int = Field(1883, ge=1, le=65535)
+    username: str | None = None
+    password: SecretStr | None = None
+    tls: bool = False
+    ca_file: Path | None = None
+    prefix: str = "rush"
+    client_id: str | None = None
+    keepalive_s: int = Field(30, ge=5)
+    #: Port of the embedded broker when `host` is empty.
+    embedded_port: int = Field(1883, ge=1, le=65535)
+    #: Refuse payloads larger than this (bytes) before parsing them.
+    max_payload_bytes: int = Field(256 * 1024, ge=1024)
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix_ok(cls, value: str) -> str:
+        if (
+            not value
+            or any(c in value for c in "+#")
+            or value.startswith("/")
+            or value.endswith("/")
+        ):
+            raise ValueError("must be a non-empty topic prefix without wildcards or edge slashes")
+        return value
+
+
+class LeaseConfig(Section):
+    ttl_s: float = Field(120.0, gt=0)
+    heartbeat_s: float = Field(30.0, gt=0)
+    max_attempts: int = Field(3, ge=1)
+    #: Concurrent jobs an agent may hold unless its registration asks for fewer.
+    default_quota: int = Field(1, ge=1)
+    #: How often the lease keeper looks for expired leases.
+    check_interval_s: float = Field(5.0, gt=0)
+    #: Job types in order of priority (first served first).
+    priorities: list[JobType] = Field(default_factory=lambda: list(JOB_TYPES))
+
+    @model_validator(mode="after")
+    def _heartbeat_below_ttl(self) -> LeaseConfig:
+        if self.heartbeat_s >= self.ttl_s:
+            raise ValueError("heartbeat_s must be shorter than ttl_s, or every lease expires")
+        return self
+
+
+class SecondaryJobsConfig(Section):
+    transcription: bool = True
+    suggest_tags: bool = True
+
+
+class ProxyConfig(Section):
+    #: Height of the video proxy in pixels (width follows the aspect ratio).
+    video_height: int = Field(540, ge=144, le=2160)
+    video_crf: int = Field(28, ge=0, le=51)
+    video_preset: str = "veryfast"
+    audio_bitrate_k: int = Field(96, ge=16, le=512)
+    thumb_count: int = Field(8, ge=1, le=100)
+    thumb_width: int = Field(320, ge=32)
+    photo_sizes: list[int] = Field(default_factory=lambda: [320, 1600])
+    #: "none", "vaapi", "v4l2m2m" (Raspberry Pi), "videotoolbox"; software fallback on failure.
+    hwaccel: Literal["none", "vaapi", "v4l2m2m", "videotoolbox"] = "none"
+    vaapi_device: str = "/dev/dri/renderD128"
+    #: ffmpeg hard timeout: base + factor x media duration.
+    timeout_base_s: float = Field(120.0, gt=0)
+    timeout_factor: float = Field(10.0, gt=0)
+
+
+class AgentConfig(Section):
+    #: Stable agent id (topic-safe); defaults to the host name.
+    id: str | None = None
+    #: Where this agent sees the library root (SMB/NFS mount point).
+    library_mount: Path | None = None
+    #: Library id expected in the `.rushes_db` marker; empty accepts any.
+    library_id: str = ""
+    job_types: list[JobType] = Field(default_factory=lambda: list(JOB_TYPES))
+    max_jobs: int = Field(1, ge=1, le=64)
+    #: Seconds between claims when the server had nothing to give.
+    idle_poll_s: float = Field(10.0, gt=0)
+    work_dir: Path | None = None
+    vosk_model: Path | None = None
+    proxy: ProxyConfig = Field(default_factory=ProxyConfig)
+
+    @field_validator("id")
+    @classmethod
+    def _id_topic_safe(cls, value: str | None) -> str | None:
+        if value is not None:
+            _check_topic_id(value)
+        return value
+
+
+class SuggesterConfig(Section):
+    backend: Literal["builtin", "openai"] = "builtin"
+    #: OpenAI-compatible endpoint, e.g. http://localhost:11434/v1 for Ollama.
+    url: str = ""
+    model: str = ""
+    api_key: SecretStr | None = None
+    timeout_s: float = Field(60.0, gt=0)
+    max_tags: int = Field(12, ge=1)
+
+
+class PurgeConfig(Section):
+    after_days: int = Field(180, ge=1)
+    #: Purge without a human confirmation; off unless explicitly enabled.
+    auto: bool = False
+    #: When `auto` is on, how often the purger looks.
+    interval_s: float = Field(86400.0, gt=0)
+
+
+class WebConfig(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    #: Public URL of the UI (Home Assistant configuration_url, links in notifications).
+    base_url: str = ""
+    session_secret: SecretStr | None = None
+    #: Mark cookies Secure (turn on behind HTTPS).
+    secure_cookies: bool = False
+    page_size: int = Field(60, ge=10, le=500)
+
+
+class HomeAssistantConfig(Section):
+    enabled: bool = True
+    discovery_prefix: str = "homeassistant"
+    node_id: str = "rushcatalog"
+    state_interval_s: float = Field(60.0, gt=0)
+
+    @field_validator("node_id")
+    @classmethod
+    def _node_id_ok(cls, value: str) -> str:
+        _check_topic_id(value)
+        return value
+
+
+class QbittorrentConfig(Section):
+    url: str = "http://127.0.0.1:8080"
+    username: str = "admin"
+    password: SecretStr | None = None
+    timeout_s: float = Field(30.0, gt=0)
+    #: Where qBittorrent keeps `.torrent`/`.fastresume` (BT_backup), for safety copies.
+    bt_backup_dir: Path | None = None
+
+
+class SeedboxConfig(Section):
+    enabled: bool = False
+    #: Where `rush seedbox arr-hook` writes `.state` files and the relocator reads them.
+    state_dir: Path = Path("seedbox/state")
+    nvme_root: Path = Path("/mnt/nvme/torrents")
+    syno_root: Path = Path("/mnt/syno/torrents")
+    min_age_sec: int = Field(7 * 86400, ge=0)
+    categories: list[str] = Field(default_factory=lambda: ["tv", "movies", "tv-sonarr", "radarr"])
+    #: Relocate (oldest first) until the NVMe has at least this much free space.
+    free_target_percent: float | None = Field(20.0, ge=0, le=100)
+    free_target_gb: float | None = Field(None, ge=0)
+    #: Daily run time (local time, HH:MM).
+    run_at: dtime = dtime(4, 30)
+    allow_break_hardlinks: bool = False
+    dry_run: bool = False
+    backup_dir: Path = Path("seedbox/backup")
+    log_dir: Path = Path("seedbox/log")
+    lock_dir: Path = Path("seedbox/locks")
+    log_retention_days: int = Field(10, ge=7, le=15)
+    retries: int = Field(3, ge=1, le=10)
+    retry_backoff_s: float = Field(5.0, ge=0)
+    #: How long to wait for the move, the recheck and seeding to resume.
+    move_timeout_s: float = Field(6 * 3600, gt=0)
+    qbittorrent: QbittorrentConfig = Field(default_factory=QbittorrentConfig)
+
+
+class LoggingConfig(Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    #: Empty: log to stderr only.
+    dir: Path | None = None
+
+
+class Config(Section):
+    #: Where the server keeps its own files (SQLite database, state, logs); not on the NAS share.
+    data_dir: Path = Path("rush-data")
+    library: LibraryConfig = Field(default_factory=LibraryConfig)
+    scanner: ScannerConfig = Field(default_factory=ScannerConfig)
+    database: DatabaseConfig = Field(default_factory=DatabaseConfig)
+    mqtt: MqttConfig = Field(default_factory=MqttConfig)
+    leases: LeaseConfig = Field(default_factory=LeaseConfig)
+    secondary: SecondaryJobsConfig = Field(default_factory=SecondaryJobsConfig)
+    agent: AgentConfig = Field(default_factory=AgentConfig)
+    suggester: SuggesterConfig = Field(default_factory=SuggesterConfig)
+    purge: PurgeConfig = Field(default_factory=PurgeConfig)
+    web: WebConfig = Field(default_factory=WebConfig)
+    homeassistant: HomeAssistantConfig = Field(default_factory=HomeAssistantConfig)
+    seedbox: SeedboxConfig = Field(default_factory=SeedboxConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+
+    #: Where the config was read from (None: embedded defaults). Not a TOML key.
+    source: Path | None = Field(default=None, exclude=True)
+
+    def database_url(self) -> str:
+        """The tortoise DSN, with a relative SQLite file placed under `data_dir`."""
+        dsn = self.database.dsn
+        if dsn.startswith("sqlite://") and dsn != "sqlite://:memory:":
+            raw = dsn.removeprefix("sqlite://")
+            path = Path(raw)
+            if not path.is_absolute():
+                path = self.data_dir / path
+            return f"sqlite://{path}"
+        return dsn
+
+
+def _check_topic_id(value: str) -> None:
+    if not value or not all(c.isalnum() or c in "-_" for c in value) or not value.isascii():
+        raise ValueError("must contain only ASCII letters, digits, '-' and '_'")
+
+
+def _coerce_env_value(raw: str) -> Any:
+    """Read an environment value as a TOML literal when it is one, else as a string."""
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    """`RUSH_MQTT__HOST=nas` -> {"mqtt": {"host": "nas"}}; `..._FILE` reads a secret file."""
+    tree: dict[str, Any] = {}
+    for key, raw in environ.items():
+        if not key.startswith(ENV_PREFIX) or ("__" not in key and key != f"{ENV_PREFIX}DATA_DIR"):
+            continue
+        dotted = key[len(ENV_PREFIX) :].lower()
+        parts = dotted.split("__")
+        value: Any
+        if parts[-1].endswith("_file"):
+            parts[-1] = parts[-1].removesuffix("_file")
+            try:
+                value = Path(raw).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(
+                    f"{key}: cannot read secret file {raw!r}: {exc.strerror}"
+                ) from exc
+        else:
+            value = _coerce_env_value(raw)
+        node = tree
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"{key}: conflicts with another RUSH_ variable")
+        node[parts[-1]] = value
+    return tree
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _describe(exc: ValidationError, source: str) -> str:
+    lines = [f"invalid configuration ({source}):"]
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            lines.append(f"  - {where}: unknown key (check the spelling; see config.example.toml)")
+        else:
+            lines.append(f"  - {where}: {err['msg']} (got {err.get('input')!r})")
+    return "\n".join(lines)
+
+
+def find_config_file(explicit: Path | None) -> Path | None:
+    if explicit is not None:
+        if not explicit.is_file():
+            raise ConfigError(f"config file {explicit} does not exist")
+        return explicit
+    for candidate in DEFAULT_CONFIG_PATHS:
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_config(
+    path: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """Read the TOML file (explicit, ./config.toml, /etc/rush/config.toml), apply RUSH_* env."""
+    environ = os.environ if environ is None else environ
+    source = find_config_file(path)
+    data: dict[str, Any] = {}
+    if source is not None:
+        try:
+            data = tomllib.loads(source.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
+        except OSError as exc:
+            raise ConfigError(f"{source}: cannot read: {exc.strerror}") from exc
+    data = _merge(data, env_overrides(environ))
+    if overrides:
+        data = _merge(data, overrides)
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(
+            _describe(exc, str(source) if source else "defaults + environment")
+        ) from exc
+    config.source = source
+    if source is not None:
+        base = source.parent
+        # Relative paths in a config file are relative to that file, not to the cwd.
+        config.data_dir = _anchor(base, config.data_dir)
+        config.library.root = _anchor(base, config.library.root)
+        sb = config.seedbox
+        for name in ("state_dir", "backup_dir", "log_dir", "lock_dir"):
+            setattr(sb, name, _anchor(base, getattr(sb, name)))
+    return config
+
+
+def _anchor(base: Path, path: Path) -> Path:
+    return path if path.is_absolute() else base / path

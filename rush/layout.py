@@ -1,0 +1,85 @@
+"""The library layout on the NAS (SPEC §3) and safe path handling.
+
+Every path stored in the database is relative to the library root.  `resolve` turns
+one back into an absolute path and refuses anything that would escape the root
+(`..`, absolute paths, NUL bytes): hostile paths never reach the filesystem.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from rush.media import DERIVED_DIR, EXPORTS_DIR, MARKER_FILE, Area
+
+
+class UnsafePath(ValueError):
+    """A relative path that would leave the library root."""
+
+
+class LibraryNotMounted(RuntimeError):
+    """The library root or its marker is missing: the share is probably not mounted."""
+
+
+@dataclass(frozen=True)
+class Marker:
+    library_id: str
+    version: int = 1
+
+
+def safe_relpath(rel: str) -> PurePosixPath:
+    """Validate a library-relative path: no absolute, no `..`, no NUL, not empty."""
+    if not rel or "\x00" in rel:
+        raise UnsafePath(f"invalid relative path {rel!r}")
+    path = PurePosixPath(rel)
+    if path.is_absolute() or any(part in ("..", "") for part in path.parts) or rel.startswith("~"):
+        raise UnsafePath(f"path {rel!r} leaves the library root")
+    return path
+
+
+def resolve(root: Path, rel: str) -> Path:
+    """Absolute path of a library-relative path, guaranteed to stay under `root`."""
+    return root / safe_relpath(rel)
+
+
+def read_marker(root: Path) -> Marker:
+    marker = root / MARKER_FILE
+    try:
+        data = json.loads(marker.read_text(encoding="utf-8"))
+        return Marker(library_id=str(data["library_id"]), version=int(data.get("version", 1)))
+    except FileNotFoundError as exc:
+        raise LibraryNotMounted(
+            f"{marker} not found: the library is not initialised or the share is not mounted"
+        ) from exc
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise LibraryNotMounted(f"{marker} is unreadable or corrupt: {exc}") from exc
+
+
+def init_library(root: Path) -> tuple[Marker, list[Path]]:
+    """Create the library folders and marker; idempotent, never touches existing files."""
+    created: list[Path] = []
+    root.mkdir(parents=True, exist_ok=True)
+    for name in (*(a.value for a in Area), EXPORTS_DIR, DERIVED_DIR):
+        folder = root / name
+        if not folder.exists():
+            folder.mkdir()
+            created.append(folder)
+    marker_path = root / MARKER_FILE
+    if marker_path.exists():
+        return read_marker(root), created
+    marker = Marker(library_id=uuid.uuid4().hex)
+    tmp = marker_path.with_name(marker_path.name + ".tmp")
+    tmp.write_text(
+        json.dumps({"library_id": marker.library_id, "version": 1}) + "\n", encoding="utf-8"
+    )
+    os.replace(tmp, marker_path)
+    created.append(marker_path)
+    return marker, created
+
+
+def derived_dir(asset_id: uuid.UUID | str, version: int) -> str:
+    """Library-relative folder of an asset's derivatives for one processing version."""
+    return f"{DERIVED_DIR}/{asset_id}/v{version}"

@@ -1,0 +1,150 @@
+"""Persisting lifecycle transitions: the only code that writes `Asset.state`.
+
+A transition is a conditional update (`WHERE id = ? AND state = <expected>`) plus one
+history row, in one database transaction.  Zero rows updated means somebody else
+moved the asset first: `StaleState` is raised and nothing is written.  That is what
+makes claims, batch locks and human actions safe against each other.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from tortoise.transactions import in_transaction
+
+from rush import events
+from rush.lifecycle import AssetState, Trigger, check_transition
+from rush.models import Asset, AssetEvent
+
+
+class StaleState(Exception):
+    """The asset was not in the expected state any more (a lost race); nothing changed."""
+
+    def __init__(self, asset_id: uuid.UUID | str, expected: AssetState) -> None:
+        super().__init__(f"asset {asset_id} is no longer {expected}; nothing changed")
+        self.asset_id = asset_id
+        self.expected = expected
+
+
+class AssetNotFound(Exception):
+    def __init__(self, asset_id: uuid.UUID | str) -> None:
+        super().__init__(f"no asset {asset_id}")
+        self.asset_id = asset_id
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+async def transition(
+    asset_id: uuid.UUID | str,
+    source: AssetState,
+    target: AssetState,
+    trigger: Trigger,
+    actor: str,
+    *,
+    reason: str | None = None,
+    updates: dict[str, Any] | None = None,
+    extra_filter: dict[str, Any] | None = None,
+    at: datetime | None = None,
+    bus: events.EventBus | None = None,
+) -> datetime:
+    """Move one asset from `source` to `target`, or raise; returns the transition time.
+
+    `updates` are other columns written in the same conditional UPDATE (lease data,
+    version bump...); `extra_filter` narrows the condition (e.g. `batch_id=None`).
+    """
+    check_transition(source, target, trigger)
+    at = at or utcnow()
+    values: dict[str, Any] = {"state": target, "state_changed_at": at, "updated_at": at}
+    if updates:
+        values.update(updates)
+    async with in_transaction() as conn:
+        query = Asset.filter(id=asset_id, state=source)
+        if extra_filter:
+            query = query.filter(**extra_filter)
+        changed = await query.using_db(conn).update(**values)
+        if changed == 0:
+            if not await Asset.filter(id=asset_id).using_db(conn).exists():
+                raise AssetNotFound(asset_id)
+            raise StaleState(asset_id, source)
+        await AssetEvent.create(
+            asset_id=asset_id,
+            from_state=source,
+            to_state=target,
+            trigger=trigger,
+            actor=actor,
+            reason=reason,
+            at=at,
+            using_db=conn,
+        )
+    (bus or events.bus).emit(
+        events.asset_transitioned(str(asset_id), source, target, at, trigger, actor)
+    )
+    return at
+
+
+async def transition_many(
+    asset_ids: Sequence[uuid.UUID],
+    source: AssetState,
+    target: AssetState,
+    trigger: Trigger,
+    actor: str,
+    *,
+    reason: str | None = None,
+    updates: dict[str, Any] | None = None,
+    at: datetime | None = None,
+    bus: events.EventBus | None = None,
+    chunk: int = 500,
+) -> list[uuid.UUID]:
+    """Bulk form for the scanner and batch apply: returns the ids actually moved.
+
+    Ids that were no longer in `source` are skipped (not an error): a bulk caller
+    re-reads what it needs.
+    """
+    check_transition(source, target, trigger)
+    at = at or utcnow()
+    values: dict[str, Any] = {"state": target, "state_changed_at": at, "updated_at": at}
+    if updates:
+        values.update(updates)
+    moved: list[uuid.UUID] = []
+    for start in range(0, len(asset_ids), chunk):
+        part = list(asset_ids[start : start + chunk])
+        async with in_transaction() as conn:
+            eligible = await (
+                Asset.filter(id__in=part, state=source).using_db(conn).values_list("id", flat=True)
+            )
+            if not eligible:
+                continue
+            await Asset.filter(id__in=eligible, state=source).using_db(conn).update(**values)
+            await AssetEvent.bulk_create(
+                [
+                    AssetEvent(
+                        asset_id=aid,
+                        from_state=source,
+                        to_state=target,
+                        trigger=trigger,
+                        actor=actor,
+                        reason=reason,
+                        at=at,
+                    )
+                    for aid in eligible
+                ],
+                using_db=conn,
+            )
+        moved.extend(eligible)  # type: ignore[arg-type]
+    target_bus = bus or events.bus
+    for aid in moved:
+        target_bus.emit(events.asset_transitioned(str(aid), source, target, at, trigger, actor))
+    return moved
+
+
+async def history(asset_id: uuid.UUID | str) -> list[AssetEvent]:
+    return await AssetEvent.filter(asset_id=asset_id).order_by("id")
+
+
+def ids(values: Iterable[Any]) -> list[uuid.UUID]:
+    return [v if isinstance(v, uuid.UUID) else uuid.UUID(str(v)) for v in values]

@@ -1,0 +1,71 @@
+"""Shared fixtures.
+
+Storage tests run against both real backends: a SQLite file and a fresh PostgreSQL
+database created per test on the server configured by RUSH_TEST_PG (default: the local
+server, trust auth).  Every test gets its own database, so tests and parallel sessions
+never see each other's rows.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from rush.storage import close_db, init_db
+
+PG_ADMIN_DSN = os.environ.get("RUSH_TEST_PG", "postgres://root@127.0.0.1:5432/test")
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _pg_base() -> str:
+    return PG_ADMIN_DSN.rsplit("/", 1)[0]
+
+
+def _psql(sql: str) -> None:
+    subprocess.run(
+        ["psql", PG_ADMIN_DSN, "-v", "ON_ERROR_STOP=1", "-qc", sql], check=True, capture_output=True
+    )
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    name = f"rush_t_{uuid.uuid4().hex[:12]}"
+    try:
+        _psql(f"CREATE DATABASE {name}")
+    except (subprocess.CalledProcessError, FileNotFoundError) as exc:
+        pytest.fail(f"PostgreSQL is required for storage tests ({PG_ADMIN_DSN}): {exc}")
+    try:
+        yield f"{_pg_base()}/{name}"
+    finally:
+        _psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.pg)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database URL for each backend: every storage test runs twice."""
+    if request.param == "sqlite":
+        return f"sqlite://{tmp_path / 'rush.db'}"
+    return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+async def db(db_url: str) -> AsyncIterator[str]:
+    """An initialised, migrated database on each backend."""
+    await init_db(db_url)
+    try:
+        yield db_url
+    finally:
+        await close_db()
+
+
+def rush_env(**extra: str) -> dict[str, str]:
+    """Environment for `python -m rush` subprocesses that import this checkout."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RUSH_")}
+    env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(extra)
+    return env
