@@ -16,8 +16,8 @@ from rush.config import Config, ConfigError, load_config
 COMMANDS = (
     "init",
     "config_cmd",
-    "scan",
     "serve",
+    "status",
 )
 
 

@@ -1,0 +1,250 @@
+"""Home Assistant MQTT discovery payloads, built by pure functions (no broker needed).
+
+Every entity hangs off one "RushCatalog" device (per-agent connectivity sensors are
+devices of their own, linked with `via_device`).  All sensor states come from one
+retained JSON state topic read through `value_template`s, so one publish refreshes the
+whole dashboard.  Availability follows the server's retained LWT topic.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from rush import __version__
+from rush.lifecycle import AssetState
+
+_ID_RE = re.compile(r"^[a-zA-Z0-9_-]+$")
+SUPPORT_URL = "https://github.com/rushcatalog/rushcatalog"
+
+
+@dataclass(frozen=True)
+class DiscoveryContext:
+    discovery_prefix: str
+    node_id: str
+    mqtt_prefix: str
+    configuration_url: str | None = None
+
+    @property
+    def availability_topic(self) -> str:
+        return f"{self.mqtt_prefix}/server/status"
+
+    @property
+    def state_topic(self) -> str:
+        return f"{self.mqtt_prefix}/ha/state"
+
+    def cmd_topic(self, command: str) -> str:
+        return f"{self.mqtt_prefix}/cmd/{command}"
+
+
+@dataclass(frozen=True)
+class SensorSpec:
+    key: str  # key in the state JSON, also the object id suffix
+    name: str
+    unit: str | None = None
+    device_class: str | None = None
+    state_class: str | None = "measurement"
+    icon: str | None = None
+    entity_category: str | None = None
+
+
+def _state_sensors() -> list[SensorSpec]:
+    specs = [
+        SensorSpec(
+            f"state_{s.value.lower()}",
+            f"Assets {s.value.replace('_', ' ').lower()}",
+            unit="assets",
+            icon="mdi:filmstrip-box-multiple",
+        )
+        for s in AssetState
+    ]
+    specs += [
+        SensorSpec("awaiting_decision", "Awaiting decision", unit="assets", icon="mdi:gavel"),
+        SensorSpec("queue_depth", "Processing queue", unit="assets", icon="mdi:tray-full"),
+        SensorSpec("processing", "Processing now", unit="assets", icon="mdi:cog-sync"),
+        SensorSpec("failed", "Failed processing", unit="assets", icon="mdi:alert-circle"),
+        SensorSpec("missing", "Missing files", unit="assets", icon="mdi:file-question"),
+        SensorSpec("agents_online", "Agents online", unit="agents", icon="mdi:server-network"),
+        SensorSpec("purge_eligible", "Purge eligible", unit="assets", icon="mdi:delete-clock"),
+        SensorSpec("last_scan", "Last scan", device_class="timestamp", state_class=None),
+        SensorSpec("last_scan_duration", "Last scan duration", unit="s", device_class="duration"),
+        SensorSpec("last_apply", "Last batch apply", device_class="timestamp", state_class=None),
+        SensorSpec("last_apply_moved", "Last apply moved", unit="assets", icon="mdi:folder-move"),
+        SensorSpec(
+            "last_apply_failed", "Last apply failed", unit="assets", icon="mdi:folder-alert"
+        ),
+        SensorSpec("seedbox_success_ratio", "Seedbox success ratio", unit="%", icon="mdi:percent"),
+        SensorSpec(
+            "seedbox_mean_relocation_s",
+            "Seedbox mean relocation time",
+            unit="s",
+            device_class="duration",
+        ),
+        SensorSpec(
+            "seedbox_moved_today_gb",
+            "Seedbox moved today",
+            unit="GB",
+            device_class="data_size",
+            state_class="total",
+        ),
+        SensorSpec("seedbox_nvme_free_gb", "NVMe free space", unit="GB", device_class="data_size"),
+        SensorSpec("seedbox_nvme_free_percent", "NVMe free", unit="%", icon="mdi:harddisk"),
+    ]
+    for cause in ("network", "api", "permissions", "space", "unavailable", "hardlink", "other"):
+        specs.append(
+            SensorSpec(
+                f"seedbox_errors_{cause}",
+                f"Seedbox errors ({cause})",
+                unit="errors",
+                state_class="total",
+                icon="mdi:alert",
+            )
+        )
+    return specs
+
+
+SENSORS: tuple[SensorSpec, ...] = tuple(_state_sensors())
+
+#: Safe actions only: nothing here moves, deletes or decides anything.
+BUTTONS: tuple[tuple[str, str, str, str], ...] = (
+    # (object id, name, command, payload)
+    ("scan_now", "Scan now", "scan", "{}"),
+    ("seedbox_run_now", "Seedbox run now", "seedbox/run", "{}"),
+    ("apply_dry_run", "Apply moves — dry run", "apply", '{"dry_run": true}'),
+)
+
+
+def check_id(value: str) -> str:
+    if not _ID_RE.match(value):
+        raise ValueError(f"{value!r} is not a valid discovery id ([a-zA-Z0-9_-]+)")
+    return value
+
+
+def device_block(ctx: DiscoveryContext) -> dict[str, Any]:
+    block: dict[str, Any] = {
+        "identifiers": [ctx.node_id],
+        "name": "RushCatalog",
+        "manufacturer": "RushCatalog",
+        "model": "RushCatalog server",
+        "sw_version": __version__,
+    }
+    if ctx.configuration_url:
+        block["configuration_url"] = ctx.configuration_url
+    return block
+
+
+def origin_block() -> dict[str, Any]:
+    return {"name": "RushCatalog", "sw_version": __version__, "support_url": SUPPORT_URL}
+
+
+def _availability(ctx: DiscoveryContext) -> list[dict[str, str]]:
+    return [
+        {
+            "topic": ctx.availability_topic,
+            "payload_available": "online",
+            "payload_not_available": "offline",
+        }
+    ]
+
+
+def config_topic(ctx: DiscoveryContext, component: str, object_id: str) -> str:
+    return (
+        f"{ctx.discovery_prefix}/{component}/{check_id(ctx.node_id)}/{check_id(object_id)}/config"
+    )
+
+
+def sensor_config(ctx: DiscoveryContext, spec: SensorSpec) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "name": spec.name,
+        "unique_id": f"{ctx.node_id}_{spec.key}",
+        "default_entity_id": f"sensor.{ctx.node_id}_{spec.key}",
+        "state_topic": ctx.state_topic,
+        "value_template": f"{{{{ value_json.{spec.key} }}}}",
+        "device": device_block(ctx),
+        "origin": origin_block(),
+        "availability": _availability(ctx),
+    }
+    if spec.unit:
+        payload["unit_of_measurement"] = spec.unit
+    if spec.device_class:
+        payload["device_class"] = spec.device_class
+    if spec.state_class:
+        payload["state_class"] = spec.state_class
+    if spec.icon:
+        payload["icon"] = spec.icon
+    return payload
+
+
+def button_config(
+    ctx: DiscoveryContext, object_id: str, name: str, command: str, press: str
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "unique_id": f"{ctx.node_id}_{object_id}",
+        "default_entity_id": f"button.{ctx.node_id}_{object_id}",
+        "command_topic": ctx.cmd_topic(command),
+        "payload_press": press,
+        "device": device_block(ctx),
+        "origin": origin_block(),
+        "availability": _availability(ctx),
+        "icon": "mdi:play-circle",
+    }
+
+
+def agent_object_id(agent_id: str) -> str:
+    return f"agent_{check_id(agent_id)}"
+
+
+def agent_config(
+    ctx: DiscoveryContext, agent_id: str, hostname: str = "", version: str = ""
+) -> dict[str, Any]:
+    """A connectivity binary_sensor for one agent, as its own device via the server."""
+    object_id = agent_object_id(agent_id)
+    device: dict[str, Any] = {
+        "identifiers": [f"{ctx.node_id}_{object_id}"],
+        "name": f"RushIndexer {agent_id}",
+        "manufacturer": "RushCatalog",
+        "model": "RushIndexer agent",
+        "via_device": ctx.node_id,
+    }
+    if version:
+        device["sw_version"] = version
+    payload: dict[str, Any] = {
+        "name": "Connectivity",
+        "unique_id": f"{ctx.node_id}_{object_id}",
+        "default_entity_id": f"binary_sensor.{ctx.node_id}_{object_id}",
+        "device_class": "connectivity",
+        "state_topic": f"{ctx.mqtt_prefix}/agents/{agent_id}/status",
+        "payload_on": "online",
+        "payload_off": "offline",
+        "device": device,
+        "origin": origin_block(),
+        "availability": _availability(ctx),
+    }
+    if hostname:
+        payload["json_attributes_topic"] = f"{ctx.mqtt_prefix}/agents/{agent_id}/config"
+    return payload
+
+
+def build_discovery(
+    ctx: DiscoveryContext, agents: dict[str, dict[str, str]]
+) -> dict[str, dict[str, Any]]:
+    """Every discovery config, by topic.  `agents`: id -> {"hostname", "version"}."""
+    out: dict[str, dict[str, Any]] = {}
+    for spec in SENSORS:
+        out[config_topic(ctx, "sensor", spec.key)] = sensor_config(ctx, spec)
+    for object_id, name, command, press in BUTTONS:
+        out[config_topic(ctx, "button", object_id)] = button_config(
+            ctx, object_id, name, command, press
+        )
+    for agent_id, info in sorted(agents.items()):
+        out[config_topic(ctx, "binary_sensor", agent_object_id(agent_id))] = agent_config(
+            ctx, agent_id, info.get("hostname", ""), info.get("version", "")
+        )
+    return out
+
+
+def removed_topics(previous: set[str], current: set[str]) -> list[str]:
+    """Config topics to clear (empty retained payload) because their entity is gone."""
+    return sorted(previous - current)

@@ -1,0 +1,105 @@
+"""One snapshot of the whole pipeline: counts per state, queue, agents, last runs.
+
+The same dictionary feeds Home Assistant's state topic, `rush status` and the metrics
+endpoint, so the three can never disagree.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from tortoise.functions import Count
+
+from rush.config import Config
+from rush.lifecycle import AssetState
+from rush.models import Agent, Asset, Batch, KeyValue
+from rush.transitions import utcnow
+
+S = AssetState
+
+
+async def state_counts() -> dict[str, int]:
+    rows = await Asset.all().group_by("state").annotate(n=Count("id")).values_list("state", "n")
+    counts = {s.value: 0 for s in AssetState}
+    for state, n in rows:
+        counts[str(state)] = int(n)
+    return counts
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+async def collect_status(config: Config, now: datetime | None = None) -> dict[str, Any]:
+    now = now or utcnow()
+    counts = await state_counts()
+    snapshot: dict[str, Any] = {f"state_{k.lower()}": v for k, v in counts.items()}
+    snapshot["awaiting_decision"] = counts[S.PROCESSED] + counts[S.DECISION_PENDING]
+    snapshot["queue_depth"] = await Asset.filter(
+        state=S.READY, failed=False, missing=False, batch_id=None
+    ).count()
+    snapshot["processing"] = counts[S.PROCESSING_REVIEW]
+    snapshot["failed"] = await Asset.filter(failed=True).exclude(state=S.PURGED).count()
+    snapshot["missing"] = await Asset.filter(missing=True).exclude(state=S.PURGED).count()
+    snapshot["agents_online"] = await Agent.filter(online=True).count()
+    cutoff = now - timedelta(days=config.purge.after_days)
+    snapshot["purge_eligible"] = await Asset.filter(
+        state=S.REJECTED, state_changed_at__lte=cutoff
+    ).count()
+    scan = await KeyValue.get_or_none(key="last_scan")
+    scan_value: dict[str, Any] = scan.value if scan else {}
+    snapshot["last_scan"] = scan_value.get("finished_at")
+    snapshot["last_scan_duration"] = scan_value.get("duration_s")
+    apply = (
+        await Batch.filter(kind="apply").exclude(finished_at=None).order_by("-finished_at").first()
+    )
+    snapshot["last_apply"] = _iso(apply.finished_at) if apply else None
+    report: dict[str, Any] = apply.report if apply else {}
+    snapshot["last_apply_moved"] = _count(report.get("moved"))
+    snapshot["last_apply_failed"] = _count(report.get("failed"))
+    seedbox = await KeyValue.get_or_none(key="seedbox_kpis")
+    for key, value in (seedbox.value if seedbox else {}).items():
+        snapshot[f"seedbox_{key}"] = value
+    snapshot["generated_at"] = now.isoformat()
+    return snapshot
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, list):
+        return len(value)
+    if isinstance(value, int):
+        return value
+    return 0
+
+
+def format_status(snapshot: dict[str, Any]) -> str:
+    """Human lines for `rush status`."""
+    lines = ["Assets by state:"]
+    for state in AssetState:
+        lines.append(f"  {state.value:<18} {snapshot.get(f'state_{state.value.lower()}', 0):>8}")
+    lines += [
+        f"Awaiting decision:   {snapshot['awaiting_decision']}",
+        f"Processing queue:    {snapshot['queue_depth']} ready, {snapshot['processing']} in progress,"
+        f" {snapshot['failed']} failed",
+        f"Missing files:       {snapshot['missing']}",
+        f"Agents online:       {snapshot['agents_online']}",
+        f"Purge eligible:      {snapshot['purge_eligible']}",
+        f"Last scan:           {snapshot['last_scan'] or 'never'}"
+        + (
+            f" ({snapshot['last_scan_duration']:.1f} s)"
+            if snapshot.get("last_scan_duration")
+            else ""
+        ),
+        f"Last batch apply:    {snapshot['last_apply'] or 'never'}"
+        + (
+            f" (moved {snapshot['last_apply_moved']}, failed {snapshot['last_apply_failed']})"
+            if snapshot["last_apply"]
+            else ""
+        ),
+    ]
+    seed = {k: v for k, v in snapshot.items() if k.startswith("seedbox_")}
+    if seed:
+        lines.append("Seedbox:")
+        lines += [f"  {k.removeprefix('seedbox_'):<22} {v}" for k, v in sorted(seed.items())]
+    return "\n".join(lines)

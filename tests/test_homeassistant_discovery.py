@@ -1,0 +1,103 @@
+"""Discovery payloads obey Home Assistant's own rules (pure: no broker needed)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from integrations.homeassistant.discovery import (
+    BUTTONS,
+    SENSORS,
+    DiscoveryContext,
+    build_discovery,
+    check_id,
+    removed_topics,
+)
+from rush.lifecycle import AssetState
+
+CTX = DiscoveryContext("homeassistant", "rushcatalog", "rush", "http://nas:8080")
+TOPIC_RE = re.compile(
+    r"^homeassistant/(?P<component>sensor|binary_sensor|button)/"
+    r"(?:(?P<node>[a-zA-Z0-9_-]+)/)?(?P<object>[a-zA-Z0-9_-]+)/config$"
+)
+
+
+def _all() -> dict[str, dict[str, object]]:
+    return build_discovery(CTX, {"pi5-kitchen": {"hostname": "pi5", "version": "0.1.0"}})
+
+
+def test_every_topic_and_payload_follows_ha_rules() -> None:
+    configs = _all()
+    unique_ids: set[str] = set()
+    for topic, payload in configs.items():
+        match = TOPIC_RE.match(topic)
+        assert match, topic
+        component = match["component"]
+        assert isinstance(payload["unique_id"], str) and payload["unique_id"]
+        unique_ids.add(payload["unique_id"])
+        device = payload["device"]
+        assert isinstance(device, dict) and device["identifiers"]
+        assert payload["origin"]["name"] == "RushCatalog"  # type: ignore[index]
+        assert payload["availability"] == [
+            {"topic": "rush/server/status", "payload_available": "online",
+             "payload_not_available": "offline"}
+        ]
+        if component in ("sensor", "binary_sensor"):
+            assert payload["state_topic"]
+        if component == "button":
+            assert str(payload["command_topic"]).startswith("rush/cmd/")
+        json.dumps(payload)  # serialisable as-is
+    assert len(unique_ids) == len(configs), "unique_id must be unique"
+
+
+def test_entities_cover_the_issue_list() -> None:
+    keys = {s.key for s in SENSORS}
+    for state in AssetState:
+        assert f"state_{state.value.lower()}" in keys
+    for key in ("awaiting_decision", "queue_depth", "failed", "agents_online", "last_scan",
+                "last_scan_duration", "last_apply", "last_apply_moved", "last_apply_failed",
+                "purge_eligible", "seedbox_success_ratio", "seedbox_mean_relocation_s",
+                "seedbox_moved_today_gb", "seedbox_nvme_free_gb", "seedbox_errors_network",
+                "seedbox_errors_api", "seedbox_errors_permissions"):
+        assert key in keys, key
+    assert {b[2] for b in BUTTONS} == {"scan", "seedbox/run", "apply"}
+
+
+def test_buttons_are_safe_only() -> None:
+    configs = _all()
+    buttons = {t: p for t, p in configs.items() if "/button/" in t}
+    assert len(buttons) == 3
+    apply = next(p for p in buttons.values() if p["command_topic"] == "rush/cmd/apply")
+    assert json.loads(str(apply["payload_press"])) == {"dry_run": True}
+    assert not any("purge" in str(p["command_topic"]) for p in buttons.values())
+
+
+def test_agent_is_a_device_via_the_server() -> None:
+    configs = _all()
+    topic = "homeassistant/binary_sensor/rushcatalog/agent_pi5-kitchen/config"
+    agent = configs[topic]
+    assert agent["device"]["via_device"] == "rushcatalog"  # type: ignore[index]
+    assert agent["state_topic"] == "rush/agents/pi5-kitchen/status"
+    assert agent["device_class"] == "connectivity"
+
+
+def test_removed_agent_is_cleared() -> None:
+    before = set(_all())
+    after = set(build_discovery(CTX, {}))
+    assert removed_topics(before, after) == [
+        "homeassistant/binary_sensor/rushcatalog/agent_pi5-kitchen/config"
+    ]
+
+
+@pytest.mark.parametrize("bad", ["with space", "slash/", "plus+", "", "é"])
+def test_bad_ids_refused(bad: str) -> None:
+    with pytest.raises(ValueError):
+        check_id(bad)
+
+
+def test_value_templates_point_at_snapshot_keys() -> None:
+    for spec in SENSORS:
+        payload = _all()[f"homeassistant/sensor/rushcatalog/{spec.key}/config"]
+        assert payload["value_template"] == f"{{{{ value_json.{spec.key} }}}}"
