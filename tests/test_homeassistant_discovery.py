@@ -41,8 +41,11 @@ def test_every_topic_and_payload_follows_ha_rules() -> None:
         assert isinstance(device, dict) and device["identifiers"]
         assert payload["origin"]["name"] == "RushCatalog"  # type: ignore[index]
         assert payload["availability"] == [
-            {"topic": "rush/server/status", "payload_available": "online",
-             "payload_not_available": "offline"}
+            {
+                "topic": "rush/server/status",
+                "payload_available": "online",
+                "payload_not_available": "offline",
+            }
         ]
         if component in ("sensor", "binary_sensor"):
             assert payload["state_topic"]
@@ -56,11 +59,25 @@ def test_entities_cover_the_issue_list() -> None:
     keys = {s.key for s in SENSORS}
     for state in AssetState:
         assert f"state_{state.value.lower()}" in keys
-    for key in ("awaiting_decision", "queue_depth", "failed", "agents_online", "last_scan",
-                "last_scan_duration", "last_apply", "last_apply_moved", "last_apply_failed",
-                "purge_eligible", "seedbox_success_ratio", "seedbox_mean_relocation_s",
-                "seedbox_moved_today_gb", "seedbox_nvme_free_gb", "seedbox_errors_network",
-                "seedbox_errors_api", "seedbox_errors_permissions"):
+    for key in (
+        "awaiting_decision",
+        "queue_depth",
+        "failed",
+        "agents_online",
+        "last_scan",
+        "last_scan_duration",
+        "last_apply",
+        "last_apply_moved",
+        "last_apply_failed",
+        "purge_eligible",
+        "seedbox_success_ratio",
+        "seedbox_mean_relocation_s",
+        "seedbox_moved_today_gb",
+        "seedbox_nvme_free_gb",
+        "seedbox_errors_network",
+        "seedbox_errors_api",
+        "seedbox_errors_permissions",
+    ):
         assert key in keys, key
     assert {b[2] for b in BUTTONS} == {"scan", "seedbox/run", "apply"}
 

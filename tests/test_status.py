@@ -34,9 +34,12 @@ async def test_snapshot_counts(db: str) -> None:
     await _asset("g.mp4", S.ARCHIVED, state_changed_at=now - timedelta(days=900))
     await Agent.create(id="pi", online=True)
     await Agent.create(id="laptop", online=False)
-    await KeyValue.create(key="last_scan", value={"finished_at": now.isoformat(), "duration_s": 1.5})
-    await Batch.create(kind="apply", status="done", finished_at=now,
-                       report={"moved": [1, 2, 3], "failed": [4]})
+    await KeyValue.create(
+        key="last_scan", value={"finished_at": now.isoformat(), "duration_s": 1.5}
+    )
+    await Batch.create(
+        kind="apply", status="done", finished_at=now, report={"moved": [1, 2, 3], "failed": [4]}
+    )
     snap = await collect_status(Config(), now=now)
     assert snap["state_ready"] == 2 and snap["state_rejected"] == 2
     assert snap["queue_depth"] == 1
@@ -51,9 +54,14 @@ async def test_snapshot_counts(db: str) -> None:
 
 
 async def test_snapshot_has_every_ha_sensor_key(db: str) -> None:
-    await KeyValue.create(key="seedbox_kpis", value={
-        k.removeprefix("seedbox_"): 0 for k in (s.key for s in SENSORS) if k.startswith("seedbox_")
-    })
+    await KeyValue.create(
+        key="seedbox_kpis",
+        value={
+            k.removeprefix("seedbox_"): 0
+            for k in (s.key for s in SENSORS)
+            if k.startswith("seedbox_")
+        },
+    )
     snap = await collect_status(Config())
     missing = [s.key for s in SENSORS if s.key not in snap]
     assert missing == []
@@ -64,8 +72,19 @@ def test_rush_status_cli(tmp_path: Path) -> None:
         f'data_dir = "{tmp_path / "data"}"\n[library]\nroot = "{tmp_path / "lib"}"\n'
     )
     proc = subprocess.run(
-        [sys.executable, "-m", "rush", "status", "--config", str(tmp_path / "config.toml"), "--json"],
-        capture_output=True, text=True, env=rush_env(), timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "rush",
+            "status",
+            "--config",
+            str(tmp_path / "config.toml"),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env=rush_env(),
+        timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
     assert '"state_discovered": 0' in proc.stdout
