@@ -1,0 +1,147 @@
+"""A generated sample library, so `rush demo` shows the whole system with no media at hand.
+
+Everything is made locally with ffmpeg (test patterns, tones, synthesized speech when
+espeak-ng is present) and Pillow: nothing is downloaded.  Files get an old mtime so the
+stability gate lets them through on the second scan instead of after 5.5 minutes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+
+@dataclass(frozen=True)
+class SampleFile:
+    rel: str  # relative to INBOX
+    kind: str
+
+
+def _ffmpeg(args: list[str]) -> None:
+    subprocess.run(
+        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", *args],
+        check=True,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+    )
+
+
+def _video(path: Path, seconds: int, pattern: str, freq: int, size: str = "640x360") -> None:
+    _ffmpeg(
+        [
+            "-f", "lavfi", "-i", f"{pattern}=size={size}:rate=25:duration={seconds}",
+            "-f", "lavfi", "-i", f"sine=frequency={freq}:duration={seconds}",
+            "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+            "-c:a", "aac", "-b:a", "96k", "-shortest",
+            "-metadata", "creation_time=2026-06-14T10:30:00Z",
+            str(path),
+        ]
+    )  # fmt: skip
+
+
+def _speech(path: Path, text: str, voice: str = "en") -> bool:
+    espeak = shutil.which("espeak-ng")
+    if espeak is None:
+        return False
+    subprocess.run([espeak, "-v", voice, "-w", str(path), text], check=True, timeout=60)
+    return True
+
+
+def _photo(path: Path, colour: tuple[int, int, int], label: str, orientation: int = 1) -> None:
+    img = Image.new("RGB", (1600, 1067), colour)
+    draw = ImageDraw.Draw(img)
+    draw.rectangle((80, 80, 700, 400), fill=(255, 255, 255))
+    draw.text((120, 200), label, fill=(0, 0, 0))
+    exif = Image.Exif()
+    exif[0x010F] = "RushCatalog"  # Make
+    exif[0x0110] = "Sample Camera"  # Model
+    exif[0x0112] = orientation
+    exif[0x9003] = "2026:06:14 10:31:00"  # DateTimeOriginal (stored in the IFD0 copy)
+    img.save(path, quality=88, exif=exif.tobytes())
+
+
+def make_sample_library(
+    root: Path, *, progress: Callable[[str], None] | None = None, age_s: float = 3600
+) -> list[SampleFile]:
+    """Fill `root/INBOX` with a small, varied shoot; existing files are never overwritten."""
+    inbox = root / "INBOX"
+    made: list[SampleFile] = []
+
+    def target(rel: str) -> Path | None:
+        path = inbox / rel
+        if path.exists():
+            return None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if progress:
+            progress(rel)
+        return path
+
+    shoot = "2026-06-14 Wedding Anna & Tom"
+    for i, (pattern, freq) in enumerate(
+        [("testsrc2", 440), ("smptebars", 523), ("rgbtestsrc", 659), ("testsrc", 330)], start=1
+    ):
+        rel = f"{shoot}/A-cam/C000{i}.MP4"
+        if (p := target(rel)) is not None:
+            _video(p, 6 + i, pattern, freq)
+            made.append(SampleFile(rel, "video"))
+            sidecar = p.with_suffix(".XML")
+            sidecar.write_text(
+                f'<?xml version="1.0"?>\n<NonRealTimeMeta><Device manufacturer="Sample" '
+                f'modelName="FX-SAMPLE"/><Clip id="C000{i}"/></NonRealTimeMeta>\n'
+            )
+    rel = f"{shoot}/Sound/ZOOM0001.WAV"
+    if (p := target(rel)) is not None:
+        if not _speech(p, "Take one. Ceremony, wide shot. The rings, please."):
+            _ffmpeg(["-f", "lavfi", "-i", "sine=frequency=220:duration=8", str(p)])
+        made.append(SampleFile(rel, "audio"))
+    rel = "2026-07-02 Interview/Interview_take2.mov"
+    if (p := target(rel)) is not None:
+        speech = p.with_name(".speech.wav")
+        if _speech(speech, "Hello, my name is Anna. I have been a photographer for ten years."):
+            _ffmpeg(
+                [
+                    "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25:duration=6",
+                    "-i", str(speech), "-c:v", "libx264", "-preset", "ultrafast",
+                    "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(p),
+                ]
+            )  # fmt: skip
+            speech.unlink()
+        else:
+            _video(p, 6, "testsrc2", 300)
+        made.append(SampleFile(rel, "video"))
+        p.with_suffix(".srt").write_text(
+            "1\n00:00:00,000 --> 00:00:03,000\nHello, my name is Anna.\n"
+        )
+    for i, (colour, orient) in enumerate(
+        [((200, 80, 60), 1), ((60, 140, 200), 6), ((90, 170, 90), 1), ((230, 200, 70), 8)], start=1
+    ):
+        rel = f"{shoot}/Photos/IMG_{1000 + i}.JPG"
+        if (p := target(rel)) is not None:
+            _photo(p, colour, f"Sample photo {i}", orient)
+            made.append(SampleFile(rel, "photo"))
+            if i == 1:
+                p.with_suffix(".xmp").write_text(
+                    '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF/></x:xmpmeta>\n'
+                )
+    rel = "Music/Theme.flac"
+    if (p := target(rel)) is not None:
+        _ffmpeg(
+            ["-f", "lavfi", "-i", "sine=frequency=392:duration=10", "-af", "volume=0.5", str(p)]
+        )
+        made.append(SampleFile(rel, "audio"))
+    old = time.time() - age_s
+    for path in inbox.rglob("*"):
+        if path.is_file():
+            os.utime(path, (old, old))
+    manifest = root / ".sample-library.json"
+    if made:
+        manifest.write_text(json.dumps([f.__dict__ for f in made], indent=2) + "\n")
+    return made
