@@ -74,6 +74,7 @@ def make_sample_library(
     """Fill `root/INBOX` with a small, varied shoot; existing files are never overwritten."""
     inbox = root / "INBOX"
     made: list[SampleFile] = []
+    before = {p for p in inbox.rglob("*") if p.is_file()} if inbox.exists() else set()
 
     def target(rel: str) -> Path | None:
         path = inbox / rel
@@ -139,7 +140,7 @@ def make_sample_library(
         made.append(SampleFile(rel, "audio"))
     old = time.time() - age_s
     for path in inbox.rglob("*"):
-        if path.is_file():
+        if path.is_file() and path not in before:  # only what this call created
             os.utime(path, (old, old))
     manifest = root / ".sample-library.json"
     if made:
