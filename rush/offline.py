@@ -685,7 +685,7 @@ def classify(
         )
     state, rel, flagged_missing, exists = current
     if state == AssetState.PURGED or rel is None:
-        when = f" on {purged[0]}" if purged else ""
+        when = f" on {purged[0]} (was {purged[1]})" if purged else ""
         return RelinkEntry(
             clip.uuid,
             local_proxy,
