@@ -109,10 +109,13 @@ run() {
   [ "$DRY_RUN" -eq 1 ] || "$@"
 }
 write_file() {
-  # write_file PATH MODE < content: atomic, with the mode set before the content lands.
-  local path=$1 mode=$2 tmp
+  # write_file PATH MODE [secret] < content: atomic, with the mode set before the content
+  # lands; a dry run shows the content, with values redacted for a secret file.
+  local path=$1 mode=$2 secret=${3:-} tmp
   if [ "$DRY_RUN" -eq 1 ]; then
-    echo "+ write $path (mode $mode):"; sed 's/^/|   /'; return
+    echo "+ write $path (mode $mode):"
+    if [ -n "$secret" ]; then sed 's/=.*/=<redacted>/; s/^/|   /'; else sed 's/^/|   /'; fi
+    return
   fi
   mkdir -p "$(dirname "$path")"
   tmp=$(mktemp "$path.XXXXXX")
@@ -187,7 +190,7 @@ if [ -e "$ETC/agent.env" ]; then
   [ "$DRY_RUN" -eq 1 ] || chmod 0600 "$ETC/agent.env"
 else
   printf "RUSH_MQTT__USERNAME=%s\nRUSH_MQTT__PASSWORD=%s\n" "$MQTT_USER" "$MQTT_PASSWORD" \
-    | write_file "$ETC/agent.env" 0600
+    | write_file "$ETC/agent.env" 0600 secret
 fi
 
 # 5. Mount line -------------------------------------------------------------------------------
@@ -215,7 +218,7 @@ if [ "$APPLY" -eq 1 ]; then
   fi
   run mkdir -p "$PREFIX$MOUNT"
   if [ "$MOUNT_TYPE" = cifs ] && [ ! -e "$ETC/cifs-credentials" ]; then
-    printf "username=CHANGE_ME\npassword=CHANGE_ME\n" | write_file "$ETC/cifs-credentials" 0600
+    printf "username=CHANGE_ME\npassword=CHANGE_ME\n" | write_file "$ETC/cifs-credentials" 0600 secret
     say "edit $ETC/cifs-credentials (the SMB user of this agent), then: mount $MOUNT"
   fi
 else
