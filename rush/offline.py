@@ -323,7 +323,11 @@ def timeline_formats() -> list[tuple[str, str]]:
 
 
 def edl_timelines(timeline: otio.schema.Timeline) -> list[tuple[str, otio.schema.Timeline]]:
-    """CMX 3600 holds one track: one EDL per track ("" for V1, "-A1" for audio)."""
+    """CMX 3600 holds one track: one EDL per non-empty track ("" for V1, "-A1" for audio).
+
+    The adapter writes the first track and insists on exactly one video track, so an audio
+    EDL is its audio track followed by an empty video track.
+    """
     out: list[tuple[str, otio.schema.Timeline]] = []
     for track in timeline.tracks:
         if not len(track):
@@ -331,7 +335,11 @@ def edl_timelines(timeline: otio.schema.Timeline) -> list[tuple[str, otio.schema
         single = otio.schema.Timeline(name=timeline.name)
         single.global_start_time = timeline.global_start_time
         single.tracks.append(track.clone())
-        out.append(("" if track.kind == otio.schema.TrackKind.Video else f"-{track.name}", single))
+        if track.kind == otio.schema.TrackKind.Video:
+            out.append(("", single))
+        else:
+            single.tracks.append(otio.schema.Track(kind=otio.schema.TrackKind.Video))
+            out.append((f"-{track.name}", single))
     return out
 
 

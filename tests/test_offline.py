@@ -142,6 +142,11 @@ async def make_library(root: Path, proxies: list[Path], *, with_decisions: bool 
     return Lib(root=root, assets=assets, library_id=marker.library_id)
 
 
+def _make_audio(path: Path) -> None:
+    cmd = ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "sine=duration=0.6", str(path)]
+    subprocess.run(cmd, check=True, timeout=60)
+
+
 def _all_files(paths: Iterable[str]) -> bool:
     return all(Path(p).is_file() for p in paths)
 
@@ -407,6 +412,11 @@ def test_cli_export_then_relink(
     )
     assert code == 2
     assert "inside the library" in capsys.readouterr().err
+    nodb = tmp_path / "nodb.toml"
+    nodb.write_text(f'data_dir = "{tmp_path / "nowhere"}"\n[library]\nroot = "{root}"\n')
+    assert _cli(["export-selection", "--config", str(nodb), "--bin", "w", "--to", str(dest)]) == 2
+    assert "no catalogue database" in capsys.readouterr().err
+    assert not (tmp_path / "nowhere").exists()
 
 
 # ----------------------------------------------------------------------- pure helpers
@@ -461,3 +471,51 @@ def test_join_mount_speaks_the_editing_machines_paths() -> None:
         join_mount("/Volumes/RUSHES_DB", "ARCHIVE/x/a.mp4") == "/Volumes/RUSHES_DB/ARCHIVE/x/a.mp4"
     )
     assert join_mount("Z:\\", "ARCHIVE/x/a.mp4") == "Z:\\ARCHIVE\\x\\a.mp4"
+
+
+async def test_photo_and_audio_assets(db: str, tmp_path: Path) -> None:
+    """A photo uses its poster as a 5 s still on V1; audio goes to A1, timed by ffprobe."""
+    from PIL import Image
+
+    root = tmp_path / "RUSHES_DB"
+    init_library(root)
+    photo = await Asset.create(
+        kind="photo", rel_path="INBOX/p/IMG_1.HEIC", path_key="INBOX/p/IMG_1.HEIC"
+    )
+    audio = await Asset.create(
+        kind="audio", rel_path="INBOX/a/ZOOM1.WAV", path_key="INBOX/a/ZOOM1.WAV"
+    )
+    poster = f"{derived_dir(photo.id, 1)}/poster.jpg"
+    (root / poster).parent.mkdir(parents=True)
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(root / poster)
+    await Derivative.create(asset=photo, version=1, role="poster", rel_path=poster)
+    await Derivative.create(asset=photo, version=1, role="thumb", rel_path=f"{poster}.t.jpg")
+    aproxy = f"{derived_dir(audio.id, 1)}/proxy.m4a"
+    (root / aproxy).parent.mkdir(parents=True)
+    await asyncio.to_thread(_make_audio, root / aproxy)
+    await Derivative.create(asset=audio, version=1, role="proxy", rel_path=aproxy)
+    await Facts.create(asset=audio, version=1, data={"codec": "pcm_s24le"})  # no duration
+
+    dest = tmp_path / "pkg"
+    report = await export_selection(root, Selection(uuids=(photo.id, audio.id)), dest)
+
+    assert "timeline-A1.edl" in report.files and "timeline.edl" in report.files
+    edl_audio = otio.adapters.read_from_file(str(dest / "timeline-A1.edl"), rate=25)
+    assert [_path_of(c.media_reference.target_url).suffix for c in edl_audio.find_clips()] == [
+        ".m4a"
+    ]
+    timeline = otio.adapters.read_from_file(str(dest / "timeline.otio"))
+    v1, a1 = timeline.tracks[0], timeline.tracks[1]
+    assert a1.kind == otio.schema.TrackKind.Audio
+    (still,) = list(v1.find_clips())
+    (sound,) = list(a1.find_clips())
+    assert still.metadata["rush"]["uuid"] == str(photo.id)
+    assert still.source_range.duration.to_seconds() == pytest.approx(5.0)
+    assert _path_of(still.media_reference.target_url).suffix == ".jpg"
+    assert sound.metadata["rush"]["uuid"] == str(audio.id)
+    assert sound.source_range.duration.to_seconds() == pytest.approx(0.6, abs=0.1)
+    roles = {
+        a["uuid"]: a["proxy_role"]
+        for a in json.loads((dest / "manifest.json").read_text())["assets"]
+    }
+    assert roles == {str(photo.id): "poster", str(audio.id): "proxy"}

@@ -88,7 +88,7 @@ async def _export(config: Config, selection: Any, dest: Path, name: str | None) 
     from rush.offline import export_selection
     from rush.storage import close_db, init_db
 
-    await init_db(config.database_url())
+    await init_db(_existing_database(config))
     try:
         report = await export_selection(config.library.root, selection, dest, name=name)
     finally:
@@ -119,7 +119,7 @@ async def _relink(config: Config, args: argparse.Namespace) -> int:
     from rush.storage import close_db, init_db
 
     read_package(args.package)  # fail on a bad package before touching the database
-    await init_db(config.database_url())
+    await init_db(_existing_database(config))
     try:
         report = await relink_package(config.library.root, args.package, mount=args.mount_as)
     finally:
@@ -149,3 +149,17 @@ def _refuse_inside_library(path: Path, root: Path) -> None:
     target, lib = path.resolve(), root.resolve()
     if lib == target or lib in target.parents:
         raise OfflineError(f"{path} is inside the library: relink never writes to the NAS")
+
+
+def _existing_database(config: Config) -> str:
+    """The database URL, refusing to create an empty SQLite file where none was expected."""
+    from rush.offline import OfflineError
+
+    url = config.database_url()
+    if url.startswith("sqlite://") and url != "sqlite://:memory:":
+        path = Path(url.removeprefix("sqlite://"))
+        if not path.is_file():
+            raise OfflineError(
+                f"no catalogue database at {path}: check --config (database.dsn, data_dir)"
+            )
+    return url
