@@ -262,13 +262,24 @@ def _env_file(path: Path) -> dict[str, str]:
     return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
 
 
+def _source_copy(dest: Path) -> Path:
+    """What the installer needs of a checkout, copied so pip's build/ never lands in the repo."""
+    dest.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(REPO_ROOT / name, dest / name)
+    for name in ("rush", "actors", "integrations", "web", "deploy"):
+        shutil.copytree(REPO_ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+    return dest
+
+
 @pytest.mark.slow
 def test_install_agent_in_a_prefix(tmp_path: Path) -> None:
     prefix = tmp_path / "root"
+    source = _source_copy(Path(tmp_path / "src"))
     proc = _install(
         "--prefix", str(prefix), "--no-apt", "--id", "pi-kitchen", "--mqtt-host", "nas.lan",
         "--share", "//nas.lan/RUSHES_DB", "--hwaccel", "v4l2m2m", "--apply",
-        "--system-site-packages", "--pip-arg", "--no-deps",
+        "--system-site-packages", "--pip-arg", "--no-deps", "--source", str(source),
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
     venv = prefix / "opt" / "rush" / "venv"
