@@ -455,9 +455,18 @@ def probe_duration(path: Path) -> float | None:
 
 
 async def export_selection(
-    root: Path, selection: Selection, dest: Path, *, name: str | None = None
+    root: Path,
+    selection: Selection,
+    dest: Path,
+    *,
+    name: str | None = None,
+    package_as: str | None = None,
 ) -> ExportReport:
     """Build an offline package of `selection` in `dest`; the library is only read.
+
+    `package_as` spells `dest` as the editing machine will see it (e.g. the package is
+    written on the server to a share the laptop mounts elsewhere): the timelines' media
+    references use it; default `dest` itself.
 
     The service behind `rush export-selection` and the UI's export button.  Needs an
     initialised database.  Raises OfflineError for an empty selection, an unknown bin, an
@@ -493,7 +502,16 @@ async def export_selection(
     title = name or (selection.bin or "rush selection")
     exported_at = datetime.now(UTC).isoformat(timespec="seconds")
     return await asyncio.to_thread(
-        _write_package, root, dest, title, marker.library_id, exported_at, selection, clips, skipped
+        _write_package,
+        root,
+        dest,
+        title,
+        marker.library_id,
+        exported_at,
+        selection,
+        clips,
+        skipped,
+        package_as,
     )
 
 
@@ -506,6 +524,7 @@ def _write_package(
     selection: Selection,
     planned: list[ClipEntry],
     skipped: list[tuple[str, str, str]],
+    package_as: str | None = None,
 ) -> ExportReport:
     (dest / PROXY_DIR).mkdir(parents=True, exist_ok=True)
     clips: list[ClipEntry] = []
@@ -531,7 +550,10 @@ def _write_package(
                 log.warning("export: %s has no duration in facts nor by ffprobe", clip.uuid)
             clip.duration_s = probed or STILL_SECONDS
         clips.append(clip)
-    urls = {c.uuid: file_url(dest / c.proxy_path) for c in clips}
+    if package_as:
+        urls = {c.uuid: _path_url(join_mount(package_as, c.proxy_path)) for c in clips}
+    else:
+        urls = {c.uuid: file_url(dest / c.proxy_path) for c in clips}
     timeline = build_timeline(title, clips, urls, library_id)
     files = [MEDIA_CSV_NAME]
     for adapter, suffix in timeline_formats():

@@ -346,6 +346,11 @@ async def test_filters_and_skips(db: str, tmp_path: Path, proxy_sources: list[Pa
     )
     assert {c.uuid for c in r3.clips} == set(ids[:3])
 
+    r5 = await export_selection(
+        lib.root, Selection(uuids=(lib.assets[0].id,)), tmp_path / "p5", package_as="Z:\\off\\p5"
+    )
+    (clip,) = otio.adapters.read_from_file(str(tmp_path / "p5" / "timeline.otio")).find_clips()
+    assert clip.media_reference.target_url == f"file:///Z:/off/p5/{r5.clips[0].proxy_path}"
     with pytest.raises(OfflineError, match="empty selection"):
         await export_selection(lib.root, Selection(), tmp_path / "p4")
     with pytest.raises(OfflineError, match="no bin named"):
@@ -357,7 +362,7 @@ async def test_filters_and_skips(db: str, tmp_path: Path, proxy_sources: list[Pa
     with pytest.raises(OfflineError, match="not an empty folder"):
         await export_selection(lib.root, Selection(bin="wedding"), tmp_path / "p1")
     with pytest.raises(OfflineError, match="leaves the library"):
-        await export_selection(lib.root, Selection(folder="../etc"), tmp_path / "p5")
+        await export_selection(lib.root, Selection(folder="../etc"), tmp_path / "p6")
     assert not (lib.root / "EXPORTS" / "off").exists()
 
 

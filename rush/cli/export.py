@@ -36,6 +36,12 @@ def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> Non
     exp.add_argument("--folder", help="library-relative folder prefix, e.g. 'INBOX/2024-06'")
     exp.add_argument("--uuid", nargs="+", action="extend", default=[], help="asset UUIDs")
     exp.add_argument("--name", help="timeline name (default: the bin name)")
+    exp.add_argument(
+        "--package-as",
+        metavar="PATH",
+        help="the --to folder as the editing machine will see it, when it differs "
+        "(e.g. /Users/alice/Offline/wedding): used in the timelines' media paths",
+    )
     exp.set_defaults(func=run_export)
 
     rel = sub.add_parser(
@@ -77,20 +83,22 @@ def run_export(args: argparse.Namespace, config: Config) -> int:
         uuids=_uuids(args.uuid),
     )
     try:
-        code = run_async(_export(config, selection, args.to, args.name))
+        code = run_async(_export(config, selection, args))
     except OfflineError as exc:
         print(f"rush export-selection: {exc}", file=sys.stderr)
         return 2
     return code if isinstance(code, int) else 1
 
 
-async def _export(config: Config, selection: Any, dest: Path, name: str | None) -> int:
+async def _export(config: Config, selection: Any, args: argparse.Namespace) -> int:
     from rush.offline import export_selection
     from rush.storage import close_db, init_db
 
     await init_db(_existing_database(config))
     try:
-        report = await export_selection(config.library.root, selection, dest, name=name)
+        report = await export_selection(
+            config.library.root, selection, args.to, name=args.name, package_as=args.package_as
+        )
     finally:
         await close_db()
     for uid, path, reason in report.skipped:
