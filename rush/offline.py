@@ -48,12 +48,13 @@ MANIFEST_NAME = "manifest.json"
 MEDIA_CSV_NAME = "media.csv"
 PROXY_DIR = "proxies"
 TIMELINE_BASENAME = "timeline"
-#: Derivative roles usable as the offline media, best first (photos have no proxy).
+#: Derivative roles usable as the offline media, best first.  Only a photo (which has no
+#: proxy) falls back to its poster or thumbnail; a video or audio asset needs its proxy.
 MEDIA_ROLES = ("proxy", "poster", "thumb")
 #: Duration given to a still (photo) on the timeline.
 STILL_SECONDS = 5.0
 DEFAULT_RATE = 25.0
-#: Files of a package that must never mention decisions (checked by the tests).
+#: Columns of media.csv: identity, paths and timing, never a state or a decision.
 CSV_COLUMNS = (
     "uuid",
     "kind",
@@ -387,10 +388,13 @@ async def _gather(
     return derivs, facts, tags
 
 
-def pick_media(asset_version: int, derivatives: Sequence[Derivative]) -> Derivative | None:
+def pick_media(
+    kind: str, asset_version: int, derivatives: Sequence[Derivative]
+) -> Derivative | None:
     """The best offline media: preferred role first, then the newest version not above the asset's."""
     usable = [d for d in derivatives if d.version <= asset_version]
-    for role in MEDIA_ROLES:
+    roles = MEDIA_ROLES if kind == MediaKind.PHOTO else MEDIA_ROLES[:1]
+    for role in roles:
         candidates = [d for d in usable if d.role == role]
         if candidates:
             return max(candidates, key=lambda d: d.version)
@@ -484,7 +488,7 @@ async def export_selection(
     clips: list[ClipEntry] = []
     skipped: list[tuple[str, str, str]] = []
     for asset in assets:
-        media = pick_media(asset.version, derivs.get(asset.id, []))
+        media = pick_media(str(asset.kind), asset.version, derivs.get(asset.id, []))
         if media is None:
             skipped.append((str(asset.id), asset.rel_path, "no proxy yet (not processed)"))
             continue

@@ -329,14 +329,24 @@ async def test_filters_and_skips(db: str, tmp_path: Path, proxy_sources: list[Pa
     hostile = await Asset.create(kind="video", rel_path="INBOX/x/h.mp4", path_key="INBOX/x/h.mp4")
     await Derivative.create(asset=hostile, version=1, role="proxy", rel_path="../../etc/passwd")
     await Tag.create(asset=hostile, name="party")
+    thumb_only = await Asset.create(
+        kind="video", rel_path="INBOX/x/t.mp4", path_key="INBOX/x/t.mp4"
+    )
+    await Derivative.create(asset=thumb_only, version=1, role="thumb", rel_path=".derived/t.jpg")
+    await Tag.create(asset=thumb_only, name="party")
 
     r1 = await export_selection(lib.root, Selection(tags=("party",)), tmp_path / "p1")
     assert {c.uuid for c in r1.clips} == set(ids[3:])
     reasons = {s[0]: s[2] for s in r1.skipped}
     assert reasons[str(unprocessed.id)] == "no proxy yet (not processed)"
     assert "unsafe derivative path" in reasons[str(hostile.id)]
+    assert reasons[str(thumb_only.id)] == "no proxy yet (not processed)"
     manifest = json.loads((tmp_path / "p1" / "manifest.json").read_text())
-    assert {s["uuid"] for s in manifest["skipped"]} == {str(unprocessed.id), str(hostile.id)}
+    assert {s["uuid"] for s in manifest["skipped"]} == {
+        str(unprocessed.id),
+        str(hostile.id),
+        str(thumb_only.id),
+    }
     r2 = await export_selection(
         lib.root, Selection(uuids=(lib.assets[0].id, lib.assets[4].id)), tmp_path / "p2"
     )
