@@ -238,8 +238,12 @@ unit_body | write_file "$UNIT_DIR/rush-agent.service" 0644
 run mkdir -p "$STATE/work"
 
 if [ -z "$PREFIX" ] && [ "$DRY_RUN" -eq 0 ]; then
-  id rush-agent >/dev/null 2>&1 || run useradd --system --home-dir "$STATE" --shell /usr/sbin/nologin \
-    --groups video rush-agent
+  if ! id rush-agent >/dev/null 2>&1; then
+    run useradd --system --user-group --home-dir "$STATE" --shell /usr/sbin/nologin rush-agent
+  fi
+  for group in video render; do
+    if getent group "$group" >/dev/null; then run usermod -a -G "$group" rush-agent; fi
+  done
   run chown -R rush-agent:rush-agent "$STATE"
   run systemctl daemon-reload
   run systemctl enable --now rush-agent.service
