@@ -241,6 +241,14 @@ def test_dockerfile_lint() -> None:
 # ----------------------------------------------------------------------------- installer
 
 
+def test_installer_passes_shellcheck() -> None:
+    shellcheck = shutil.which("shellcheck") or str(Path(sys.executable).parent / "shellcheck")
+    proc = subprocess.run(
+        [shellcheck, "--severity=style", str(INSTALLER)], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stdout
+
+
 def _tree(root: Path) -> dict[str, str]:
     return {
         p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
