@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.resources
+import inspect
 import json
 import os
 import re
@@ -23,6 +24,7 @@ import jsonschema
 import pytest
 import yaml
 
+from actors.supervisor import Supervisor
 from rush.config import LeaseConfig, load_config
 from tests.conftest import REPO_ROOT
 
@@ -106,6 +108,9 @@ def test_units_have_restart_and_hardening(name: str) -> None:
 
 def test_server_writes_only_data_and_library() -> None:
     unit = parse_unit((UNITS / "rush-serve.service").read_text())
+    # systemd must not SIGKILL before the supervisor's own graceful stop has run.
+    grace = inspect.signature(Supervisor).parameters["shutdown_timeout"].default
+    assert seconds(unit["Service"]["TimeoutStopSec"][0]) >= 3 * grace
     assert sorted(words(unit, "ReadWritePaths")) == ["/srv/RUSHES_DB", "/var/lib/rush"]
     assert unit["Unit"]["RequiresMountsFor"] == ["/srv/RUSHES_DB"]
 
