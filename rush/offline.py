@@ -179,7 +179,11 @@ def parse_rate(value: Any) -> float | None:
             rate = float(value)
     except (TypeError, ValueError, ZeroDivisionError):
         return None
-    return rate if 0 < rate <= 1000 else None
+    if not 0 < rate <= 1000:
+        return None
+    # 29.97 means 30000/1001: snap to the exact SMPTE rate, or timecodes cannot be used.
+    nearest = float(otio.opentime.RationalTime.nearest_valid_timecode_rate(rate))
+    return nearest if abs(nearest - rate) < 0.01 else rate
 
 
 def parse_duration(value: Any) -> float | None:
@@ -254,7 +258,10 @@ def build_timeline(
     """
     rate = timeline_rate(clips)
     timeline = otio.schema.Timeline(name=name)
-    timeline.global_start_time = otio.opentime.from_timecode("01:00:00:00", rate)
+    try:
+        timeline.global_start_time = otio.opentime.from_timecode("01:00:00:00", rate)
+    except ValueError:  # a rate SMPTE timecode cannot express (e.g. 12.5 fps)
+        timeline.global_start_time = otio.opentime.RationalTime(3600 * rate, rate)
     video = otio.schema.Track(name="V1", kind=otio.schema.TrackKind.Video)
     audio = otio.schema.Track(name="A1", kind=otio.schema.TrackKind.Audio)
     for entry in clips:
@@ -357,6 +364,8 @@ class ExportReport:
     skipped: list[tuple[str, str, str]]
     files: list[str]
     bytes_copied: int = 0
+    #: Optional timeline formats that an adapter could not write (the .otio always is).
+    warnings: list[str] = field(default_factory=list)
 
 
 def _check_destination(dest: Path, root: Path) -> None:
@@ -560,15 +569,23 @@ def _write_package(
         urls = {c.uuid: file_url(dest / c.proxy_path) for c in clips}
     timeline = build_timeline(title, clips, urls, library_id)
     files = [MEDIA_CSV_NAME]
+    warnings: list[str] = []
     for adapter, suffix in timeline_formats():
-        if adapter == "cmx_3600":
-            for tag, single in edl_timelines(timeline):
-                target = f"{TIMELINE_BASENAME}{tag}{suffix}"
-                otio.adapters.write_to_file(single, str(dest / target), adapter_name=adapter)
-                files.append(target)
-        else:
-            target = f"{TIMELINE_BASENAME}{suffix}"
-            otio.adapters.write_to_file(timeline, str(dest / target), adapter_name=adapter)
+        outputs = (
+            [(f"{TIMELINE_BASENAME}{tag}{suffix}", t) for tag, t in edl_timelines(timeline)]
+            if adapter == "cmx_3600"
+            else [(f"{TIMELINE_BASENAME}{suffix}", timeline)]
+        )
+        for target, content in outputs:
+            try:
+                otio.adapters.write_to_file(content, str(dest / target), adapter_name=adapter)
+            except Exception as exc:  # an adapter's limits must not lose the package
+                if adapter == "otio_json":
+                    raise
+                (dest / target).unlink(missing_ok=True)
+                warnings.append(f"{target} not written ({adapter}: {exc})")
+                log.warning("export: %s not written (%s: %s)", target, adapter, exc)
+                continue
             files.append(target)
     (dest / MEDIA_CSV_NAME).write_text(media_csv(clips), encoding="utf-8")
     manifest = {
@@ -582,6 +599,7 @@ def _write_package(
         "files": [*files, MANIFEST_NAME],
         "assets": [_manifest_entry(c) for c in clips],
         "skipped": [{"uuid": u, "original_path": p, "reason": r} for u, p, r in skipped],
+        "warnings": warnings,
     }
     # Written last: a package with a manifest is complete.
     tmp = dest / f".{MANIFEST_NAME}.tmp"
@@ -595,6 +613,7 @@ def _write_package(
         skipped=skipped,
         files=[*files, MANIFEST_NAME],
         bytes_copied=copied,
+        warnings=warnings,
     )
 
 

@@ -440,6 +440,8 @@ def test_cli_export_then_relink(
 def test_parsers_tolerate_absent_and_odd_values() -> None:
     assert parse_rate("30000/1001") == pytest.approx(29.97, abs=0.001)
     assert parse_rate(25) == 25.0 and parse_rate("25") == 25.0
+    assert parse_rate(29.97) == 30000 / 1001 and parse_rate(23.976) == 24000 / 1001
+    assert parse_rate(12.5) == 12.5
     assert parse_rate(None) is None and parse_rate("x") is None and parse_rate("1/0") is None
     assert parse_rate(True) is None and parse_rate(-3) is None
     assert parse_duration("12.5") == 12.5 and parse_duration(None) is None
@@ -534,3 +536,40 @@ async def test_photo_and_audio_assets(db: str, tmp_path: Path) -> None:
         for a in json.loads((dest / "manifest.json").read_text())["assets"]
     }
     assert roles == {str(photo.id): "poster", str(audio.id): "proxy"}
+
+
+async def test_odd_frame_rates_never_lose_the_package(
+    db: str, tmp_path: Path, proxy_sources: list[Path]
+) -> None:
+    """29.97 drop-frame and a 12.5 fps clip: FCP XML cannot express 12.5 fps, the rest is written."""
+    root = tmp_path / "RUSHES_DB"
+    init_library(root)
+    ids = []
+    for name, facts in (
+        ("ntsc.mp4", {"duration": 2.0, "frame_rate": "29.97", "timecode": "01:00:00;02"}),
+        ("slow.mp4", {"duration": 2.0, "frame_rate": 12.5, "timecode": "00:00:10:00"}),
+    ):
+        asset = await Asset.create(kind="video", rel_path=f"INBOX/{name}", path_key=f"INBOX/{name}")
+        drel = f"{derived_dir(asset.id, 1)}/proxy.mp4"
+        (root / drel).parent.mkdir(parents=True)
+        shutil.copyfile(proxy_sources[0], root / drel)
+        await Derivative.create(asset=asset, version=1, role="proxy", rel_path=drel)
+        await Facts.create(asset=asset, version=1, data=facts)
+        ids.append(asset.id)
+    dest = tmp_path / "pkg"
+
+    report = await export_selection(root, Selection(uuids=tuple(ids)), dest)
+
+    assert len(report.clips) == 2
+    assert "timeline.xml" not in report.files and not (dest / "timeline.xml").exists()
+    assert [w.split()[0] for w in report.warnings] == ["timeline.xml"]
+    assert json.loads((dest / "manifest.json").read_text())["warnings"] == report.warnings
+    assert {"timeline.otio", "timeline.edl", "media.csv"} <= set(report.files)
+    clips = {
+        c.metadata["rush"]["uuid"]: c
+        for c in otio.adapters.read_from_file(str(dest / "timeline.otio")).find_clips()
+    }
+    ntsc = clips[str(ids[0])].source_range
+    assert ntsc.start_time.rate == pytest.approx(30000 / 1001)
+    assert otio.opentime.to_timecode(ntsc.start_time, ntsc.start_time.rate, True) == "01:00:00;02"
+    assert clips[str(ids[1])].source_range.duration == otio.opentime.RationalTime(25, 12.5)

@@ -103,6 +103,8 @@ async def _export(config: Config, selection: Any, args: argparse.Namespace) -> i
         await close_db()
     for uid, path, reason in report.skipped:
         print(f"skipped {uid} {path}: {reason}", file=sys.stderr)
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     print(
         f"exported {len(report.clips)} clip(s), {report.bytes_copied / 1e6:.1f} MB, "
         f"to {report.package_dir} ({', '.join(report.files)})"
