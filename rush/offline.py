@@ -865,7 +865,12 @@ def render_relink(report: RelinkReport, fmt: RelinkFormat) -> str:
         for tag, single in edl_timelines(timeline):
             if tag:
                 parts.append(f"* RUSH TRACK {tag.lstrip('-')}\n")
-            parts.append(otio.adapters.write_to_string(single, adapter_name="cmx_3600"))
+            try:
+                parts.append(otio.adapters.write_to_string(single, adapter_name="cmx_3600"))
+            except Exception as exc:  # the adapter's own limits (rates, track layout)
+                raise OfflineError(
+                    f"an EDL cannot express this package ({exc}): use --format csv or json"
+                ) from exc
         return "\n".join(parts) if parts else f"TITLE: {report.package.title}\n"
     raise OfflineError(f"unknown relink format {fmt!r}")
 
