@@ -93,6 +93,11 @@ class QbitClient:
     async def version(self) -> str:
         return str(await self._call("app/version", lambda c: c.app_version()))
 
+    async def refresh_interval_s(self) -> float:
+        """How often qBittorrent refreshes torrent states (its `refresh_interval`)."""
+        prefs: Any = await self._call("app/preferences", lambda c: c.app_preferences())
+        return float(prefs.get("refresh_interval", 1500)) / 1000
+
     async def torrent(self, infohash: str) -> TorrentView | None:
         rows: Any = await self._call(
             "torrents/info", lambda c: c.torrents_info(torrent_hashes=infohash)

@@ -103,6 +103,7 @@ def write_profile(profile: Path, webui_port: int) -> None:
         "Session\\Interface=lo\nSession\\InterfaceName=lo\n"
         f"Session\\Port={free_port()}\n"
         "Session\\QueueingSystemEnabled=false\n"
+        "Session\\RefreshInterval=200\n"
         "Session\\AnonymousModeEnabled=true\n\n"
         "[Preferences]\n"
         "Connection\\UPnP=false\n"
@@ -239,7 +240,7 @@ def seedbox_config(
         "lock_dir": str(base / "locks"),
         "retries": 3,
         "retry_backoff_s": 0.05,
-        "poll_interval_s": 0.2,
+        "poll_interval_s": 0.1,
         "move_timeout_s": 60.0,
         "syno_reserve_gb": 0.0,
         "qbittorrent": {"url": qbit_url, "username": "admin", "password": PASSWORD},

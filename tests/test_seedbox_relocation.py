@@ -37,7 +37,6 @@ from tests.seedbox_support import (
 pytestmark = pytest.mark.slow
 
 SEEDING = {"stalledUP", "uploading", "queuedUP", "forcedUP"}
-FAST = {"recheck_settle_s": 1.6}
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +132,7 @@ async def test_c01_valid_state_relocates_and_seeds_from_synology(env: Env) -> No
     env.state(infohash)
     env.state(multi, source="radarr")
 
-    report = await relocate(env.config, relocator_kwargs=FAST)
+    report = await relocate(env.config)
 
     assert {o.infohash: o.action for o in report.outcomes} == {infohash: "moved", multi: "moved"}
     for h, sub, name, data in (
@@ -160,7 +159,7 @@ async def test_c02_min_age_not_reached_nothing_moves(env: Env) -> None:
     infohash, _ = env.torrent("Young.S01E01.mkv", {"": 50_000})
     state = env.state(infohash, age_s=60)
 
-    report = await relocate(env.config, relocator_kwargs=FAST)
+    report = await relocate(env.config)
 
     [outcome] = report.outcomes
     assert outcome.action == "kept" and "too young" in outcome.reason
@@ -192,7 +191,7 @@ async def test_c03_synology_unavailable_warns_and_moves_nothing(env: Env, how: s
         subprocess.run(["mount", "-o", "remount,ro", str(ro)], check=True)
         sb.syno_root = ro
     try:
-        report = await relocate(env.config, relocator_kwargs=FAST)
+        report = await relocate(env.config)
     finally:
         if how == "read_only":
             subprocess.run(["umount", "-l", str(env.base / "ro")])
@@ -223,7 +222,7 @@ async def test_c04_mapping_matches_qbittorrent_after_several_with_upgrades(env: 
     env.state(film, age_s=60_000, source="radarr", category="movies")
     env.state(music, age_s=50_000)
 
-    report = await relocate(env.config, relocator_kwargs=FAST)
+    report = await relocate(env.config)
 
     actions = {o.infohash: o.action for o in report.outcomes}
     assert actions == {a: "moved", pack: "moved", upgrade: "moved", film: "moved", music: "kept"}
@@ -248,7 +247,7 @@ async def test_c04_mapping_matches_qbittorrent_after_several_with_upgrades(env: 
     }
 
     # A second run has nothing left to do and changes nothing.
-    again = await relocate(env.config, relocator_kwargs=FAST)
+    again = await relocate(env.config)
     assert [o.action for o in again.outcomes] == ["kept"]
     assert {r.infohash: r.path_syno for r in await SeedMapping.all()} == {
         h: r.path_syno for h, r in rows.items()
@@ -261,7 +260,7 @@ async def test_dry_run_lists_and_moves_nothing(env: Env) -> None:
     env.state(old)
     env.state(young, age_s=5)
 
-    report = await relocate(env.config, dry_run=True, relocator_kwargs=FAST)
+    report = await relocate(env.config, dry_run=True)
 
     by_hash = {o.infohash: o for o in report.outcomes}
     assert by_hash[old].action == "would_move" and str(env.syno / "tv") in by_hash[old].reason
@@ -281,7 +280,7 @@ async def test_qbittorrent_failure_retries_then_abandons_seed_intact(env: Env, h
     else:
         qb.password = "wrong"  # type: ignore[assignment]
 
-    report = await relocate(env.config, relocator_kwargs=FAST)
+    report = await relocate(env.config)
 
     [outcome] = report.outcomes
     assert outcome.action == "failed"
@@ -306,14 +305,14 @@ async def test_hardlinked_torrent_kept_unless_allowed(env: Env) -> None:
     os.link(env.nvme / "tv" / "Linked.S01E01.mkv", library / "Linked.S01E01.mkv")
     env.state(infohash)
 
-    first = await relocate(env.config, relocator_kwargs=FAST)
+    first = await relocate(env.config)
     assert [(o.action, o.cause) for o in first.outcomes] == [("failed", "hardlink")]
     assert "hard-linked" in env.log_text()
     assert os.path.normpath(str(env.info(infohash)["save_path"])) == str(env.nvme / "tv")
     assert (env.nvme / "tv" / "Linked.S01E01.mkv").stat().st_nlink == 2
 
     env.config.seedbox.allow_break_hardlinks = True
-    second = await relocate(env.config, relocator_kwargs=FAST)
+    second = await relocate(env.config)
     assert [o.action for o in second.outcomes] == ["moved"]
     assert "link broken" in env.log_text()
     _assert_same_data(env.syno / "tv" / "Linked.S01E01.mkv", contents)
@@ -326,7 +325,7 @@ async def test_existing_files_at_destination_refused(env: Env) -> None:
     (env.syno / "tv" / "Clash.mkv").write_bytes(b"someone else's file")
     state = env.state(infohash)
 
-    report = await relocate(env.config, relocator_kwargs=FAST)
+    report = await relocate(env.config)
 
     assert [(o.action, o.cause) for o in report.outcomes] == [("failed", "conflict")]
     assert (env.syno / "tv" / "Clash.mkv").read_bytes() == b"someone else's file"
@@ -344,7 +343,7 @@ async def test_malformed_state_skipped_others_processed(env: Env) -> None:
         '{"schema": "rush.seedbox.state", "version": 1, "kind": "added", "infohash": "xyz"}'
     )
 
-    report = await relocate(env.config, relocator_kwargs=FAST)
+    report = await relocate(env.config)
 
     assert [o.action for o in report.outcomes] == ["moved"]
     assert sorted(Path(i["path"]).name for i in report.invalid_states) == [

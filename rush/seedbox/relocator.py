@@ -35,9 +35,11 @@ log = logging.getLogger("rush.seedbox.relocator")
 T = TypeVar("T")
 
 CHECKING_STATES = frozenset({"checkingUP", "checkingDL", "checkingResumeData", "moving"})
-#: qBittorrent refreshes torrent states about every 1.5 s; after a recheck request the
-#: state we read may still be the old "seeding" one for that long.
-RECHECK_SETTLE_S = 2.0
+#: qBittorrent refreshes torrent states every `refresh_interval` (1.5 s by default); after
+#: a recheck request the state we read may still be the old "seeding" one for that long,
+#: so seeding is trusted only after a checking state was seen or this many intervals.
+RECHECK_SETTLE_INTERVALS = 1.5
+RECHECK_SETTLE_DEFAULT_S = 2.5
 
 
 class Abandon(Exception):
@@ -121,7 +123,7 @@ class Relocator:
         qbit: QbitClient,
         *,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        recheck_settle_s: float = RECHECK_SETTLE_S,
+        recheck_settle_s: float | None = None,
     ) -> None:
         self.cfg = cfg
         self.qbit = qbit
@@ -181,6 +183,12 @@ class Relocator:
         now = time.time() if now is None else now
         report = RunReport(run_id=uuid.uuid4().hex[:12], dry_run=dry_run)
         log.info("seedbox run %s started%s", report.run_id, " (dry run)" if dry_run else "")
+        if self.recheck_settle_s is None and not dry_run:
+            try:
+                interval = await self.qbit.refresh_interval_s()
+                self.recheck_settle_s = RECHECK_SETTLE_INTERVALS * interval + 0.2
+            except QbitError:
+                self.recheck_settle_s = RECHECK_SETTLE_DEFAULT_S
         groups: dict[str, list[StateEntry]] = {}
         for entry in read_state_dir(self.cfg.state_dir):
             if entry.state is None:
@@ -526,7 +534,7 @@ class Relocator:
 
     async def _wait_seeding(self, view: TorrentView, dest: Path) -> None:
         deadline = time.monotonic() + self.cfg.move_timeout_s
-        settle = time.monotonic() + self.recheck_settle_s
+        settle = time.monotonic() + (self.recheck_settle_s or RECHECK_SETTLE_DEFAULT_S)
         seen_checking = False
         while True:
             now = await self._info(view.infohash)
