@@ -223,9 +223,7 @@ def wait_for(cond: object, timeout: float, what: str) -> None:
         time.sleep(0.1)
 
 
-def seedbox_config(
-    base: Path, qbit_url: str, nvme: Path, syno: Path, **seedbox: object
-) -> Config:
+def seedbox_config(base: Path, qbit_url: str, nvme: Path, syno: Path, **seedbox: object) -> Config:
     """A Config for the relocator with short waits, every path under `base`."""
     sb: dict[str, object] = {
         "enabled": True,

@@ -78,9 +78,7 @@ class Env:
         )
         return infohash, contents
 
-    def state(
-        self, infohash: str, age_s: int = 7200, kind: str = "added", **extra: object
-    ) -> Path:
+    def state(self, infohash: str, age_s: int = 7200, kind: str = "added", **extra: object) -> Path:
         data: dict[str, object] = {
             "kind": kind,
             "infohash": infohash,
@@ -97,6 +95,9 @@ class Env:
 
     def info(self, infohash: str) -> dict[str, object]:
         return torrent_info(self.qbit.client(), infohash)
+
+    def save_path(self, infohash: str) -> str:
+        return _norm(self.info(infohash)["save_path"])
 
     def log_text(self) -> str:
         path = self.config.seedbox.log_dir / "relocator.log"
@@ -116,6 +117,27 @@ async def env(tmp_path: Path, qbit: Qbit, syno_mount: Path) -> AsyncIterator[Env
         yield Env(config, nvme, syno, qbit, tmp_path)
     finally:
         await close_db()
+
+
+def _norm(path: object) -> str:
+    return os.path.normpath(str(path))
+
+
+def _mount_read_only_tmpfs(path: Path, marker: str) -> bool:
+    """A writable-looking but read-only "Synology": a tmpfs remounted read-only."""
+    if os.geteuid() != 0:
+        return False
+    path.mkdir()
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(path)])
+    if res.returncode != 0:
+        return False
+    (path / marker).write_text("x")
+    subprocess.run(["mount", "-o", "remount,ro", str(path)], check=True)
+    return True
+
+
+def _umount(path: Path) -> None:
+    subprocess.run(["umount", "-l", str(path)], check=False)
 
 
 def _assert_same_data(root: Path, contents: dict[str, bytes]) -> None:
@@ -140,7 +162,7 @@ async def test_c01_valid_state_relocates_and_seeds_from_synology(env: Env) -> No
         (multi, "movies", "Film (2020)", multi_contents),
     ):
         info = env.info(h)
-        assert os.path.normpath(str(info["save_path"])) == str(env.syno / sub)
+        assert _norm(info["save_path"]) == str(env.syno / sub)
         assert info["state"] in SEEDING and info["progress"] == 1
         _assert_same_data(env.syno / sub / name, data)
         assert not (env.nvme / sub / name).exists()  # qBittorrent moved it, not copied
@@ -163,7 +185,7 @@ async def test_c02_min_age_not_reached_nothing_moves(env: Env) -> None:
 
     [outcome] = report.outcomes
     assert outcome.action == "kept" and "too young" in outcome.reason
-    assert os.path.normpath(str(env.info(infohash)["save_path"])) == str(env.nvme / "tv")
+    assert env.save_path(infohash) == str(env.nvme / "tv")
     assert (env.nvme / "tv" / "Young.S01E01.mkv").is_file()
     assert state.exists()
     assert await SeedMapping.all().count() == 0
@@ -180,28 +202,21 @@ async def test_c03_synology_unavailable_warns_and_moves_nothing(env: Env, how: s
     elif how == "no_marker":
         (env.syno / sb.syno_marker).unlink()
     else:
-        if os.geteuid() != 0:
-            pytest.skip("a read-only mount needs root")
-        ro = env.base / "ro"
-        ro.mkdir()
-        res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(ro)])
-        if res.returncode != 0:
-            pytest.skip("cannot mount a tmpfs here")
-        (ro / sb.syno_marker).write_text("x")
-        subprocess.run(["mount", "-o", "remount,ro", str(ro)], check=True)
-        sb.syno_root = ro
+        if not _mount_read_only_tmpfs(env.base / "ro", sb.syno_marker):
+            pytest.skip("a read-only tmpfs needs root and mount")
+        sb.syno_root = env.base / "ro"
     try:
         report = await relocate(env.config)
     finally:
         if how == "read_only":
-            subprocess.run(["umount", "-l", str(env.base / "ro")])
+            _umount(env.base / "ro")
 
     assert report.syno_problem
     assert [(o.action, o.cause) for o in report.outcomes] == [("kept", "unavailable")]
     log = env.log_text()
     assert "WARNING" in log and "Synology unavailable" in log
     info = env.info(infohash)
-    assert os.path.normpath(str(info["save_path"])) == str(env.nvme / "tv")
+    assert _norm(info["save_path"]) == str(env.nvme / "tv")
     assert info["state"] in SEEDING
     _assert_same_data(env.nvme / "tv" / f"Off.{how}.mkv", contents)
     assert state.exists()
@@ -230,13 +245,13 @@ async def test_c04_mapping_matches_qbittorrent_after_several_with_upgrades(env: 
     assert set(rows) == {a, pack, upgrade, film}
     for h, row in rows.items():
         info = env.info(h)
-        assert os.path.normpath(str(info["save_path"])) == row.path_syno
+        assert _norm(info["save_path"]) == row.path_syno
         assert row.path_syno.startswith(str(env.syno))
         assert row.path_nvme.startswith(str(env.nvme))
         assert Path(row.path_syno).relative_to(env.syno) == Path(row.path_nvme).relative_to(
             env.nvme
         )
-    assert os.path.normpath(str(env.info(music)["save_path"])) == str(env.nvme / "music")
+    assert env.save_path(music) == str(env.nvme / "music")
     remaining = list(env.config.seedbox.state_dir.glob("*.state"))
     assert len(remaining) == 1 and music in remaining[0].name
     lines = (await export_mapping("tsv")).splitlines()
@@ -265,7 +280,7 @@ async def test_dry_run_lists_and_moves_nothing(env: Env) -> None:
     by_hash = {o.infohash: o for o in report.outcomes}
     assert by_hash[old].action == "would_move" and str(env.syno / "tv") in by_hash[old].reason
     assert by_hash[young].action == "kept" and "too young" in by_hash[young].reason
-    assert os.path.normpath(str(env.info(old)["save_path"])) == str(env.nvme / "tv")
+    assert env.save_path(old) == str(env.nvme / "tv")
     assert len(list(env.config.seedbox.state_dir.glob("*.state"))) == 2
     assert await SeedRelocation.all().count() == 0
 
@@ -291,7 +306,7 @@ async def test_qbittorrent_failure_retries_then_abandons_seed_intact(env: Env, h
     assert "giving up" in log
     assert state.exists()
     info = env.info(infohash)
-    assert os.path.normpath(str(info["save_path"])) == str(env.nvme / "tv")
+    assert _norm(info["save_path"]) == str(env.nvme / "tv")
     assert info["state"] in SEEDING
     _assert_same_data(env.nvme / "tv" / f"Api.{how}.mkv", contents)
     [attempt_row] = await SeedRelocation.all()
@@ -308,7 +323,7 @@ async def test_hardlinked_torrent_kept_unless_allowed(env: Env) -> None:
     first = await relocate(env.config)
     assert [(o.action, o.cause) for o in first.outcomes] == [("failed", "hardlink")]
     assert "hard-linked" in env.log_text()
-    assert os.path.normpath(str(env.info(infohash)["save_path"])) == str(env.nvme / "tv")
+    assert env.save_path(infohash) == str(env.nvme / "tv")
     assert (env.nvme / "tv" / "Linked.S01E01.mkv").stat().st_nlink == 2
 
     env.config.seedbox.allow_break_hardlinks = True
@@ -329,7 +344,7 @@ async def test_existing_files_at_destination_refused(env: Env) -> None:
 
     assert [(o.action, o.cause) for o in report.outcomes] == [("failed", "conflict")]
     assert (env.syno / "tv" / "Clash.mkv").read_bytes() == b"someone else's file"
-    assert os.path.normpath(str(env.info(infohash)["save_path"])) == str(env.nvme / "tv")
+    assert env.save_path(infohash) == str(env.nvme / "tv")
     _assert_same_data(env.nvme / "tv" / "Clash.mkv", contents)
     assert state.exists()
 
