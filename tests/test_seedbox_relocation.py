@@ -371,3 +371,42 @@ async def test_malformed_state_skipped_others_processed(env: Env) -> None:
     ]
     log = env.log_text()
     assert "ERROR" in log and "invalid .state" in log and "infohash" in log
+
+
+async def test_move_failing_inside_qbittorrent_leaves_seed_on_nvme(env: Env) -> None:
+    """The share root is writable but the category folder is read-only: qBittorrent's own
+    move fails; the relocator notices, abandons, and the torrent still seeds from NVMe."""
+    infohash, contents = env.torrent("Stuck.mkv", {"": 20_000})
+    state = env.state(infohash)
+    if not _mount_read_only_tmpfs(env.syno / "tv", "unused"):
+        pytest.skip("a read-only tmpfs needs root and mount")
+    try:
+        report = await relocate(env.config)
+    finally:
+        _umount(env.syno / "tv")
+
+    [outcome] = report.outcomes
+    assert (outcome.action, outcome.cause) == ("failed", "api")
+    assert "move failed" in outcome.reason
+    # qBittorrent 4.5 then claims the new path: the relocator points it back.
+    assert "back at its complete NVMe copy" in env.log_text()
+    assert "seeds again from its NVMe copy" in env.log_text()
+    info = env.info(infohash)
+    assert _norm(info["save_path"]) == str(env.nvme / "tv")
+    assert info["state"] in SEEDING
+    _assert_same_data(env.nvme / "tv" / "Stuck.mkv", contents)
+    assert state.exists() and await SeedMapping.all().count() == 0
+
+
+async def test_not_enough_room_on_synology_refused(env: Env) -> None:
+    infohash, contents = env.torrent("Big.mkv", {"": 20_000})
+    state = env.state(infohash)
+    env.config.seedbox.syno_reserve_gb = 100_000.0  # more than any disk here
+
+    report = await relocate(env.config)
+
+    [outcome] = report.outcomes
+    assert (outcome.action, outcome.cause) == ("failed", "space")
+    assert env.save_path(infohash) == str(env.nvme / "tv")
+    _assert_same_data(env.nvme / "tv" / "Big.mkv", contents)
+    assert state.exists()

@@ -42,7 +42,11 @@ def syno_unavailable_reason(cfg: SeedboxConfig) -> str | None:
 
 
 def free_bytes(path: Path) -> int:
-    return shutil.disk_usage(path).free
+    """Free space of the filesystem that will hold `path` (its nearest existing parent)."""
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return shutil.disk_usage(probe).free
 
 
 @dataclass

@@ -221,7 +221,19 @@ class Relocator:
                 )
             )
 
-        usage = shutil.disk_usage(self.cfg.nvme_root)
+        try:
+            usage = shutil.disk_usage(self.cfg.nvme_root)
+        except OSError as exc:
+            log.error(
+                "cannot read NVMe free space at %s: %s; nothing moves",
+                self.cfg.nvme_root,
+                exc.strerror,
+            )
+            for cand in candidates:
+                report.outcomes.append(
+                    Outcome(cand.infohash, cand.name, "kept", f"nvme_root unreadable: {exc}")
+                )
+            return self._finish(report)
         decisions = plan(
             candidates,
             int(now),
@@ -485,7 +497,7 @@ class Relocator:
                 len(check.hardlinked),
             )
         need = check.total_bytes + int(self.cfg.syno_reserve_gb * 1_000_000_000)
-        free = fs.free_bytes(self.cfg.syno_root)
+        free = fs.free_bytes(dest)
         if free < need:
             raise Abandon(
                 "space", f"Synology has {free} bytes free, needs {need} (torrent + syno_reserve_gb)"
@@ -510,21 +522,25 @@ class Relocator:
             raise Abandon("permissions", f"cannot write backups to {backup}: {exc}") from exc
 
     async def _wait_moved(self, view: TorrentView, src: Path, dest: Path, names: list[str]) -> None:
+        """Wait for the move; qBittorrent 4.5 may report the new save path although its
+        move failed (the data still at the source), so files are checked on disk."""
         deadline = time.monotonic() + self.cfg.move_timeout_s
-        grace = time.monotonic() + max(10.0, 5 * self.cfg.poll_interval_s)
+        grace = time.monotonic() + max(5.0, 5 * self.cfg.poll_interval_s)
         seen_moving = False
         while True:
             now = await self._info(view.infohash)
             if now is None:
                 raise Abandon("api", "torrent disappeared from qBittorrent during the move")
+            where = _norm(now.save_path)
             if now.state == "moving":
                 seen_moving = True
-            elif _norm(now.save_path) == str(dest):
-                if await asyncio.to_thread(fs.all_present, dest, names):
-                    return
-            elif (seen_moving or time.monotonic() > grace) and _norm(now.save_path) == str(src):
+            elif where == str(dest) and await asyncio.to_thread(fs.all_present, dest, names):
+                return
+            elif seen_moving or time.monotonic() > grace:
                 raise Abandon(
-                    "api", f"qBittorrent did not move the data (state {now.state}); see its log"
+                    "api",
+                    f"qBittorrent's move failed (state {now.state}, save path {where}, files "
+                    f"not at {dest}); see qBittorrent's log",
                 )
             if now.state in ("error", "missingFiles"):
                 raise Abandon("api", f"torrent in state {now.state} during the move")
@@ -596,6 +612,8 @@ class Relocator:
                     "setLocation (restore)", lambda: self.qbit.set_location(view.infohash, str(src))
                 )
                 await self._retry("recheck (restore)", lambda: self.qbit.recheck(view.infohash))
+                await self._wait_seeding(view, src)
+                log.info("%s (%s) seeds again from its NVMe copy %s", view.name, view.infohash, src)
             except Abandon as exc:
                 log.error("could not point %s back at %s: %s", view.infohash, src, exc)
         else:
