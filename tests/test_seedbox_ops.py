@@ -191,6 +191,7 @@ async def test_cmd_handler_validates_payload_and_respects_lock(db: str, tmp_path
     with run_lock(config.seedbox.lock_dir):
         busy = await cmd_seedbox_run(config, {"dry_run": True})
     assert busy["ok"] is False and "another seedbox run is in progress" in busy["error"]
+    assert "run refused" in (config.seedbox.log_dir / "relocator.log").read_text()
 
 
 # -- the command line ---------------------------------------------------------------------------

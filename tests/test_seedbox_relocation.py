@@ -272,16 +272,21 @@ async def test_c04_mapping_matches_qbittorrent_after_several_with_upgrades(env: 
 async def test_dry_run_lists_and_moves_nothing(env: Env) -> None:
     old, _ = env.torrent("Old.mkv", {"": 10_000})
     young, _ = env.torrent("Young.mkv", {"": 10_000})
+    clash, _ = env.torrent("Clash.mkv", {"": 10_000})
+    (env.syno / "tv").mkdir()
+    (env.syno / "tv" / "Clash.mkv").write_bytes(b"x")
     env.state(old)
     env.state(young, age_s=5)
+    env.state(clash)
 
     report = await relocate(env.config, dry_run=True)
 
     by_hash = {o.infohash: o for o in report.outcomes}
+    assert by_hash[clash].action == "kept" and "would refuse" in by_hash[clash].reason
     assert by_hash[old].action == "would_move" and str(env.syno / "tv") in by_hash[old].reason
     assert by_hash[young].action == "kept" and "too young" in by_hash[young].reason
     assert env.save_path(old) == str(env.nvme / "tv")
-    assert len(list(env.config.seedbox.state_dir.glob("*.state"))) == 2
+    assert len(list(env.config.seedbox.state_dir.glob("*.state"))) == 3
     assert await SeedRelocation.all().count() == 0
 
 

@@ -183,12 +183,6 @@ class Relocator:
         now = time.time() if now is None else now
         report = RunReport(run_id=uuid.uuid4().hex[:12], dry_run=dry_run)
         log.info("seedbox run %s started%s", report.run_id, " (dry run)" if dry_run else "")
-        if self.recheck_settle_s is None and not dry_run:
-            try:
-                interval = await self.qbit.refresh_interval_s()
-                self.recheck_settle_s = RECHECK_SETTLE_INTERVALS * interval + 0.2
-            except QbitError:
-                self.recheck_settle_s = RECHECK_SETTLE_DEFAULT_S
         groups: dict[str, list[StateEntry]] = {}
         for entry in read_state_dir(self.cfg.state_dir):
             if entry.state is None:
@@ -251,7 +245,8 @@ class Relocator:
         if not chosen:
             return self._finish(report)
 
-        problem = fs.syno_unavailable_reason(self.cfg)
+        # A hung network share must not block the event loop.
+        problem = await asyncio.to_thread(fs.syno_unavailable_reason, self.cfg)
         if problem is not None:
             report.syno_problem = problem
             log.warning(
@@ -275,6 +270,12 @@ class Relocator:
                     )
             return self._finish(report)
 
+        if self.recheck_settle_s is None and not dry_run:
+            try:
+                interval = await self.qbit.refresh_interval_s()
+                self.recheck_settle_s = RECHECK_SETTLE_INTERVALS * interval + 0.2
+            except QbitError:
+                self.recheck_settle_s = RECHECK_SETTLE_DEFAULT_S
         for cand in chosen:
             entries = groups[cand.infohash]
             report.outcomes.append(
@@ -434,6 +435,10 @@ class Relocator:
         except Abandon as exc:
             out.reason, out.cause = f"abandoned: {exc}", exc.cause
             out.seconds = time.monotonic() - t0
+            if dry_run:
+                out.action, out.reason = "kept", f"would refuse: {exc}"
+                log.info("dry run: would refuse %s (%s): %s", view.name, view.infohash, exc)
+                return out
             log.error(
                 "relocation of %s (%s) abandoned [%s]: %s", view.name, view.infohash, exc.cause, exc
             )

@@ -5,6 +5,7 @@ They assume the database is open (the server opens it once; the CLI around each 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import logging
@@ -41,7 +42,13 @@ async def relocate(
 ) -> RunReport:
     """One locked, logged relocation run; raises LockBusy when another run is going on."""
     sb = config.seedbox
-    with run_lock(sb.lock_dir), job_log(sb.log_dir, "relocator", sb.log_retention_days, clock):
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(job_log(sb.log_dir, "relocator", sb.log_retention_days, clock))
+        try:
+            stack.enter_context(run_lock(sb.lock_dir))
+        except LockBusy as exc:
+            log.warning("run refused: %s", exc)
+            raise
         client = qbit or QbitClient(sb.qbittorrent)
         try:
             relocator = Relocator(sb, client, **(relocator_kwargs or {}))
