@@ -10,7 +10,8 @@ import logging
 import os
 import subprocess
 import sys
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import time as dtime
 from pathlib import Path
 
 import pytest
@@ -325,3 +326,27 @@ def test_cli_stats_and_mapping_export(tmp_path: Path) -> None:
     res = _seedbox(cfg, "mapping", "--export", str(out), "--format", "csv")
     assert res.returncode == 0, res.stderr
     assert out.read_text().splitlines() == ["infohash,path_nvme,path_syno,last_update_epoch"]
+
+
+async def test_daily_actor_sleeps_until_run_at_then_runs(db: str, tmp_path: Path) -> None:
+    import asyncio
+
+    from actors.seed_relocator import SeedRelocator
+
+    config = _config(tmp_path, db)
+    config.seedbox.run_at = dtime(4, 30)
+    tz = timezone(timedelta(hours=1))
+    clock = [datetime(2026, 6, 1, 3, 0, tzinfo=tz)]
+    sleeps: list[float] = []
+
+    async def fake_sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        if len(sleeps) == 2:
+            raise asyncio.CancelledError
+        clock[0] += timedelta(seconds=seconds)
+
+    actor = SeedRelocator(config, now=lambda: clock[0], sleep=fake_sleep)
+    with pytest.raises(asyncio.CancelledError):
+        await actor.run()
+    assert sleeps == [5400.0, 86400.0]
+    assert "seedbox run" in (config.seedbox.log_dir / "relocator.log").read_text()

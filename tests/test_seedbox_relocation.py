@@ -32,6 +32,7 @@ from tests.seedbox_support import (
     seedbox_config,
     tmpfs,
     torrent_info,
+    wait_for,
 )
 
 pytestmark = pytest.mark.slow
@@ -239,6 +240,7 @@ async def test_c04_mapping_matches_qbittorrent_after_several_with_upgrades(env: 
 
     report = await relocate(env.config)
 
+    assert "was an upgrade replacing /media/tv/old.mkv" in env.log_text()
     actions = {o.infohash: o.action for o in report.outcomes}
     assert actions == {a: "moved", pack: "moved", upgrade: "moved", film: "moved", music: "kept"}
     rows = {r.infohash: r for r in await SeedMapping.all()}
@@ -415,3 +417,37 @@ async def test_not_enough_room_on_synology_refused(env: Env) -> None:
     assert env.save_path(infohash) == str(env.nvme / "tv")
     _assert_same_data(env.nvme / "tv" / "Big.mkv", contents)
     assert state.exists()
+
+
+async def test_unknown_torrent_fails_and_keeps_state(env: Env) -> None:
+    state = env.state("f" * 40)
+
+    report = await relocate(env.config)
+
+    assert [(o.action, o.cause) for o in report.outcomes] == [("failed", "other")]
+    assert "not found in qBittorrent" in report.outcomes[0].reason
+    assert state.exists()
+
+
+async def test_interrupted_run_is_finished_idempotently(env: Env) -> None:
+    """The move happened but the run died before the bookkeeping: the next run sees the
+    torrent seeding from the Synology and only writes the mapping and removes the state."""
+    infohash, contents = env.torrent("Crash.mkv", {"": 20_000})
+    state = env.state(infohash)
+    client = env.qbit.client()
+    client.torrents_set_location(location=str(env.syno / "tv"), torrent_hashes=infohash)
+    wait_for(
+        lambda: (
+            (env.syno / "tv" / "Crash.mkv").is_file() and env.info(infohash)["state"] in SEEDING
+        ),
+        30,
+        "manual move",
+    )
+
+    report = await relocate(env.config)
+
+    assert [o.action for o in report.outcomes] == ["finalised"]
+    row = await SeedMapping.get(infohash=infohash)
+    assert (row.path_nvme, row.path_syno) == (str(env.nvme / "tv"), str(env.syno / "tv"))
+    assert not state.exists()
+    _assert_same_data(env.syno / "tv" / "Crash.mkv", contents)

@@ -456,6 +456,14 @@ class Relocator:
             return out
         category = next((e.state.category for e in entries if e.state and e.state.category), "")
         await self._save_mapping(view, str(src), str(dest), category or view.category)
+        for entry in entries:
+            if entry.state is not None and entry.state.kind == "upgrade":
+                log.info(
+                    "%s (%s) was an upgrade replacing %s in the library",
+                    view.name,
+                    view.infohash,
+                    ", ".join(entry.state.old_paths),
+                )
         self._remove_states(entries)
         out.action, out.reason = "moved", f"seeding from {dest}"
         out.seconds, out.bytes = time.monotonic() - t0, check.total_bytes
