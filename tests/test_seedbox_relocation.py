@@ -154,6 +154,8 @@ async def test_c01_valid_state_relocates_and_seeds_from_synology(env: Env) -> No
     )
     env.state(infohash)
     env.state(multi, source="radarr")
+    bt_backup = env.qbit.profile / "qBittorrent" / "data" / "BT_backup"
+    env.config.seedbox.qbittorrent.bt_backup_dir = bt_backup
 
     report = await relocate(env.config)
 
@@ -171,6 +173,8 @@ async def test_c01_valid_state_relocates_and_seeds_from_synology(env: Env) -> No
         assert (row.path_nvme, row.path_syno) == (str(env.nvme / sub), str(env.syno / sub))
         assert abs(row.last_update_epoch - time.time()) < 600
         assert (env.config.seedbox.backup_dir / f"{h}.torrent").read_bytes().startswith(b"d")
+        resume = (env.config.seedbox.backup_dir / f"{h}.fastresume").read_bytes()
+        assert resume.startswith(b"d") and b"libtorrent" in resume
     assert list(env.config.seedbox.state_dir.glob("*.state")) == []
     attempts = await SeedRelocation.all()
     assert [a.ok for a in attempts] == [True, True]
