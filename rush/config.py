@@ -276,6 +276,13 @@ class SeedboxConfig(Section):
     poll_interval_s: float = Field(2.0, gt=0)
     qbittorrent: QbittorrentConfig = Field(default_factory=QbittorrentConfig)
 
+    @model_validator(mode="after")
+    def _roots_apart(self) -> SeedboxConfig:
+        nvme, syno = self.nvme_root.absolute(), self.syno_root.absolute()
+        if nvme == syno or nvme in syno.parents or syno in nvme.parents:
+            raise ValueError("nvme_root and syno_root must be two separate, non-nested folders")
+        return self
+
 
 class LoggingConfig(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -100,6 +100,7 @@ def test_stale_lock_from_dead_pid_is_taken_over(tmp_path: Path) -> None:
 
 
 def _config(tmp_path: Path, db_url: str | None = None) -> Config:
+    (tmp_path / "nvme").mkdir(exist_ok=True)
     return Config.model_validate(
         {
             "data_dir": str(tmp_path / "data"),
@@ -107,7 +108,7 @@ def _config(tmp_path: Path, db_url: str | None = None) -> Config:
             "seedbox": {
                 "enabled": True,
                 "state_dir": str(tmp_path / "state"),
-                "nvme_root": str(tmp_path),
+                "nvme_root": str(tmp_path / "nvme"),
                 "syno_root": str(tmp_path / "syno"),
                 "log_dir": str(tmp_path / "log"),
                 "lock_dir": str(tmp_path / "locks"),
@@ -205,7 +206,7 @@ def _write_config(tmp_path: Path) -> Path:
 data_dir = "{tmp_path / "data"}"
 [seedbox]
 state_dir = "{tmp_path / "state"}"
-nvme_root = "{tmp_path}"
+nvme_root = "{tmp_path / 'nvme'}"
 syno_root = "{tmp_path / "syno"}"
 log_dir = "{tmp_path / "log"}"
 lock_dir = "{tmp_path / "locks"}"

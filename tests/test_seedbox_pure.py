@@ -290,3 +290,24 @@ def test_next_run_today_or_tomorrow() -> None:
     assert next_run(datetime(2026, 3, 1, 23, 0, tzinfo=tz), at) == datetime(
         2026, 3, 2, 4, 30, tzinfo=tz
     )
+
+
+@pytest.mark.parametrize(
+    ("nvme", "syno"),
+    [("/mnt/t", "/mnt/t"), ("/mnt/nvme", "/mnt/nvme/syno"), ("/mnt/syno/nvme", "/mnt/syno")],
+)
+def test_config_refuses_nested_roots(nvme: str, syno: str) -> None:
+    from rush.config import Config
+
+    with pytest.raises(ValueError, match="non-nested"):
+        Config.model_validate({"seedbox": {"nvme_root": nvme, "syno_root": syno}})
+
+
+def test_inspect_files_flags_escaping_names(tmp_path: Path) -> None:
+    from rush.seedbox.fs import inspect_files
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "ok.mkv").write_bytes(b"12345")
+    check = inspect_files(tmp_path / "src", tmp_path / "dst", ["ok.mkv", "../x", "/etc/passwd"])
+    assert check.unsafe == ["../x", "/etc/passwd"]
+    assert check.total_bytes == 5 and check.missing == [] and check.conflicts == []

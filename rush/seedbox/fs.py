@@ -57,12 +57,18 @@ class FileCheck:
     missing: list[str] = field(default_factory=list)
     hardlinked: list[str] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
+    #: Names that would escape the save path (absolute, `..`): never followed.
+    unsafe: list[str] = field(default_factory=list)
 
 
 def inspect_files(src_dir: Path, dest_dir: Path, names: list[str]) -> FileCheck:
     """Link counts and sizes at the source; files already present at the destination."""
     check = FileCheck()
     for name in names:
+        parts = Path(name).parts
+        if not name or Path(name).is_absolute() or ".." in parts:
+            check.unsafe.append(name)
+            continue
         src = src_dir / name
         try:
             st = src.stat()

@@ -481,6 +481,8 @@ class Relocator:
         return out
 
     def _precheck(self, view: TorrentView, check: fs.FileCheck, dest: Path) -> None:
+        if check.unsafe:
+            raise Abandon("other", f"unsafe file name in the torrent: {check.unsafe[0]!r}")
         if check.missing:
             raise Abandon(
                 "other", f"{len(check.missing)} file(s) missing on NVMe, e.g. {check.missing[0]!r}"
