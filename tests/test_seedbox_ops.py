@@ -206,7 +206,7 @@ def _write_config(tmp_path: Path) -> Path:
 data_dir = "{tmp_path / "data"}"
 [seedbox]
 state_dir = "{tmp_path / "state"}"
-nvme_root = "{tmp_path / 'nvme'}"
+nvme_root = "{tmp_path / "nvme"}"
 syno_root = "{tmp_path / "syno"}"
 log_dir = "{tmp_path / "log"}"
 lock_dir = "{tmp_path / "locks"}"

@@ -455,3 +455,34 @@ async def test_interrupted_run_is_finished_idempotently(env: Env) -> None:
     assert (row.path_nvme, row.path_syno) == (str(env.nvme / "tv"), str(env.syno / "tv"))
     assert not state.exists()
     _assert_same_data(env.syno / "tv" / "Crash.mkv", contents)
+
+
+async def test_stale_synology_path_after_silent_failure_is_repaired(env: Env) -> None:
+    """qBittorrent claims the Synology path although its move failed (data still on the
+    NVMe), e.g. after a run was interrupted: the next run must not record a mapping to
+    missing files; it points qBittorrent back, and the run after relocates for real."""
+    infohash, contents = env.torrent("Ghost.mkv", {"": 20_000})
+    if not _mount_read_only_tmpfs(env.syno / "tv", "unused"):
+        pytest.skip("a read-only tmpfs needs root and mount")
+    try:
+        env.qbit.client().torrents_set_location(
+            location=str(env.syno / "tv"), torrent_hashes=infohash
+        )
+        wait_for(lambda: env.save_path(infohash) == str(env.syno / "tv"), 30, "claimed path")
+    finally:
+        _umount(env.syno / "tv")
+    state = env.state(infohash)
+
+    first = await relocate(env.config)
+
+    assert [(o.action, o.cause) for o in first.outcomes] == [("failed", "api")]
+    assert await SeedMapping.all().count() == 0 and state.exists()
+    assert env.save_path(infohash) == str(env.nvme / "tv")
+    assert env.info(infohash)["state"] in SEEDING
+
+    second = await relocate(env.config)
+
+    assert [o.action for o in second.outcomes] == ["moved"]
+    _assert_same_data(env.syno / "tv" / "Ghost.mkv", contents)
+    row = await SeedMapping.get(infohash=infohash)
+    assert row.path_syno == env.save_path(infohash) == str(env.syno / "tv")

@@ -339,6 +339,20 @@ class Relocator:
             # human moved it): finish the bookkeeping, idempotently.
             existing = await SeedMapping.get_or_none(infohash=infohash)
             nvme = existing.path_nvme if existing else _norm(self.cfg.nvme_root / rel_syno)
+            try:
+                names = await self._retry(f"files {infohash}", lambda: self.qbit.files(infohash))
+            except Abandon as exc:
+                return Outcome(infohash, view.name, "failed", f"abandoned: {exc}", cause=exc.cause)
+            here = Path(_norm(view.save_path))
+            if not await asyncio.to_thread(fs.all_present, here, names):
+                # qBittorrent 4.5 keeps the new save path after a failed move: the data is
+                # still on the NVMe.  Point it back there rather than trust the path.
+                msg = f"qBittorrent claims {here} but the files are not there"
+                log.error("%s (%s): %s", view.name, infohash, msg)
+                if not dry_run:
+                    await self._restore(view, Path(nvme), here)
+                    await self._record(run_id, infohash, ok=False, cause="api", error=msg)
+                return Outcome(infohash, view.name, "failed", msg, cause="api")
             if not dry_run and view.seeding:
                 await self._save_mapping(view, nvme, _norm(view.save_path), view.category)
                 self._remove_states(entries)
@@ -444,15 +458,9 @@ class Relocator:
             )
             if moving:
                 await self._restore(view, src, dest)
-            if not dry_run:
-                await self._record(
-                    run_id,
-                    view.infohash,
-                    ok=False,
-                    cause=exc.cause,
-                    error=str(exc),
-                    started=started,
-                )
+            await self._record(
+                run_id, view.infohash, ok=False, cause=exc.cause, error=str(exc), started=started
+            )
             return out
         category = next((e.state.category for e in entries if e.state and e.state.category), "")
         await self._save_mapping(view, str(src), str(dest), category or view.category)
