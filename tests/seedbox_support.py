@@ -93,7 +93,7 @@ class Qbit:
         self.proc = None
 
 
-def write_profile(profile: Path, webui_port: int) -> None:
+def write_profile(profile: Path, webui_port: int, refresh_ms: int = 200) -> None:
     conf_dir = profile / "qBittorrent" / "config"
     conf_dir.mkdir(parents=True, exist_ok=True)
     (conf_dir / "qBittorrent.conf").write_text(
@@ -103,7 +103,7 @@ def write_profile(profile: Path, webui_port: int) -> None:
         "Session\\Interface=lo\nSession\\InterfaceName=lo\n"
         f"Session\\Port={free_port()}\n"
         "Session\\QueueingSystemEnabled=false\n"
-        "Session\\RefreshInterval=200\n"
+        f"Session\\RefreshInterval={refresh_ms}\n"
         "Session\\AnonymousModeEnabled=true\n\n"
         "[Preferences]\n"
         "Connection\\UPnP=false\n"
@@ -120,11 +120,14 @@ def write_profile(profile: Path, webui_port: int) -> None:
 
 
 @contextlib.contextmanager
-def running_qbittorrent(base: Path) -> Iterator[Qbit]:
-    """A qbittorrent-nox for the duration of the block, killed at the end."""
+def running_qbittorrent(base: Path, refresh_ms: int = 200) -> Iterator[Qbit]:
+    """A qbittorrent-nox for the duration of the block, killed at the end.
+
+    `refresh_ms` is qBittorrent's state refresh interval (stock: 1500 ms); the tests use a
+    short one so that waiting for a state change takes less time."""
     profile = base / "qbt-profile"
     port = free_port()
-    write_profile(profile, port)
+    write_profile(profile, port, refresh_ms)
     qbit = Qbit(profile, port)
     qbit.start()
     try:
