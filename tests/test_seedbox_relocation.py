@@ -306,22 +306,33 @@ async def test_qbittorrent_failure_retries_then_abandons_seed_intact(env: Env, h
     else:
         qb.password = "wrong"  # type: ignore[assignment]
 
+    other, _ = env.torrent(f"Api2.{how}.mkv", {"": 30_000})
+    env.state(other, age_s=7000)
+
     report = await relocate(env.config)
 
-    [outcome] = report.outcomes
+    outcome = report.outcomes[0]
     assert outcome.action == "failed"
     assert outcome.cause == ("network" if how == "down" else "api")
     log = env.log_text()
     for attempt in (1, 2, 3):
         assert f"(attempt {attempt}/3" in log
     assert "giving up" in log
+    if how == "down":
+        # An unreachable qBittorrent is not hammered once per torrent.
+        assert log.count("(attempt 1/3") == 1
+        assert [(o.action, o.reason) for o in report.outcomes[1:]] == [
+            ("kept", "qBittorrent unreachable; next run")
+        ]
+    else:
+        assert [o.action for o in report.outcomes] == ["failed", "failed"]
     assert state.exists()
     info = env.info(infohash)
     assert _norm(info["save_path"]) == str(env.nvme / "tv")
     assert info["state"] in SEEDING
     _assert_same_data(env.nvme / "tv" / f"Api.{how}.mkv", contents)
-    [attempt_row] = await SeedRelocation.all()
-    assert attempt_row.error_cause == outcome.cause
+    rows = await SeedRelocation.all()
+    assert [r.error_cause for r in rows] == [outcome.cause] * (1 if how == "down" else 2)
 
 
 async def test_hardlinked_torrent_kept_unless_allowed(env: Env) -> None:

@@ -198,10 +198,16 @@ class Relocator:
 
         candidates: list[Candidate] = []
         views: dict[str, TorrentView] = {}
-        for infohash, entries in groups.items():
+        pending = list(groups)
+        while pending:
+            infohash = pending.pop(0)
+            entries = groups[infohash]
             outcome = await self._examine(infohash, entries, dry_run, report.run_id)
             if isinstance(outcome, Outcome):
                 report.outcomes.append(outcome)
+                if outcome.cause == "network":
+                    self._unreachable(report, pending, groups)
+                    return self._finish(report)
                 continue
             views[infohash] = outcome
             category = next((e.state.category for e in entries if e.state and e.state.category), "")
@@ -276,12 +282,30 @@ class Relocator:
                 self.recheck_settle_s = RECHECK_SETTLE_INTERVALS * interval + 0.2
             except QbitError:
                 self.recheck_settle_s = RECHECK_SETTLE_DEFAULT_S
-        for cand in chosen:
+        for i, cand in enumerate(chosen):
             entries = groups[cand.infohash]
-            report.outcomes.append(
-                await self._relocate(views[cand.infohash], entries, report.run_id, dry_run)
-            )
+            outcome = await self._relocate(views[cand.infohash], entries, report.run_id, dry_run)
+            report.outcomes.append(outcome)
+            if outcome.cause == "network":
+                self._unreachable(report, [c.infohash for c in chosen[i + 1 :]], groups)
+                break
         return self._finish(report)
+
+    @staticmethod
+    def _unreachable(
+        report: RunReport, infohashes: list[str], groups: dict[str, list[StateEntry]]
+    ) -> None:
+        """qBittorrent is unreachable: the other torrents wait for the next run untouched."""
+        if infohashes:
+            log.warning(
+                "qBittorrent unreachable: %d other torrent(s) wait for the next run",
+                len(infohashes),
+            )
+        for infohash in infohashes:
+            title = next((e.state.title for e in groups[infohash] if e.state), "")
+            report.outcomes.append(
+                Outcome(infohash, title, "kept", "qBittorrent unreachable; next run")
+            )
 
     def _finish(self, report: RunReport) -> RunReport:
         log.info(
