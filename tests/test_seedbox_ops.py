@@ -4,6 +4,7 @@ mapping export on both database backends, the CLI (arr-hook, run, stats, mapping
 from __future__ import annotations
 
 import csv
+import importlib.util
 import io
 import json
 import logging
@@ -220,11 +221,24 @@ radarr = "movies"
     return cfg
 
 
+def _entry_point() -> list[str]:
+    """`python -m rush seedbox` once every registered command module exists; until then
+    (a branch without some other command) the seedbox module's own entry point."""
+    from rush.cli import COMMANDS
+
+    if all(importlib.util.find_spec(f"rush.cli.{name}") for name in COMMANDS):
+        return [sys.executable, "-m", "rush", "seedbox"]
+    return [sys.executable, "-m", "rush.cli.seedbox"]
+
+
+_ENTRY = _entry_point()
+
+
 def _seedbox(
     cfg: Path, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "rush.cli.seedbox", *args, "--config", str(cfg)],
+        [*_ENTRY, *args, "--config", str(cfg)],
         env=rush_env(**(env or {})),
         capture_output=True,
         text=True,
