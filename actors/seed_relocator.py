@@ -21,7 +21,7 @@ __all__ = ["SeedRelocator", "cmd_seedbox_run", "next_run"]
 
 
 def next_run(now: datetime, run_at: time) -> datetime:
-    """The next moment at `run_at` strictly after `now` (same timezone as `now`)."""
+    """The next moment at `run_at` (wall-clock) strictly after `now`."""
     candidate = now.replace(
         hour=run_at.hour, minute=run_at.minute, second=run_at.second, microsecond=0
     )
@@ -37,7 +37,7 @@ class SeedRelocator:
         self,
         config: Config,
         *,
-        now: Callable[[], datetime] = lambda: datetime.now().astimezone(),
+        now: Callable[[], datetime] = datetime.now,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.config = config
@@ -49,7 +49,9 @@ class SeedRelocator:
             now = self._now()
             due = next_run(now, self.config.seedbox.run_at)
             log.info("next seedbox relocation at %s", due.isoformat(timespec="minutes"))
-            await self._sleep((due - now).total_seconds())
+            # Naive local times: `.timestamp()` applies the offset of each moment, so a
+            # daylight-saving change between now and then is accounted for.
+            await self._sleep(max(0.0, due.timestamp() - now.timestamp()))
             try:
                 await relocate(self.config, dry_run=self.config.seedbox.dry_run)
             except LockBusy as exc:
