@@ -258,7 +258,30 @@ class SeedboxConfig(Section):
     retry_backoff_s: float = Field(5.0, ge=0)
     #: How long to wait for the move, the recheck and seeding to resume.
     move_timeout_s: float = Field(6 * 3600, gt=0)
+    #: "until_target": move (oldest first) only while the NVMe is below its free-space
+    #: target; "all_eligible": move every torrent old enough in an eligible category.
+    space_policy: Literal["until_target", "all_eligible"] = "until_target"
+    #: How the Synology mount is recognised before any action: "marker" (the file
+    #: `syno_marker` exists in `syno_root`; create it once on the share) or "mountpoint"
+    #: (`syno_mountpoint`, default `syno_root`, is a mount point: `os.path.ismount`).
+    syno_check: Literal["marker", "mountpoint"] = "marker"
+    syno_marker: str = ".seedbox_syno"
+    syno_mountpoint: Path | None = None
+    #: Free space kept on the Synology on top of each torrent's size.
+    syno_reserve_gb: float = Field(1.0, ge=0)
+    #: Category written into `.state` files by the ARR hook, per source (`sonarr`,
+    #: `radarr`); absent: the relocator asks qBittorrent for the torrent's category.
+    arr_categories: dict[str, str] = Field(default_factory=dict)
+    #: Polling period while waiting for qBittorrent (move, recheck, seeding).
+    poll_interval_s: float = Field(2.0, gt=0)
     qbittorrent: QbittorrentConfig = Field(default_factory=QbittorrentConfig)
+
+    @model_validator(mode="after")
+    def _roots_apart(self) -> SeedboxConfig:
+        nvme, syno = self.nvme_root.absolute(), self.syno_root.absolute()
+        if nvme == syno or nvme in syno.parents or syno in nvme.parents:
+            raise ValueError("nvme_root and syno_root must be two separate, non-nested folders")
+        return self
 
 
 class LoggingConfig(Section):

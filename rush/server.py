@@ -30,7 +30,12 @@ def build_actors(ctx: ServerContext) -> list[Actor]:
     """Every long-lived actor of the server, in start order."""
     from actors.scanner import Scanner
 
-    return [Scanner(ctx.config, bus=ctx.bus)]
+    actors: list[Actor] = [Scanner(ctx.config, bus=ctx.bus)]
+    if ctx.config.seedbox.enabled:
+        from actors.seed_relocator import SeedRelocator
+
+        actors.append(SeedRelocator(ctx.config))
+    return actors
 
 
 async def run_server(config: Config, *, supervisor_hook: object = None) -> None:

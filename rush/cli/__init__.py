@@ -19,6 +19,7 @@ COMMANDS = (
     "serve",
     "status",
     "export",
+    "seedbox",
 )
 
 

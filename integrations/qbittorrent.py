@@ -1,0 +1,143 @@
+"""qBittorrent Web API, the only module that knows qbittorrent-api.
+
+qbittorrent-api is synchronous (requests), so every call runs in a worker thread; the
+relocator sees a small async interface and one exception type whose `cause` feeds the
+KPIs (network vs API vs permissions).  Retries are the caller's business.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+import qbittorrentapi
+
+from rush.config import QbittorrentConfig
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Cause = Literal["network", "api", "permissions"]
+
+#: qBittorrent states in which a complete torrent is (again) seeding.
+SEEDING_STATES = frozenset({"stalledUP", "uploading", "queuedUP", "forcedUP"})
+
+
+class QbitError(Exception):
+    """A failed Web API call; `cause` says whether to blame the network or the API."""
+
+    def __init__(self, cause: Cause, message: str) -> None:
+        super().__init__(message)
+        self.cause: Cause = cause
+
+
+@dataclass(frozen=True)
+class TorrentView:
+    """What the relocator needs to know about one torrent."""
+
+    infohash: str
+    name: str
+    state: str
+    progress: float
+    save_path: str
+    category: str
+    size: int
+
+    @property
+    def seeding(self) -> bool:
+        return self.state in SEEDING_STATES and self.progress >= 1.0
+
+
+def _classify(exc: Exception) -> Cause:
+    if isinstance(exc, qbittorrentapi.Forbidden403Error | qbittorrentapi.Unauthorized401Error):
+        return "permissions"
+    if isinstance(exc, qbittorrentapi.LoginFailed | qbittorrentapi.HTTPError):
+        return "api"
+    if isinstance(exc, qbittorrentapi.APIConnectionError):
+        return "network"
+    return "api"
+
+
+class QbitClient:
+    """Async facade over `qbittorrentapi.Client`; constructing it does no I/O."""
+
+    def __init__(self, config: QbittorrentConfig) -> None:
+        self.config = config
+        self._client: qbittorrentapi.Client | None = None
+
+    def _get(self) -> qbittorrentapi.Client:
+        if self._client is None:
+            password = self.config.password.get_secret_value() if self.config.password else ""
+            self._client = qbittorrentapi.Client(
+                host=self.config.url,
+                username=self.config.username,
+                password=password,
+                REQUESTS_ARGS={"timeout": self.config.timeout_s},
+                DISABLE_LOGGING_DEBUG_OUTPUT=True,
+            )
+        return self._client
+
+    async def _call(self, what: str, fn: Callable[[qbittorrentapi.Client], T]) -> T:
+        def run() -> T:
+            return fn(self._get())
+
+        try:
+            return await asyncio.to_thread(run)
+        except (qbittorrentapi.APIError, OSError) as exc:
+            cause = _classify(exc)
+            raise QbitError(cause, f"{what}: {type(exc).__name__}: {exc}") from exc
+
+    async def version(self) -> str:
+        return str(await self._call("app/version", lambda c: c.app_version()))
+
+    async def refresh_interval_s(self) -> float:
+        """How often qBittorrent refreshes torrent states (its `refresh_interval`)."""
+        prefs: Any = await self._call("app/preferences", lambda c: c.app_preferences())
+        return float(prefs.get("refresh_interval", 1500)) / 1000
+
+    async def torrent(self, infohash: str) -> TorrentView | None:
+        rows: Any = await self._call(
+            "torrents/info", lambda c: c.torrents_info(torrent_hashes=infohash)
+        )
+        for row in rows:
+            if str(row["hash"]).lower() == infohash:
+                return TorrentView(
+                    infohash=infohash,
+                    name=str(row.get("name", "")),
+                    state=str(row.get("state", "")),
+                    progress=float(row.get("progress", 0.0)),
+                    save_path=str(row.get("save_path", "")),
+                    category=str(row.get("category", "")),
+                    size=int(row.get("total_size", row.get("size", 0)) or 0),
+                )
+        return None
+
+    async def files(self, infohash: str) -> list[str]:
+        """Paths of the torrent's files relative to its save path."""
+        rows: Any = await self._call(
+            "torrents/files", lambda c: c.torrents_files(torrent_hash=infohash)
+        )
+        return [str(r["name"]) for r in rows]
+
+    async def export(self, infohash: str) -> bytes:
+        data: bytes = await self._call(
+            "torrents/export", lambda c: c.torrents_export(torrent_hash=infohash)
+        )
+        return data
+
+    async def set_location(self, infohash: str, location: str) -> None:
+        await self._call(
+            "torrents/setLocation",
+            lambda c: c.torrents_set_location(location=location, torrent_hashes=infohash),
+        )
+
+    async def recheck(self, infohash: str) -> None:
+        await self._call("torrents/recheck", lambda c: c.torrents_recheck(torrent_hashes=infohash))
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await asyncio.to_thread(client._trigger_session_initialization)
