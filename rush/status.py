@@ -58,11 +58,47 @@ async def collect_status(config: Config, now: datetime | None = None) -> dict[st
     report: dict[str, Any] = apply.report if apply else {}
     snapshot["last_apply_moved"] = _count(report.get("moved"))
     snapshot["last_apply_failed"] = _count(report.get("failed"))
-    seedbox = await KeyValue.get_or_none(key="seedbox_kpis")
-    for key, value in (seedbox.value if seedbox else {}).items():
-        snapshot[f"seedbox_{key}"] = value
+    if config.seedbox.enabled:
+        snapshot.update(await seedbox_snapshot(config, now))
     snapshot["generated_at"] = now.isoformat()
     return snapshot
+
+
+_GB = 1_000_000_000
+SEEDBOX_ERROR_CAUSES = (
+    "network",
+    "api",
+    "permissions",
+    "space",
+    "unavailable",
+    "hardlink",
+    "other",
+)
+
+
+async def seedbox_snapshot(config: Config, now: datetime) -> dict[str, Any]:
+    """The seed's KPIs (§8) flattened for Home Assistant's sensors."""
+    from rush.seedbox.service import seedbox_kpis
+
+    kpis = await seedbox_kpis(config, now=now)
+    nvme = kpis.get("nvme") or {}
+    ratio = kpis.get("success_ratio")
+    free = nvme.get("free_bytes")
+    out: dict[str, Any] = {
+        "seedbox_success_ratio": round(100 * ratio, 1) if ratio is not None else None,
+        "seedbox_mean_relocation_s": kpis.get("mean_relocation_s"),
+        "seedbox_moved_today_gb": round(kpis.get("bytes_moved_today", 0) / _GB, 3),
+        "seedbox_nvme_free_gb": round(free / _GB, 2) if free is not None else None,
+        "seedbox_nvme_free_percent": nvme.get("free_percent"),
+    }
+    errors: dict[str, int] = kpis.get("errors_by_cause") or {}
+    for cause in SEEDBOX_ERROR_CAUSES:
+        out[f"seedbox_errors_{cause}"] = int(errors.get(cause, 0))
+    # Causes without a sensor of their own (e.g. "conflict") count as "other".
+    out["seedbox_errors_other"] += sum(
+        int(n) for c, n in errors.items() if c not in SEEDBOX_ERROR_CAUSES
+    )
+    return out
 
 
 def _count(value: Any) -> int:

@@ -53,18 +53,29 @@ async def test_snapshot_counts(db: str) -> None:
     assert "READY" in text and "moved 3, failed 1" in text
 
 
-async def test_snapshot_has_every_ha_sensor_key(db: str) -> None:
-    await KeyValue.create(
-        key="seedbox_kpis",
-        value={
-            k.removeprefix("seedbox_"): 0
-            for k in (s.key for s in SENSORS)
-            if k.startswith("seedbox_")
-        },
+async def test_snapshot_has_every_ha_sensor_key(db: str, tmp_path: Path) -> None:
+    from rush.models import SeedRelocation
+
+    config = Config()
+    config.seedbox.enabled = True
+    config.seedbox.nvme_root = tmp_path
+    now = utcnow()
+    await SeedRelocation.create(
+        infohash="a" * 40, run_id="r", started_at=now, finished_at=now, ok=True,
+        bytes_moved=2_000_000_000,
+    )  # fmt: skip
+    await SeedRelocation.create(
+        infohash="b" * 40, run_id="r", started_at=now, ok=False, error_cause="network", error="x"
     )
-    snap = await collect_status(Config())
-    missing = [s.key for s in SENSORS if s.key not in snap]
-    assert missing == []
+    await SeedRelocation.create(
+        infohash="c" * 40, run_id="r", started_at=now, ok=False, error_cause="conflict", error="x"
+    )
+    snap = await collect_status(config, now=now)
+    assert [s.key for s in SENSORS if s.key not in snap] == []
+    assert snap["seedbox_success_ratio"] == 33.3
+    assert snap["seedbox_moved_today_gb"] == 2.0
+    assert snap["seedbox_errors_network"] == 1 and snap["seedbox_errors_other"] == 1
+    assert snap["seedbox_nvme_free_gb"] is not None
 
 
 def test_rush_status_cli(tmp_path: Path) -> None:
