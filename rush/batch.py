@@ -391,6 +391,13 @@ async def _apply_chunk(ctx: _Ctx, items: list[PlanItem]) -> None:
     failed_dirs: set[str] = set()
     if missing_dirs:
         for d in missing_dirs:
+            if not roots.path(d.split("/", 1)[0]).is_dir():
+                # Never create an area root: its volume is probably not mounted.
+                failed_dirs.add(d)
+                await journal.finish_where(
+                    "failed", "destination volume missing", batch_id=ctx.batch_id, dst=d
+                )
+                continue
             try:
                 await asyncio.to_thread(_mkdirs, [roots.path(d)])
             except OSError as exc:
@@ -407,7 +414,9 @@ async def _apply_chunk(ctx: _Ctx, items: list[PlanItem]) -> None:
     ok: list[PlanItem] = [it for it in items if not it.moves]
     for it, pairs, (done, error) in zip(moving, groups, results, strict=True):
         if not pairs:
-            await _fail(ctx, it, "cannot create the destination folder", 0)
+            await _fail(
+                ctx, it, "destination folder missing and not creatable (volume missing?)", 0
+            )
         elif error is not None:
             await _fail(ctx, it, error, done)
         else:
