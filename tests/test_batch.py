@@ -39,6 +39,14 @@ def tmpfs(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
+def temps(root: Path) -> list[Path]:
+    return list(root.rglob("*.rushtmp"))
+
+
+def chattr(flag: str, path: Path) -> bool:
+    return subprocess.run(["chattr", flag, str(path)], capture_output=True).returncode == 0
+
+
 def files_under(root: Path) -> dict[str, str]:
     return {
         str(p.relative_to(root)): digest(p)
@@ -178,7 +186,7 @@ async def test_cross_volume_move_copies_verifies_and_removes_source(
     assert digest(tmpfs / "v/clip.mp4") == h and (tmpfs / "v/clip.wav").exists()
     assert not (root / "INBOX/v/clip.mp4").exists()
     assert not (root / "ARCHIVE/v").exists()
-    assert not list(tmpfs.rglob("*.rushtmp"))
+    assert not temps(tmpfs)
     assert (await Asset.get(id=a.id)).rel_path == "ARCHIVE/v/clip.mp4"
 
 
@@ -196,7 +204,7 @@ async def test_disk_full_on_destination_volume_rolls_the_group_back(
     assert [f["uuid"] for f in report.failed] == [str(big.id)]
     assert "No space left" in report.failed[0]["reason"]
     assert digest(root / "INBOX/f/big.mp4") == h and (root / "INBOX/f/big.xmp").exists()
-    assert not (tmpfs / "f/big.mp4").exists() and not list(tmpfs.rglob("*.rushtmp"))
+    assert not (tmpfs / "f/big.mp4").exists() and not temps(tmpfs)
     b = await Asset.get(id=big.id)
     assert (b.state, b.rel_path, b.batch_id) == (S.DECIDED_KEEP, "INBOX/f/big.mp4", None)
     assert (await Asset.get(id=small.id)).state is S.ARCHIVED
@@ -210,12 +218,12 @@ async def test_permission_denied_on_a_sidecar_rolls_back_the_main_file(
     a = await make_asset(root, "INBOX/p/clip.mp4", S.DECIDED_KEEP, sidecars=("clip.xmp",))
     other = await make_asset(root, "INBOX/p/fine.mp4", S.DECIDED_REJECT)
     locked = root / "INBOX/p/clip.xmp"
-    if subprocess.run(["chattr", "+i", str(locked)], capture_output=True).returncode != 0:
+    if not chattr("+i", locked):
         pytest.skip("chattr +i is not available on this filesystem")
     try:
         report = await run_apply(cfg, "frank")
     finally:
-        subprocess.run(["chattr", "-i", str(locked)], check=True)
+        assert chattr("-i", locked)
     assert [f["uuid"] for f in report.failed] == [str(a.id)]
     assert (
         "Permission" in report.failed[0]["reason"] or "not permitted" in report.failed[0]["reason"]
