@@ -225,6 +225,7 @@ def move_file(src: Path, dst: Path) -> str:
     """Move one file without ever overwriting; returns "rename" or "copy"."""
     if not os.path.isfile(src) or os.path.islink(src):
         raise FileNotFoundError(errno.ENOENT, "source is missing or not a regular file", str(src))
+    step("move:start")
     try:
         rename_noreplace(src, dst)
     except OSError as exc:
