@@ -33,8 +33,6 @@ async def main(mode: str, root: str, archive: str, db_url: str) -> None:
         await close_db()
 
 
-
-
 def zygote() -> None:
     """Import once, then fork one child per request read on stdin (fast kill points).
 

@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -188,3 +189,74 @@ async def test_sigkill_at_50_points_then_recovery(tmp_path: Path, volume: Path) 
     assert outcomes.get("rolled_back", 0) > 0 and outcomes.get("rolled_forward", 0) > 0, outcomes
 
 
+async def test_sigkill_mid_purge_then_recovery_completes(tmp_path: Path) -> None:
+    """Kill a confirmed purge at every step: recovery finishes what was started, and
+    an asset whose purge had not started is intact; never half an asset."""
+    from rush.models import PurgeAudit
+    from rush.purge import run_purge
+
+    root = tmp_path / "lib"
+    db_file = tmp_path / "purge.sqlite"
+    db_url = f"sqlite://{db_file}"
+    volume = tmp_path / "unused-archive"
+    volume.mkdir()
+    cfg = make_config(root, db_url, archive_root=volume)
+    await init_db(db_url)
+    files: dict[str, list[str]] = {}
+    for i in range(4):
+        rel = f"REJECTS/p/r{i}.mp4"
+        a = await make_asset(root, rel, S.REJECTED, sidecars=(f"r{i}.xmp",))
+        write(root, f".derived/{a.id}/v1/proxy.mp4", b"proxy")
+        files[str(a.id)] = [rel, f"REJECTS/p/r{i}.xmp", f".derived/{a.id}"]
+    await close_db()
+    tpl_db, tpl_lib = db_file.read_bytes(), snapshot_tree(root)
+    count_file = tmp_path / "steps"
+    zygote = subprocess.Popen(
+        [sys.executable, str(REPO_ROOT / "tests/crash_driver.py"), "zygote"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=rush_env(RUSH_TEST_FS_OPS_COUNT_FILE=str(count_file)),
+    )
+    assert zygote.stdin is not None and zygote.stdout is not None
+
+    def run_child(n: int) -> str:
+        assert zygote.stdin is not None and zygote.stdout is not None
+        zygote.stdin.write(f"{n}\tpurge\t{root}\t{volume}\t{db_url}\n")
+        zygote.stdin.flush()
+        return zygote.stdout.readline().strip()
+
+    def reset() -> None:
+        for suffix in ("-wal", "-shm"):
+            Path(f"{db_file}{suffix}").unlink(missing_ok=True)
+        db_file.write_bytes(tpl_db)
+        restore_tree(root, tpl_lib)
+
+    try:
+        assert run_child(10**9) == "exit 0"
+        total = int(count_file.read_text())
+        for n in range(1, total + 1):
+            reset()
+            assert run_child(n) == "killed"
+            await init_db(db_url, migrate=False)
+            try:
+                await recover(cfg)
+                for aid, paths in files.items():
+                    asset = await Asset.get(id=aid)
+                    present = [(root / p).exists() for p in paths]
+                    if asset.state is S.PURGED:
+                        assert not any(present) and asset.path_key is None
+                        assert await PurgeAudit.filter(asset_id=aid).count() == 1
+                    else:
+                        assert asset.state is S.REJECTED and all(present), (n, present)
+                        assert asset.batch_id is None
+                assert await FsAction.filter(status="pending").count() == 0
+                later = datetime.now(UTC) + timedelta(days=400)
+                await run_purge(cfg, "again", confirm=True, now=later)
+                assert set(await Asset.all().values_list("state", flat=True)) == {S.PURGED}
+                assert await PurgeAudit.all().count() == len(files)
+            finally:
+                await close_db()
+    finally:
+        zygote.stdin.close()
+        zygote.wait(timeout=30)
