@@ -203,7 +203,12 @@ async def cleanup_superseded_derivatives(
     for name in await asyncio.to_thread(_superseded_dirs, container, asset.version):
         rel = f"{DERIVED_DIR}/{aid}/{name}"
         row = await journal.record("rmtree", src=rel, asset_id=asset.id)
-        await asyncio.to_thread(journal.remove_tree_inside, roots.path(rel), container)
+        try:
+            await asyncio.to_thread(journal.remove_tree_inside, roots.path(rel), container)
+        except (UnsafePath, OSError) as exc:
+            log.warning("not removing %s: %s", rel, exc)
+            await journal.finish([row.id], "failed", str(exc))
+            continue
         await journal.finish([row.id])
         removed.append(rel)
     await Derivative.filter(asset_id=asset.id, version__lt=asset.version).delete()

@@ -58,6 +58,21 @@ def volume(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
+def temps(root: Path) -> list[Path]:
+    return list(root.rglob("*.rushtmp"))
+
+
+def start_zygote(count_file: Path) -> subprocess.Popen[str]:
+    """The driver process that forks one apply/purge child per kill point."""
+    return subprocess.Popen(
+        [sys.executable, str(REPO_ROOT / "tests/crash_driver.py"), "zygote"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=rush_env(RUSH_TEST_FS_OPS_COUNT_FILE=str(count_file)),
+    )
+
+
 def snapshot_tree(path: Path) -> dict[str, bytes]:
     return {str(p.relative_to(path)): p.read_bytes() for p in path.rglob("*") if p.is_file()}
 
@@ -87,13 +102,12 @@ async def check_consistent(
     """Every group complete in exactly one place, byte-identical, DB agreeing with disk."""
     roots = Roots.from_config(cfg)
     assert all_hashes(root, volume) == all_h, "a file was lost or duplicated"
-    assert not list(root.rglob("*.rushtmp")) and not list(volume.rglob("*.rushtmp"))
+    assert not temps(root) and not temps(volume)
     for aid, files in expected.items():
         asset = await Asset.get(id=aid)
         assert asset.batch_id is None
-        paths = [asset.rel_path] + sorted(
-            await Sidecar.filter(asset_id=aid).values_list("rel_path", flat=True)
-        )
+        sidecars = await Sidecar.filter(asset_id=aid).values_list("rel_path", flat=True)
+        paths = [asset.rel_path, *sorted(sidecars)]
         at_dest = asset.state in (S.ARCHIVED, S.REJECTED)
         assert at_dest or asset.state in (S.DECIDED_KEEP, S.DECIDED_REJECT), asset.state
         assert asset.path_key == asset.rel_path
@@ -129,13 +143,7 @@ async def test_sigkill_at_50_points_then_recovery(tmp_path: Path, volume: Path) 
     all_h = all_hashes(root, volume)
 
     count_file = tmp_path / "steps"
-    zygote = subprocess.Popen(
-        [sys.executable, str(REPO_ROOT / "tests/crash_driver.py"), "zygote"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        env=rush_env(RUSH_TEST_FS_OPS_COUNT_FILE=str(count_file)),
-    )
+    zygote = start_zygote(count_file)
     assert zygote.stdin is not None and zygote.stdout is not None
 
     def run_child(n: int) -> str:
@@ -211,13 +219,7 @@ async def test_sigkill_mid_purge_then_recovery_completes(tmp_path: Path) -> None
     await close_db()
     tpl_db, tpl_lib = db_file.read_bytes(), snapshot_tree(root)
     count_file = tmp_path / "steps"
-    zygote = subprocess.Popen(
-        [sys.executable, str(REPO_ROOT / "tests/crash_driver.py"), "zygote"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        env=rush_env(RUSH_TEST_FS_OPS_COUNT_FILE=str(count_file)),
-    )
+    zygote = start_zygote(count_file)
     assert zygote.stdin is not None and zygote.stdout is not None
 
     def run_child(n: int) -> str:
