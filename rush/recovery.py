@@ -200,3 +200,14 @@ async def recover(config: Config, *, bus: events.EventBus | None = None) -> dict
             len(live),
         )
     return outcome
+
+
+async def startup(config: Config, *, bus: events.EventBus | None = None) -> dict[str, Any]:
+    """What `rush serve` runs after opening the database and before any actor starts."""
+    from rush.actions import configure
+
+    configure(config)
+    outcome = await recover(config, bus=bus)
+    if outcome.get("busy"):
+        log.warning("a batch run holds the lock (%s): recovery skipped for now", outcome["lock"])
+    return outcome

@@ -18,6 +18,9 @@ COMMANDS = (
     "config_cmd",
     "scan",
     "serve",
+    "apply",
+    "purge_cli",
+    "asset_cmd",
 )
 
 
