@@ -272,60 +272,118 @@ class _Ctx:
     report: BatchReport
 
 
+def _sql(conn: Any, query: str) -> str:
+    """Placeholders of the backend: `?` for SQLite, `$n` for PostgreSQL."""
+    if conn.capabilities.dialect == "postgres":
+        n = 0
+
+        def number(_: Any) -> str:
+            nonlocal n
+            n += 1
+            return f"${n}"
+
+        import re
+
+        return re.sub(r"\?", number, query)
+    return query
+
+
+def _uid(conn: Any, value: uuid.UUID) -> Any:
+    return value if conn.capabilities.dialect == "postgres" else str(value)
+
+
 async def _finalize(ctx: _Ctx, items: list[PlanItem]) -> None:
-    """One transaction: new paths, sidecars, path history, states, journal done."""
+    """One transaction: new paths, sidecars, path history, states, journal done.
+
+    Why bulk statements: a 10,000-asset batch must not cost 30,000 round trips.  Paths
+    are written with `executemany`, conditioned on the batch lock; the states change
+    through `transition_many` (the bulk form of the one transition function).
+    """
     if not items:
         return
     at = utcnow()
-    async with in_transaction():
-        changes: list[PathChange] = []
-        for it in items:
-            updates: dict[str, Any] = {"batch_id": None}
-            main = it.main
-            if main is not None:
-                updates |= {"rel_path": main.dst, "path_key": main.dst, "area": it.dst_area}
-            await transition(
-                it.asset_id,
+    async with in_transaction() as conn:
+        moved = [it for it in items if it.moves]
+        if moved:
+            await conn.execute_many(
+                _sql(
+                    conn,
+                    "UPDATE asset SET rel_path = ?, path_key = ?, area = ? "
+                    "WHERE id = ? AND state = ? AND batch_id = ?",
+                ),
+                [
+                    [
+                        it.moves[0].dst,
+                        it.moves[0].dst,
+                        it.dst_area.value,
+                        _uid(conn, it.asset_id),
+                        S.MOVE_QUEUED.value,
+                        _uid(conn, ctx.batch_id),
+                    ]
+                    for it in moved
+                ],
+            )
+            side = [(it, m) for it in moved for m in it.moves if m.sidecar]
+            if side:
+                await conn.execute_many(
+                    _sql(
+                        conn, "UPDATE sidecar SET rel_path = ? WHERE asset_id = ? AND rel_path = ?"
+                    ),
+                    [[m.dst, _uid(conn, it.asset_id), m.src] for it, m in side],
+                )
+            # Verify every path update hit its row (the lock guarantees it; be sure anyway).
+            ok = 0
+            for part in _chunks(moved):
+                ok += await Asset.filter(
+                    id__in=[it.asset_id for it in part],
+                    batch_id=ctx.batch_id,
+                    state=S.MOVE_QUEUED,
+                    rel_path__in=[it.moves[0].dst for it in part],
+                ).count()
+            if ok != len(moved):
+                raise StaleState(moved[0].asset_id, S.MOVE_QUEUED)
+        for target in (S.ARCHIVED, S.REJECTED):
+            ids = [it.asset_id for it in items if it.target is target]
+            if not ids:
+                continue
+            done = await transition_many(
+                ids,
                 S.MOVE_QUEUED,
-                it.target,
+                target,
                 Trigger.MOVE_DONE,
                 ctx.actor,
-                updates=updates,
-                extra_filter={"batch_id": ctx.batch_id},
+                updates={"batch_id": None},
                 at=at,
                 bus=ctx.bus,
             )
-            for m in it.moves:
-                if m.sidecar:
-                    await Sidecar.filter(asset_id=it.asset_id, rel_path=m.src).update(
-                        rel_path=m.dst
-                    )
-                changes.append(
-                    PathChange(
-                        asset_id=it.asset_id,
-                        old_path=m.src,
-                        new_path=m.dst,
-                        batch_id=ctx.batch_id,
-                        at=at,
-                    )
-                )
+            if len(done) != len(ids):
+                raise StaleState(ids[0], S.MOVE_QUEUED)
+        changes = [
+            PathChange(
+                asset_id=it.asset_id, old_path=m.src, new_path=m.dst, batch_id=ctx.batch_id, at=at
+            )
+            for it in moved
+            for m in it.moves
+        ]
         if changes:
             await PathChange.bulk_create(changes, batch_size=500)
-        ids = [it.asset_id for it in items if it.moves]
-        for part in _chunks(ids):
+        for part in _chunks([it.asset_id for it in moved]):
             await journal.finish_where(
                 "done", batch_id=ctx.batch_id, asset_id__in=list(part), action="move"
             )
     journal.step("finalize")
     for it in items:
-        ctx.report.moved.append(
-            {
-                "uuid": str(it.asset_id),
-                "to": str(it.target),
-                "path": it.main.dst if it.main else None,
-                "renamed": it.renamed_base is not None,
-            }
-        ) if it.moves else ctx.report.noop.append(str(it.asset_id))
+        if it.moves:
+            ctx.report.moved.append(
+                {
+                    "uuid": str(it.asset_id),
+                    "to": str(it.target),
+                    "path": it.moves[0].dst,
+                    "renamed": it.renamed_base is not None,
+                }
+            )
+        else:
+            ctx.report.noop.append(str(it.asset_id))
 
 
 async def _fail(ctx: _Ctx, it: PlanItem, reason: str, moved: int) -> None:
