@@ -105,6 +105,11 @@ def lock_is_live(value: dict[str, Any]) -> bool:
 
 
 async def acquire_lock(batch_id: uuid.UUID, kind: str) -> None:
+    """Take the one filesystem lock, or take over a lock left by a dead process.
+
+    The takeover is a conditional update on the stale row's `updated_at`, so of two
+    processes finding the same stale lock only one wins; the other gets BatchBusy.
+    """
     value = {
         "batch_id": str(batch_id),
         "kind": kind,
@@ -114,14 +119,29 @@ async def acquire_lock(batch_id: uuid.UUID, kind: str) -> None:
     }
     try:
         await KeyValue.create(key=LOCK_KEY, value=value)
+        return
     except IntegrityError:
-        held = await KeyValue.get_or_none(key=LOCK_KEY)
-        detail = held.value if held else {}
-        raise BatchBusy(
-            f"another {detail.get('kind', 'batch')} is running (batch {detail.get('batch_id')}, "
-            f"pid {detail.get('pid')} on {detail.get('host')}, since {detail.get('since')}); "
-            "nothing was done"
-        ) from None
+        pass
+    held = await KeyValue.get_or_none(key=LOCK_KEY)
+    if held is None:
+        try:
+            await KeyValue.create(key=LOCK_KEY, value=value)
+            return
+        except IntegrityError:
+            held = await KeyValue.get_or_none(key=LOCK_KEY)
+    detail = held.value if held else {}
+    if held is not None and not lock_is_live(detail):
+        taken = await KeyValue.filter(key=LOCK_KEY, updated_at=held.updated_at).update(
+            value=value, updated_at=utcnow()
+        )
+        if taken:
+            log.warning("took over the batch lock of dead process %s", detail.get("pid"))
+            return
+    raise BatchBusy(
+        f"another {detail.get('kind', 'batch')} is running (batch {detail.get('batch_id')}, "
+        f"pid {detail.get('pid')} on {detail.get('host')}, since {detail.get('since')}); "
+        "nothing was done"
+    )
 
 
 async def release_lock(batch_id: uuid.UUID) -> None:
@@ -540,12 +560,12 @@ async def run_apply(
     """Apply every standing decision: move groups, update paths and states, report."""
     from rush.recovery import recover
 
-    await recover(config, bus=bus)
     batch_id = uuid.uuid4()
     await acquire_lock(batch_id, "apply")
     report = BatchReport(batch_id)
     ctx = _Ctx(config, Roots.from_config(config), batch_id, actor, bus, report)
     try:
+        await recover(config, bus=bus, holding=batch_id)
         batch = await Batch.create(id=batch_id, kind="apply", actor=actor, status="running")
         plan = await plan_apply(config)
         report.skipped.extend(s.to_dict() for s in plan.skipped)

@@ -21,14 +21,14 @@ from typing import Any
 from tortoise.transactions import in_transaction
 
 from rush import events, journal
-from rush.batch import LOCK_KEY, Progress, acquire_lock, lock_is_live, release_lock
+from rush.batch import Progress, acquire_lock, release_lock
 from rush.batch_plan import area_of
 from rush.config import Config
 from rush.journal import Roots
 from rush.layout import UnsafePath, safe_relpath
 from rush.lifecycle import AssetState, Trigger
 from rush.media import DERIVED_DIR, Area
-from rush.models import Asset, Batch, FsAction, KeyValue, PurgeAudit, Sidecar
+from rush.models import Asset, Batch, FsAction, PurgeAudit, Sidecar
 from rush.transitions import StaleState, transition, utcnow
 
 log = logging.getLogger(__name__)
@@ -201,12 +201,12 @@ async def run_purge(
         raise PurgeNotConfirmed("purge is destructive: confirm it (--confirm) or enable purge.auto")
     from rush.recovery import recover
 
-    await recover(config, bus=bus)
     batch_id = uuid.uuid4()
     await acquire_lock(batch_id, "purge")
     roots = Roots.from_config(config)
     result: dict[str, Any] = {"batch_id": str(batch_id), "purged": [], "skipped": [], "failed": []}
     try:
+        await recover(config, bus=bus, holding=batch_id)
         batch = await Batch.create(id=batch_id, kind="purge", actor=actor, status="running")
         plan = await plan_purge(config, now)
         result["skipped"] = plan.skipped
@@ -242,10 +242,10 @@ async def run_purge(
 async def complete_interrupted_purges(
     config: Config, *, bus: events.EventBus | None = None
 ) -> list[dict[str, Any]]:
-    """Finish purges a crash interrupted (the human had confirmed them); idempotent."""
-    held = await KeyValue.get_or_none(key=LOCK_KEY)
-    if held is not None and lock_is_live(held.value):
-        return []
+    """Finish purges a crash interrupted (the human had confirmed them); idempotent.
+
+    Called by `recover` while it holds the batch lock.
+    """
     roots = Roots.from_config(config)
     purge_batches = [
         uuid.UUID(str(b)) for b in await Batch.filter(kind="purge").values_list("id", flat=True)

@@ -22,12 +22,14 @@ from typing import Any
 from rush import events, journal
 from rush.batch import (
     LOCK_KEY,
+    BatchBusy,
     BatchReport,
     _Ctx,
     _finalize,
+    acquire_lock,
     item_from_journal,
-    lock_is_live,
     queued_from_state,
+    release_lock,
 )
 from rush.config import Config
 from rush.journal import Roots, tmp_name
@@ -135,14 +137,32 @@ async def _recover_group(
     return {"uuid": str(asset.id), "outcome": "rolled_back"}
 
 
-async def recover(config: Config, *, bus: events.EventBus | None = None) -> dict[str, Any]:
+async def recover(
+    config: Config, *, bus: events.EventBus | None = None, holding: uuid.UUID | None = None
+) -> dict[str, Any]:
     """Repair whatever a dead apply or purge left; returns what it did.  Idempotent.
 
-    Does nothing while a live process holds the batch lock (it is not a crash).
+    Works only under the batch lock: `holding` is the caller's batch when it already
+    holds it (apply, purge: before touching any asset), else the lock is taken here.
+    Does nothing while a live process holds the lock (it is not a crash).
     """
-    held = await KeyValue.get_or_none(key=LOCK_KEY)
-    if held is not None and lock_is_live(held.value):
-        return {"busy": True, "lock": held.value}
+    if holding is None:
+        own = uuid.uuid4()
+        try:
+            await acquire_lock(own, "recovery")
+        except BatchBusy:
+            held = await KeyValue.get_or_none(key=LOCK_KEY)
+            return {"busy": True, "lock": held.value if held else {}}
+        try:
+            return await _recover(config, bus, exclude=own)
+        finally:
+            await release_lock(own)
+    return await _recover(config, bus, exclude=holding)
+
+
+async def _recover(
+    config: Config, bus: events.EventBus | None, *, exclude: uuid.UUID
+) -> dict[str, Any]:
     roots = Roots.from_config(config)
     outcome: dict[str, Any] = {"busy": False, "groups": [], "unlocked": 0, "purges": []}
     live = {
@@ -190,8 +210,6 @@ async def recover(config: Config, *, bus: events.EventBus | None = None) -> dict
         await Batch.filter(id=bid, status="running").update(
             status="crashed", finished_at=utcnow(), report={"recovery": outcome["groups"][:1000]}
         )
-    if held is not None:
-        await held.delete()
     if outcome["groups"] or outcome["unlocked"] or live:
         log.warning(
             "recovery: %d group(s) settled, %d asset(s) unlocked, %d batch(es) marked crashed",
