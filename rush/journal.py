@@ -121,8 +121,13 @@ def _load_renameat2() -> Any:
         try:
             libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
             fn = libc.renameat2
-            fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p]
-            fn.argtypes.append(ctypes.c_uint)
+            fn.argtypes = [
+                ctypes.c_int,
+                ctypes.c_char_p,
+                ctypes.c_int,
+                ctypes.c_char_p,
+                ctypes.c_uint,
+            ]
             fn.restype = ctypes.c_int
             _renameat2 = fn
         except (OSError, AttributeError):
@@ -149,7 +154,11 @@ def rename_noreplace(src: Path, dst: Path) -> None:
             raise FileExistsError(errno.EEXIST, "destination exists", str(dst)) from exc
         os.rename(src, dst)  # under the batch lock: nobody else writes there
         return
-    os.unlink(src)
+    try:
+        os.unlink(src)
+    except OSError:
+        os.unlink(dst)  # undo the link: the file keeps exactly one name, its source
+        raise
 
 
 def fsync_dir(path: Path) -> None:
