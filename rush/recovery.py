@@ -19,6 +19,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from tortoise.exceptions import IntegrityError
+
 from rush import events, journal
 from rush.batch import (
     LOCK_KEY,
@@ -106,8 +108,13 @@ async def _recover_group(
                 await asyncio.to_thread(journal.remove_file, asrc)
                 await asyncio.to_thread(journal.fsync_dir, asrc.parent)
                 await journal.finish([row.id])
-        await _finalize(ctx, [item])
-        return {"uuid": str(asset.id), "outcome": "rolled_forward"}
+        try:
+            await _finalize(ctx, [item])
+            return {"uuid": str(asset.id), "outcome": "rolled_forward"}
+        except (IntegrityError, StaleState) as exc:
+            log.error("asset %s: database refused the new paths (%s); rolling back", asset.id, exc)
+        # The duplicates are gone now: look again before moving anything back.
+        where = [await asyncio.to_thread(locate, s, d) for s, d in abs_pairs]
     for (s, d), (asrc, adst), w in zip(pairs, abs_pairs, where, strict=True):
         if w is Where.DST:
             row = await journal.record(
@@ -180,8 +187,8 @@ async def _recover(
         if asset.state is S.MOVE_QUEUED:
             try:
                 outcome["groups"].append(await _recover_group(roots, asset, batch_id, bus))
-            except (OSError, UnsafePath, StaleState) as exc:
-                log.error("recovery of %s failed: %s", asset.id, exc)
+            except Exception as exc:  # one bad group must not stop start-up
+                log.exception("recovery of %s failed", asset.id)
                 outcome["groups"].append({"uuid": str(asset.id), "outcome": f"error: {exc}"})
         else:
             await Asset.filter(id=asset.id, batch_id=batch_id).update(batch_id=None)

@@ -118,3 +118,26 @@ async def test_recovery_leaves_a_live_batch_alone(db: str, tmp_path: Path) -> No
     assert out["busy"] is True
     assert (await Asset.get(id=a.id)).state is S.MOVE_QUEUED
     assert (root / "ARCHIVE/l/clip.mp4").exists()
+
+
+async def test_forward_refused_by_database_rolls_back_without_losing_a_copy(
+    db: str, tmp_path: Path
+) -> None:
+    root = tmp_path / "lib"
+    cfg = make_config(root, db)
+    bid = uuid.uuid4()
+    await Batch.create(id=bid, kind="apply", status="running")
+    a = await queued(root, "INBOX/z/clip.mp4", bid, ("clip.xmp",))
+    data = (root / "INBOX/z/clip.mp4").read_bytes()
+    move(root, "INBOX/z/clip.mp4", keep_source=True)  # at both places, identical
+    move(root, "INBOX/z/clip.xmp")
+    # Another record claims the destination path: the forward database update must fail.
+    squatter = await make_asset(None, "ARCHIVE/elsewhere.mp4", AssetState.ARCHIVED)
+    await Asset.filter(id=squatter.id).update(path_key="ARCHIVE/z/clip.mp4")
+    out = await recover(cfg)
+    assert [g["outcome"] for g in out["groups"]] == ["rolled_back"]
+    assert (root / "INBOX/z/clip.mp4").read_bytes() == data
+    assert (root / "INBOX/z/clip.xmp").exists()
+    assert not (root / "ARCHIVE/z/clip.mp4").exists() and not (root / "ARCHIVE/z/clip.xmp").exists()
+    ra = await Asset.get(id=a.id)
+    assert (ra.state, ra.rel_path, ra.batch_id) == (S.DECIDED_KEEP, "INBOX/z/clip.mp4", None)
