@@ -140,8 +140,8 @@ def area_of(rel_path: str) -> Area | None:
 
 def rebase(rel_path: str, area: Area) -> str:
     """Same sub-path under another area: `INBOX/a/b.mp4` -> `ARCHIVE/a/b.mp4`."""
-    parts = PurePosixPath(rel_path).parts
-    return str(PurePosixPath(area.value, *parts[1:]))
+    _head, sep, rest = rel_path.partition("/")
+    return f"{area.value}{sep}{rest}"
 
 
 def destination_dirs(assets: Iterable[AssetSnapshot]) -> set[str]:
@@ -170,15 +170,15 @@ def _check(a: AssetSnapshot) -> str | None:
     if a.missing:
         return "file missing on disk"
     try:
-        safe_relpath(a.rel_path)
-        for s in a.sidecars:
-            safe_relpath(s)
+        for p in (a.rel_path, *a.sidecars):
+            if str(safe_relpath(p)) != p:
+                return f"non-canonical path {p!r}"
     except UnsafePath as exc:
         return f"unsafe path: {exc}"
-    if area_of(a.rel_path) is None:
+    if area_of(a.rel_path) is None or "/" not in a.rel_path:
         return "not in INBOX, ARCHIVE or REJECTS"
-    folder = PurePosixPath(a.rel_path).parent
-    if any(PurePosixPath(s).parent != folder for s in a.sidecars):
+    folder = a.rel_path.rsplit("/", 1)[0]
+    if any(s.rsplit("/", 1)[0] != folder for s in a.sidecars):
         return "a sidecar is not in the folder of its main file"
     return None
 
@@ -207,10 +207,9 @@ def plan_batch_moves(
         plan.items.append(item)
         if src_area is dst_area:
             continue  # already where its decision wants it: no file moves
-        main_dst = PurePosixPath(rebase(a.rel_path, dst_area))
-        dest_dir = str(main_dst.parent)
-        names = [main_dst.name, *(PurePosixPath(s).name for s in a.sidecars)]
-        new_names, new_base = choose_names(dest_dir, names, main_dst.name, a.id, taken.is_taken)
+        dest_dir, main_name = rebase(a.rel_path, dst_area).rsplit("/", 1)
+        names = [main_name, *(sc.rsplit("/", 1)[1] for sc in a.sidecars)]
+        new_names, new_base = choose_names(dest_dir, names, main_name, a.id, taken.is_taken)
         srcs = [a.rel_path, *a.sidecars]
         for i, (src, name) in enumerate(zip(srcs, new_names, strict=True)):
             dst = f"{dest_dir}/{name}"

@@ -94,6 +94,8 @@ def test_plan_destinations_by_decision_and_area() -> None:
         (snap("/etc/passwd"), "unsafe"),
         (snap("INBOX/a.mp4", sidecars=("INBOX/../x.xmp",)), "unsafe"),
         (snap("EXPORTS/a.mp4"), "not in INBOX"),
+        (snap("INBOX/./a.mp4"), "non-canonical"),
+        (snap("INBOX"), "not in INBOX"),
         (snap("INBOX/a.mp4", sidecars=("INBOX/b/a.xmp",)), "folder"),
     ],
 )
