@@ -13,7 +13,6 @@ import logging
 import re
 import uuid
 from pathlib import Path
-from typing import Any
 
 from tortoise.transactions import in_transaction
 
@@ -245,10 +244,6 @@ async def retry_failed(asset_id: uuid.UUID | str, actor: str) -> bool:
     if changed:
         log.info("asset %s: failed flag cleared by %s", asset_id, actor)
     return bool(changed)
-
-
-def describe(state: AssetState | None) -> dict[str, Any]:
-    return {"state": str(state) if state else None}
 
 
 __all__ = [

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import socket
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -301,8 +302,6 @@ def _sql(conn: Any, query: str) -> str:
             nonlocal n
             n += 1
             return f"${n}"
-
-        import re
 
         return re.sub(r"\?", number, query)
     return query

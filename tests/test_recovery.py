@@ -141,3 +141,20 @@ async def test_forward_refused_by_database_rolls_back_without_losing_a_copy(
     assert not (root / "ARCHIVE/z/clip.mp4").exists() and not (root / "ARCHIVE/z/clip.xmp").exists()
     ra = await Asset.get(id=a.id)
     assert (ra.state, ra.rel_path, ra.batch_id) == (S.DECIDED_KEEP, "INBOX/z/clip.mp4", None)
+
+
+async def test_startup_recovers_and_configures_cleanup(db: str, tmp_path: Path) -> None:
+    from rush import actions
+    from rush.recovery import startup
+
+    root = tmp_path / "lib"
+    cfg = make_config(root, db)
+    bid = uuid.uuid4()
+    await Batch.create(id=bid, kind="apply", status="running")
+    a = await queued(root, "INBOX/s/clip.mp4", bid, ())
+    out = await startup(cfg)
+    assert [g["outcome"] for g in out["groups"]] == ["rolled_back"]
+    assert (await Asset.get(id=a.id)).state is S.DECIDED_KEEP
+    write(root, f".derived/{a.id}/v1/x.jpg", b"x")
+    await Asset.filter(id=a.id).update(version=2)
+    assert await actions.cleanup_superseded_derivatives(a.id) == [f".derived/{a.id}/v1"]
