@@ -266,3 +266,29 @@ async def test_vanished_source_fails_that_asset_only(db: str, tmp_path: Path) ->
     assert (root / "INBOX/g/gone.mp4").exists()
     assert (await Asset.get(id=gone.id)).state is S.DECIDED_KEEP
     assert (await Asset.get(id=fine.id)).state is S.ARCHIVED
+
+
+async def test_two_kept_assets_aiming_at_the_same_name(db: str, tmp_path: Path) -> None:
+    """A new clip and a reopened one with the same sub-path both go to ARCHIVE."""
+    from rush.actions import reopen
+    from rush.lifecycle import Trigger
+    from rush.transitions import transition
+
+    root = tmp_path / "lib"
+    cfg = make_config(root, db)
+    new = await make_asset(root, "INBOX/d/a.mp4", S.DECIDED_KEEP, sidecars=("a.xmp",))
+    old = await make_asset(root, "REJECTS/d/a.mp4", S.REJECTED, sidecars=("a.xmp",))
+    await reopen(old.id, "ivy")
+    await transition(old.id, S.DECISION_PENDING, S.DECIDED_KEEP, Trigger.DECIDE_KEEP, "ivy")
+    h_new, h_old = digest(root / "INBOX/d/a.mp4"), digest(root / "REJECTS/d/a.mp4")
+    report = await run_apply(cfg, "ivy")
+    assert report.failed == [] and len(report.moved) == 2
+    tag = old.id.hex[:8]
+    assert digest(root / "ARCHIVE/d/a.mp4") == h_new
+    assert digest(root / f"ARCHIVE/d/a__{tag}.mp4") == h_old
+    assert (root / f"ARCHIVE/d/a__{tag}.xmp").exists() and (root / "ARCHIVE/d/a.xmp").exists()
+    assert (await Asset.get(id=old.id)).rel_path == f"ARCHIVE/d/a__{tag}.mp4"
+    assert (await Asset.get(id=new.id)).rel_path == "ARCHIVE/d/a.mp4"
+    assert sorted(await Sidecar.filter(asset_id=old.id).values_list("rel_path", flat=True)) == [
+        f"ARCHIVE/d/a__{tag}.xmp"
+    ]
