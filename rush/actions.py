@@ -145,14 +145,20 @@ async def restore_decision_after_processing(
     area = "ARCHIVE" if decision == "KEEP" else "REJECTS"
     if not asset.rel_path.startswith(area + "/"):
         return decided  # not where its decision wants it: the next batch apply moves it
-    await transition(
-        asset.id, decided, S.MOVE_QUEUED, Trigger.QUEUE_MOVE, SYSTEM, reason=RESTORE_REASON,
-        extra_filter={"batch_id": None}, bus=bus,
-    )  # fmt: skip
-    await transition(
-        asset.id, S.MOVE_QUEUED, target, Trigger.MOVE_DONE, SYSTEM,
-        reason=RESTORE_REASON + " (already in place, no file moved)", bus=bus,
-    )  # fmt: skip
+    try:
+        # One transaction: the asset is never left MOVE_QUEUED outside a batch.
+        async with in_transaction():
+            await transition(
+                asset.id, decided, S.MOVE_QUEUED, Trigger.QUEUE_MOVE, SYSTEM,
+                reason=RESTORE_REASON, extra_filter={"batch_id": None}, bus=bus,
+            )  # fmt: skip
+            await transition(
+                asset.id, S.MOVE_QUEUED, target, Trigger.MOVE_DONE, SYSTEM,
+                reason=RESTORE_REASON + " (already in place, no file moved)",
+                extra_filter={"batch_id": None}, bus=bus,
+            )  # fmt: skip
+    except StaleState:
+        return decided  # a batch apply took it meanwhile: it brings it back the same way
     return target
 
 

@@ -64,14 +64,14 @@ def locate(src: Path, dst: Path) -> Where:
     return Where.LOST
 
 
-def _cleanup_tmps(paths: list[Path]) -> list[Path]:
-    removed = []
-    for p in paths:
+def _existing_tmps(pairs: list[tuple[str, Path]]) -> list[tuple[str, Path]]:
+    out = []
+    for rel, p in pairs:
         t = tmp_name(p)
         if os.path.lexists(t):
-            os.unlink(t)
-            removed.append(t)
-    return removed
+            rel_dir = rel.rpartition("/")[0]
+            out.append((f"{rel_dir}/{t.name}" if rel_dir else t.name, t))
+    return out
 
 
 async def _recover_group(
@@ -89,8 +89,13 @@ async def _recover_group(
         from_state = S.DECIDED_KEEP if asset.decision == "KEEP" else S.DECIDED_REJECT
     abs_pairs = [(roots.path(s), roots.path(d)) for s, d in pairs]
     # Temporary copies are ours and never the only copy: the source is removed last.
-    tmps = await asyncio.to_thread(_cleanup_tmps, [p for pair in abs_pairs for p in pair])
-    for t in tmps:
+    rel_abs = [
+        (r, a) for pr, pa in zip(pairs, abs_pairs, strict=True) for r, a in zip(pr, pa, strict=True)
+    ]
+    for rel_tmp, t in await asyncio.to_thread(_existing_tmps, rel_abs):
+        row = await journal.record("delete", src=rel_tmp, batch_id=batch_id, asset_id=asset.id)
+        await asyncio.to_thread(journal.remove_file, t)
+        await journal.finish([row.id])
         log.info("recovery removed temporary copy %s", t)
     where = [await asyncio.to_thread(locate, s, d) for s, d in abs_pairs]
     if Where.LOST in where:
