@@ -74,8 +74,9 @@ class Sidecar(Model):
     """A file that travels with its asset (same folder, same base name)."""
 
     id = fields.IntField(primary_key=True)
+    # Indexed: sidecars are looked up and updated by asset (batch apply, scanner, UI).
     asset: fields.ForeignKeyRelation[Asset] = fields.ForeignKeyField(
-        "rush.Asset", related_name="sidecars", on_delete=fields.CASCADE
+        "rush.Asset", related_name="sidecars", on_delete=fields.CASCADE, db_index=True
     )
     rel_path = fields.TextField()
     size = fields.BigIntField(default=0)

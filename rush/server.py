@@ -30,7 +30,9 @@ def build_actors(ctx: ServerContext) -> list[Actor]:
     """Every long-lived actor of the server, in start order."""
     from actors.scanner import Scanner
 
-    actors: list[Actor] = [Scanner(ctx.config, bus=ctx.bus)]
+    from actors.purger import Purger
+
+    actors: list[Actor] = [Scanner(ctx.config, bus=ctx.bus), Purger(ctx.config, bus=ctx.bus)]
     if ctx.config.seedbox.enabled:
         from actors.seed_relocator import SeedRelocator
 
@@ -44,6 +46,10 @@ async def run_server(config: Config, *, supervisor_hook: object = None) -> None:
         config.data_dir.mkdir(parents=True, exist_ok=True)
         await init_db(config.database_url())
         stack.push_async_callback(close_db)
+        # Before any actor starts: settle whatever a crashed apply or purge left.
+        from rush.recovery import startup
+
+        await startup(config, bus=ctx.bus)
         supervisor = Supervisor(build_actors(ctx))
         if callable(supervisor_hook):
             supervisor_hook(supervisor)

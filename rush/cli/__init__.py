@@ -20,6 +20,9 @@ COMMANDS = (
     "status",
     "export",
     "seedbox",
+    "apply",
+    "purge_cli",
+    "asset_cmd",
 )
 
 

@@ -482,6 +482,7 @@ class Migration(migrations.Migration):
                     fields.ForeignKeyField(
                         "rush.Asset",
                         source_field="asset_id",
+                        db_index=True,
                         db_constraint=True,
                         to_field="id",
                         related_name="sidecars",

@@ -1,0 +1,626 @@
+"""Batch apply (Workflow 7): the only code that moves media, journaled and crash-safe.
+
+Why this shape: a group (main file + sidecars) must end up complete in exactly one
+place whatever happens.  Each chunk of groups is journaled before any file moves; the
+files move; the folders are fsynced; then one database transaction records the new
+paths and states.  A failed group is rolled back at once (journaled).  A crash at any
+point is repaired by `recover()`, which reads the journal and looks at the disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import socket
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
+
+from rush import events, journal
+from rush.batch_plan import (
+    AssetSnapshot,
+    BatchPlan,
+    FileMove,
+    PlanItem,
+    area_of,
+    destination_dirs,
+    plan_batch_moves,
+)
+from rush.config import Config
+from rush.journal import Roots
+from rush.layout import UnsafePath
+from rush.lifecycle import AssetState, Trigger
+from rush.media import Area
+from rush.models import Asset, AssetEvent, Batch, Facts, FsAction, KeyValue, PathChange, Sidecar
+from rush.transitions import StaleState, transition, transition_many, utcnow
+
+log = logging.getLogger(__name__)
+
+S = AssetState
+#: One filesystem-changing run at a time (apply or purge): a row in `kv`.
+LOCK_KEY = "fs_lock"
+CHUNK = 200
+_IN = 500
+
+Progress = Callable[[int, int, str], None]
+
+
+class BatchBusy(RuntimeError):
+    """Another apply or purge holds the batch lock; nothing was done."""
+
+
+@dataclass
+class BatchReport:
+    batch_id: uuid.UUID
+    moved: list[dict[str, Any]] = field(default_factory=list)
+    noop: list[str] = field(default_factory=list)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    failed: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "batch_id": str(self.batch_id),
+            "counts": {
+                "moved": len(self.moved),
+                "noop": len(self.noop),
+                "skipped": len(self.skipped),
+                "failed": len(self.failed),
+            },
+            "moved": self.moved,
+            "noop": self.noop,
+            "skipped": self.skipped,
+            "failed": self.failed,
+        }
+
+
+# --- the lock ----------------------------------------------------------------------
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def lock_is_live(value: dict[str, Any]) -> bool:
+    """A lock is live unless its holder was a process of this host that is gone.
+
+    Why: a SIGKILLed apply leaves its lock row; recovery may take over only when the
+    holder is certainly dead.  A holder on another host is assumed alive.
+    """
+    if value.get("host") != socket.gethostname():
+        return True
+    pid = value.get("pid")
+    return isinstance(pid, int) and _pid_alive(pid)
+
+
+async def acquire_lock(batch_id: uuid.UUID, kind: str) -> None:
+    """Take the one filesystem lock, or take over a lock left by a dead process.
+
+    The takeover is a conditional update on the stale row's `updated_at`, so of two
+    processes finding the same stale lock only one wins; the other gets BatchBusy.
+    """
+    value = {
+        "batch_id": str(batch_id),
+        "kind": kind,
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "since": utcnow().isoformat(),
+    }
+    try:
+        await KeyValue.create(key=LOCK_KEY, value=value)
+        return
+    except IntegrityError:
+        pass
+    held = await KeyValue.get_or_none(key=LOCK_KEY)
+    if held is None:
+        try:
+            await KeyValue.create(key=LOCK_KEY, value=value)
+            return
+        except IntegrityError:
+            held = await KeyValue.get_or_none(key=LOCK_KEY)
+    detail = held.value if held else {}
+    if held is not None and not lock_is_live(detail):
+        taken = await KeyValue.filter(key=LOCK_KEY, updated_at=held.updated_at).update(
+            value=value, updated_at=utcnow()
+        )
+        if taken:
+            log.warning("took over the batch lock of dead process %s", detail.get("pid"))
+            return
+    raise BatchBusy(
+        f"another {detail.get('kind', 'batch')} is running (batch {detail.get('batch_id')}, "
+        f"pid {detail.get('pid')} on {detail.get('host')}, since {detail.get('since')}); "
+        "nothing was done"
+    )
+
+
+async def release_lock(batch_id: uuid.UUID) -> None:
+    held = await KeyValue.get_or_none(key=LOCK_KEY)
+    if held is not None and held.value.get("batch_id") == str(batch_id):
+        await held.delete()
+
+
+# --- planning ----------------------------------------------------------------------
+
+
+def _chunks(seq: Sequence[Any], size: int = _IN) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(seq), size):
+        yield seq[start : start + size]
+
+
+async def snapshots(
+    states: Iterable[AssetState] = (S.DECIDED_KEEP, S.DECIDED_REJECT),
+) -> list[AssetSnapshot]:
+    """Read what the planner needs about every decided asset, in a few bulk queries."""
+    rows = await Asset.filter(state__in=list(states)).values(
+        "id", "rel_path", "state", "version", "batch_id", "missing"
+    )
+    ids = [r["id"] for r in rows]
+    facts: set[tuple[str, int]] = set()
+    sidecars: dict[str, list[str]] = {}
+    for part in _chunks(ids):
+        for aid, version in await Facts.filter(asset_id__in=list(part)).values_list(
+            "asset_id", "version"
+        ):
+            facts.add((str(aid), int(version)))
+        for aid, rel in await Sidecar.filter(asset_id__in=list(part), missing=False).values_list(
+            "asset_id", "rel_path"
+        ):
+            sidecars.setdefault(str(aid), []).append(str(rel))
+    return [
+        AssetSnapshot(
+            id=r["id"] if isinstance(r["id"], uuid.UUID) else uuid.UUID(str(r["id"])),
+            rel_path=r["rel_path"],
+            state=S(r["state"]),
+            processed=(str(r["id"]), int(r["version"])) in facts,
+            batch_id=r["batch_id"],
+            missing=bool(r["missing"]),
+            sidecars=tuple(sorted(sidecars.get(str(r["id"]), []))),
+        )
+        for r in rows
+    ]
+
+
+def _list_dirs(roots: Roots, dirs: Iterable[str]) -> list[str]:
+    out: list[str] = []
+    for d in dirs:
+        try:
+            names = os.listdir(roots.path(d))
+        except (FileNotFoundError, NotADirectoryError, UnsafePath):
+            continue
+        out.extend(f"{d}/{n}" for n in names)
+    return out
+
+
+async def existing_destination_names(roots: Roots, snaps: list[AssetSnapshot]) -> list[str]:
+    """Every path already used at the destinations: the disk listing and the database."""
+    dirs = destination_dirs(snaps)
+    names = await asyncio.to_thread(_list_dirs, roots, sorted(dirs))
+    areas = [Area.ARCHIVE, Area.REJECTS]
+    names.extend(
+        str(k)
+        for k in await Asset.filter(area__in=areas, path_key__not_isnull=True).values_list(
+            "path_key", flat=True
+        )
+    )
+    for prefix in ("ARCHIVE/", "REJECTS/"):
+        names.extend(
+            str(p)
+            for p in await Sidecar.filter(rel_path__startswith=prefix).values_list(
+                "rel_path", flat=True
+            )
+        )
+    return names
+
+
+async def plan_apply(config: Config) -> BatchPlan:
+    """Dry run: what `run_apply` would do now; touches nothing."""
+    roots = Roots.from_config(config)
+    snaps = await snapshots()
+    return plan_batch_moves(snaps, await existing_destination_names(roots, snaps))
+
+
+# --- executing ---------------------------------------------------------------------
+
+
+def _mkdirs(paths: list[Path]) -> None:
+    for p in paths:
+        p.mkdir(parents=True, exist_ok=True)
+        journal.step("mkdir")
+        journal.fsync_dir(p.parent)
+
+
+def _move_groups(groups: list[list[tuple[Path, Path]]]) -> list[tuple[int, str | None]]:
+    """Move each group in turn; stop a group at its first error (the rest stays put).
+
+    Returns per group (files moved, error).  Folders are fsynced before returning so
+    the database is only told about renames that are on disk.
+    """
+    results: list[tuple[int, str | None]] = []
+    touched: set[Path] = set()
+    for pairs in groups:
+        done = 0
+        error: str | None = None
+        for src, dst in pairs:
+            try:
+                journal.move_file(src, dst)
+            except OSError as exc:
+                error = f"{type(exc).__name__}: {exc}"
+                break
+            touched.add(src.parent)
+            touched.add(dst.parent)
+            done += 1
+        results.append((done, error))
+    for d in touched:
+        try:
+            journal.fsync_dir(d)
+        except OSError:
+            log.warning("cannot fsync folder %s", d)
+    journal.step("fsync")
+    return results
+
+
+def _move_back(pairs: list[tuple[Path, Path]]) -> str | None:
+    """Undo moves (dst -> src); returns the first error, if any."""
+    for dst, src in pairs:
+        try:
+            journal.move_file(dst, src)
+            journal.fsync_dir(src.parent)
+            journal.fsync_dir(dst.parent)
+        except OSError as exc:
+            return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+@dataclass
+class _Ctx:
+    config: Config
+    roots: Roots
+    batch_id: uuid.UUID
+    actor: str
+    bus: events.EventBus | None
+    report: BatchReport
+
+
+def _sql(conn: Any, query: str) -> str:
+    """Placeholders of the backend: `?` for SQLite, `$n` for PostgreSQL."""
+    if conn.capabilities.dialect == "postgres":
+        n = 0
+
+        def number(_: Any) -> str:
+            nonlocal n
+            n += 1
+            return f"${n}"
+
+        return re.sub(r"\?", number, query)
+    return query
+
+
+def _uid(conn: Any, value: uuid.UUID) -> Any:
+    return value if conn.capabilities.dialect == "postgres" else str(value)
+
+
+async def _finalize(ctx: _Ctx, items: list[PlanItem]) -> None:
+    """One transaction: new paths, sidecars, path history, states, journal done.
+
+    Why bulk statements: a 10,000-asset batch must not cost 30,000 round trips.  Paths
+    are written with `executemany`, conditioned on the batch lock; the states change
+    through `transition_many` (the bulk form of the one transition function).
+    """
+    if not items:
+        return
+    at = utcnow()
+    async with in_transaction() as conn:
+        moved = [it for it in items if it.moves]
+        if moved:
+            await conn.execute_many(
+                _sql(
+                    conn,
+                    "UPDATE asset SET rel_path = ?, path_key = ?, area = ? "
+                    "WHERE id = ? AND state = ? AND batch_id = ?",
+                ),
+                [
+                    [
+                        it.moves[0].dst,
+                        it.moves[0].dst,
+                        it.dst_area.value,
+                        _uid(conn, it.asset_id),
+                        S.MOVE_QUEUED.value,
+                        _uid(conn, ctx.batch_id),
+                    ]
+                    for it in moved
+                ],
+            )
+            side = [(it, m) for it in moved for m in it.moves if m.sidecar]
+            if side:
+                await conn.execute_many(
+                    _sql(
+                        conn, "UPDATE sidecar SET rel_path = ? WHERE asset_id = ? AND rel_path = ?"
+                    ),
+                    [[m.dst, _uid(conn, it.asset_id), m.src] for it, m in side],
+                )
+            # Verify every path update hit its row (the lock guarantees it; be sure anyway).
+            ok = 0
+            for part in _chunks(moved):
+                ok += await Asset.filter(
+                    id__in=[it.asset_id for it in part],
+                    batch_id=ctx.batch_id,
+                    state=S.MOVE_QUEUED,
+                    rel_path__in=[it.moves[0].dst for it in part],
+                ).count()
+            if ok != len(moved):
+                raise StaleState(moved[0].asset_id, S.MOVE_QUEUED)
+        for target in (S.ARCHIVED, S.REJECTED):
+            ids = [it.asset_id for it in items if it.target is target]
+            if not ids:
+                continue
+            done = await transition_many(
+                ids,
+                S.MOVE_QUEUED,
+                target,
+                Trigger.MOVE_DONE,
+                ctx.actor,
+                updates={"batch_id": None},
+                at=at,
+                bus=ctx.bus,
+            )
+            if len(done) != len(ids):
+                raise StaleState(ids[0], S.MOVE_QUEUED)
+        changes = [
+            PathChange(
+                asset_id=it.asset_id, old_path=m.src, new_path=m.dst, batch_id=ctx.batch_id, at=at
+            )
+            for it in moved
+            for m in it.moves
+        ]
+        if changes:
+            await PathChange.bulk_create(changes, batch_size=500)
+        for part in _chunks([it.asset_id for it in moved]):
+            await journal.finish_where(
+                "done", batch_id=ctx.batch_id, asset_id__in=list(part), action="move"
+            )
+    journal.step("finalize")
+    for it in items:
+        if it.moves:
+            ctx.report.moved.append(
+                {
+                    "uuid": str(it.asset_id),
+                    "to": str(it.target),
+                    "path": it.moves[0].dst,
+                    "renamed": it.renamed_base is not None,
+                }
+            )
+        else:
+            ctx.report.noop.append(str(it.asset_id))
+
+
+async def _fail(ctx: _Ctx, it: PlanItem, reason: str, moved: int) -> None:
+    """Roll a group back (journaled) and return the asset to its DECIDED_* state."""
+    back = list(reversed(it.moves[:moved]))
+    if back:
+        await journal.record_many(
+            [
+                FsAction(
+                    action="rollback",
+                    src=m.dst,
+                    dst=m.src,
+                    batch_id=ctx.batch_id,
+                    asset_id=it.asset_id,
+                )
+                for m in back
+            ]
+        )
+        error = await asyncio.to_thread(
+            _move_back, [(ctx.roots.path(m.dst), ctx.roots.path(m.src)) for m in back]
+        )
+        if error is not None:
+            log.error("rollback of %s failed: %s; recovery will finish it", it.asset_id, error)
+            ctx.report.failed.append(
+                {
+                    "uuid": str(it.asset_id),
+                    "reason": f"{reason}; rollback incomplete ({error}): recovery needed",
+                }
+            )
+            return
+        await journal.finish_where(
+            "done", batch_id=ctx.batch_id, asset_id=it.asset_id, action="rollback"
+        )
+    await journal.finish_where(
+        "rolled_back", reason, batch_id=ctx.batch_id, asset_id=it.asset_id, action="move"
+    )
+    await transition(
+        it.asset_id,
+        S.MOVE_QUEUED,
+        it.state,
+        Trigger.MOVE_FAILED,
+        ctx.actor,
+        reason=reason,
+        updates={"batch_id": None},
+        extra_filter={"batch_id": ctx.batch_id},
+        bus=ctx.bus,
+    )
+    ctx.report.failed.append({"uuid": str(it.asset_id), "reason": reason})
+
+
+async def _apply_chunk(ctx: _Ctx, items: list[PlanItem]) -> None:
+    moving = [it for it in items if it.moves]
+    roots = ctx.roots
+    rows = [
+        FsAction(action="move", src=m.src, dst=m.dst, batch_id=ctx.batch_id, asset_id=it.asset_id)
+        for it in moving
+        for m in it.moves
+    ]
+    dst_dirs = sorted({str(PurePosixPath(m.dst).parent) for it in moving for m in it.moves})
+    missing_dirs = [d for d in dst_dirs if not roots.path(d).is_dir()]
+    rows.extend(FsAction(action="mkdir", dst=d, batch_id=ctx.batch_id) for d in missing_dirs)
+    await journal.record_many(rows)
+    failed_dirs: set[str] = set()
+    if missing_dirs:
+        for d in missing_dirs:
+            if not roots.path(d.split("/", 1)[0]).is_dir():
+                # Never create an area root: its volume is probably not mounted.
+                failed_dirs.add(d)
+                await journal.finish_where(
+                    "failed", "destination volume missing", batch_id=ctx.batch_id, dst=d
+                )
+                continue
+            try:
+                await asyncio.to_thread(_mkdirs, [roots.path(d)])
+            except OSError as exc:
+                failed_dirs.add(d)
+                await journal.finish_where("failed", str(exc), batch_id=ctx.batch_id, dst=d)
+        await journal.finish_where("done", batch_id=ctx.batch_id, action="mkdir")
+    groups: list[list[tuple[Path, Path]]] = []
+    for it in moving:
+        if any(str(PurePosixPath(m.dst).parent) in failed_dirs for m in it.moves):
+            groups.append([])  # marked failed below without touching a file
+        else:
+            groups.append([(roots.path(m.src), roots.path(m.dst)) for m in it.moves])
+    results = await asyncio.to_thread(_move_groups, groups)
+    ok: list[PlanItem] = [it for it in items if not it.moves]
+    for it, pairs, (done, error) in zip(moving, groups, results, strict=True):
+        if not pairs:
+            await _fail(
+                ctx, it, "destination folder missing and not creatable (volume missing?)", 0
+            )
+        elif error is not None:
+            await _fail(ctx, it, error, done)
+        else:
+            ok.append(it)
+    try:
+        await _finalize(ctx, ok)
+    except (IntegrityError, StaleState) as exc:
+        log.warning("chunk finalisation failed (%s); finalising one by one", exc)
+        for it in ok:
+            try:
+                await _finalize(ctx, [it])
+            except (IntegrityError, StaleState) as one:
+                await _fail(ctx, it, f"database refused the new path: {one}", len(it.moves))
+
+
+async def _lock_assets(ctx: _Ctx, plan: BatchPlan) -> list[PlanItem]:
+    """Set `batch_id` (conditional update) then MOVE_QUEUED; returns the items held."""
+    held: list[PlanItem] = []
+    by_id = {it.asset_id: it for it in plan.items}
+    for state in (S.DECIDED_KEEP, S.DECIDED_REJECT):
+        ids = [it.asset_id for it in plan.items if it.state is state]
+        for part in _chunks(ids):
+            await Asset.filter(id__in=list(part), state=state, batch_id=None).update(
+                batch_id=ctx.batch_id
+            )
+        locked = []
+        for part in _chunks(ids):
+            locked.extend(
+                await Asset.filter(
+                    id__in=list(part), state=state, batch_id=ctx.batch_id
+                ).values_list("id", flat=True)
+            )
+        queued = await transition_many(
+            [uuid.UUID(str(i)) for i in locked],
+            state,
+            S.MOVE_QUEUED,
+            Trigger.QUEUE_MOVE,
+            ctx.actor,
+            bus=ctx.bus,
+        )
+        queued_set = {uuid.UUID(str(i)) for i in queued}
+        for aid in ids:
+            if aid in queued_set:
+                held.append(by_id[aid])
+            else:
+                ctx.report.skipped.append(
+                    {"uuid": str(aid), "reason": "changed or locked while the batch started"}
+                )
+        stray = [uuid.UUID(str(i)) for i in locked if uuid.UUID(str(i)) not in queued_set]
+        if stray:
+            await Asset.filter(id__in=stray, batch_id=ctx.batch_id).update(batch_id=None)
+    journal.step("queued")
+    return held
+
+
+async def run_apply(
+    config: Config,
+    actor: str,
+    *,
+    progress: Progress | None = None,
+    bus: events.EventBus | None = None,
+) -> BatchReport:
+    """Apply every standing decision: move groups, update paths and states, report."""
+    from rush.recovery import recover
+
+    batch_id = uuid.uuid4()
+    await acquire_lock(batch_id, "apply")
+    report = BatchReport(batch_id)
+    ctx = _Ctx(config, Roots.from_config(config), batch_id, actor, bus, report)
+    try:
+        await recover(config, bus=bus, holding=batch_id)
+        batch = await Batch.create(id=batch_id, kind="apply", actor=actor, status="running")
+        plan = await plan_apply(config)
+        report.skipped.extend(s.to_dict() for s in plan.skipped)
+        held = await _lock_assets(ctx, plan)
+        total = len(held)
+        if progress:
+            progress(0, total, "apply")
+        for start in range(0, total, CHUNK):
+            await _apply_chunk(ctx, held[start : start + CHUNK])
+            if progress:
+                progress(min(total, start + CHUNK), total, "apply")
+        batch.status = "done"
+        batch.finished_at = utcnow()
+        batch.report = report.to_dict()
+        await batch.save()
+    finally:
+        await release_lock(batch_id)
+        journal.report_steps()
+    log.info(
+        "batch %s: %d moved, %d no-op, %d skipped, %d failed",
+        batch_id,
+        len(report.moved),
+        len(report.noop),
+        len(report.skipped),
+        len(report.failed),
+    )
+    return report
+
+
+def target_of_area(area: Area | None) -> AssetState | None:
+    if area is Area.ARCHIVE:
+        return S.ARCHIVED
+    if area is Area.REJECTS:
+        return S.REJECTED
+    return None
+
+
+async def queued_from_state(asset_id: uuid.UUID | str) -> AssetState | None:
+    """The DECIDED_* state an asset had when it was taken into its batch."""
+    ev = await AssetEvent.filter(asset_id=asset_id, to_state=S.MOVE_QUEUED).order_by("-id").first()
+    return S(ev.from_state) if ev is not None else None
+
+
+def item_from_journal(
+    asset_id: uuid.UUID, state: AssetState, pairs: list[tuple[str, str]]
+) -> PlanItem | None:
+    """Rebuild a plan item from the journal (main file first) for recovery."""
+    if not pairs:
+        return None
+    src_area = area_of(pairs[0][0])
+    dst_area = area_of(pairs[0][1])
+    target = target_of_area(dst_area)
+    if src_area is None or dst_area is None or target is None:
+        return None
+    moves = [FileMove(s, d, sidecar=i > 0) for i, (s, d) in enumerate(pairs)]
+    renamed = PurePosixPath(pairs[0][0]).name != PurePosixPath(pairs[0][1]).name
+    return PlanItem(
+        asset_id, state, target, src_area, dst_area, moves, "recovered" if renamed else None
+    )

@@ -1,0 +1,84 @@
+"""`rush apply [--dry-run]`: apply standing KEEP/REJECT decisions by moving files (Workflow 7)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from rush.config import Config
+
+
+def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
+    parser = sub.add_parser(
+        "apply", help="move decided assets to ARCHIVE/REJECTS (journaled; --dry-run first)"
+    )
+    common(parser)
+    parser.add_argument("--dry-run", action="store_true", help="show the plan, move nothing")
+    parser.add_argument("--json", action="store_true", help="print the plan or report as JSON")
+    parser.add_argument("--actor", default=None, help="name recorded in the history")
+    parser.set_defaults(func=run)
+
+
+def default_actor() -> str:
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+async def _main(args: argparse.Namespace, config: Config) -> int:
+    from rush.batch import BatchBusy, plan_apply, run_apply
+    from rush.cli.progress import TerminalProgress
+    from rush.storage import open_db
+
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    async with open_db(config.database_url()):
+        if args.dry_run:
+            plan = (await plan_apply(config)).to_dict()
+            if args.json:
+                print(json.dumps(plan, indent=2))
+                return 0
+            print(
+                f"{plan['to_move']} group(s) to move ({plan['files']} files, "
+                f"{plan['sidecars']} sidecars), {plan['noop']} already in place, "
+                f"{len(plan['collisions'])} collision(s), {len(plan['skipped'])} skipped"
+            )
+            for item in plan["items"]:
+                for m in item["moves"]:
+                    print(f"  {m['src']} -> {m['dst']}")
+            for c in plan["collisions"]:
+                print(f"  collision: {c['uuid']} renamed to {c['new_base']}")
+            for s in plan["skipped"]:
+                print(f"  skipped {s['rel_path']}: {s['reason']}")
+            return 0
+        try:
+            report = await run_apply(
+                config, args.actor or default_actor(), progress=TerminalProgress()
+            )
+        except BatchBusy as exc:
+            print(f"rush apply: {exc}", file=sys.stderr)
+            return 3
+        data = report.to_dict()
+        if args.json:
+            print(json.dumps(data, indent=2))
+        else:
+            c = data["counts"]
+            print(
+                f"batch {data['batch_id']}: {c['moved']} moved, {c['noop']} already in place, "
+                f"{c['skipped']} skipped, {c['failed']} failed"
+            )
+            for f in data["failed"]:
+                print(f"  failed {f['uuid']}: {f['reason']}")
+        return 1 if report.failed else 0
+
+
+def run(args: argparse.Namespace, config: Config) -> int:
+    from rush.cli import run_async
+
+    code = run_async(_main(args, config))
+    return code if isinstance(code, int) else 1

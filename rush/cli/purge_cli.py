@@ -1,0 +1,73 @@
+"""`rush purge --dry-run | --confirm`: delete long-REJECTED assets (Workflow 10)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from rush.config import Config
+
+
+def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
+    parser = sub.add_parser(
+        "purge", help="delete REJECTED assets older than purge.after_days (needs --confirm)"
+    )
+    common(parser)
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--dry-run", action="store_true", help="list what would go (default)")
+    mode.add_argument("--confirm", action="store_true", help="really delete (destructive)")
+    parser.add_argument("--json", action="store_true", help="print the plan or report as JSON")
+    parser.add_argument("--actor", default=None, help="name recorded in the audit")
+    parser.set_defaults(func=run)
+
+
+async def _main(args: argparse.Namespace, config: Config) -> int:
+    from rush.batch import BatchBusy
+    from rush.cli.apply import default_actor
+    from rush.cli.progress import TerminalProgress
+    from rush.purge import plan_purge, run_purge
+    from rush.storage import open_db
+
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    async with open_db(config.database_url()):
+        if not args.confirm:
+            plan = (await plan_purge(config)).to_dict()
+            if args.json:
+                print(json.dumps(plan, indent=2))
+                return 0
+            print(
+                f"{len(plan['eligible'])} REJECTED asset(s) rejected before {plan['cutoff']} "
+                "would be deleted (originals, sidecars, derived files); run with --confirm"
+            )
+            for e in plan["eligible"]:
+                print(f"  {e['rel_path']} (+{len(e['sidecars'])} sidecars) {e['uuid']}")
+            for s in plan["skipped"]:
+                print(f"  refused {s['rel_path']}: {s['reason']}")
+            return 0
+        try:
+            result = await run_purge(
+                config, args.actor or default_actor(), confirm=True, progress=TerminalProgress()
+            )
+        except BatchBusy as exc:
+            print(f"rush purge: {exc}", file=sys.stderr)
+            return 3
+        if args.json:
+            print(json.dumps(result, indent=2))
+        else:
+            print(
+                f"purge {result['batch_id']}: {len(result['purged'])} purged, "
+                f"{len(result['skipped'])} skipped, {len(result['failed'])} failed"
+            )
+            for f in result["failed"]:
+                print(f"  failed {f['uuid']}: {f['reason']}")
+        return 1 if result["failed"] else 0
+
+
+def run(args: argparse.Namespace, config: Config) -> int:
+    from rush.cli import run_async
+
+    code = run_async(_main(args, config))
+    return code if isinstance(code, int) else 1

@@ -1,0 +1,294 @@
+"""Batch apply against a real library on disk and both database backends."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rush import batch
+from rush.batch import BatchBusy, plan_apply, run_apply
+from rush.lifecycle import AssetState
+from rush.models import Asset, AssetEvent, Batch, FsAction, PathChange, Sidecar
+from tests.batch_helpers import digest, make_asset, make_config, write
+
+S = AssetState
+
+
+def _mount_tmpfs(path: Path, size: str) -> bool:
+    path.mkdir(parents=True, exist_ok=True)
+    r = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True
+    )
+    return r.returncode == 0
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """A real second filesystem (tmpfs) so cross-volume moves are really cross-device."""
+    mnt = tmp_path / "vol"
+    if not _mount_tmpfs(mnt, "4m"):
+        pytest.skip("needs root to mount a tmpfs volume")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def temps(root: Path) -> list[Path]:
+    return list(root.rglob("*.rushtmp"))
+
+
+def chattr(flag: str, path: Path) -> bool:
+    return subprocess.run(["chattr", flag, str(path)], capture_output=True).returncode == 0
+
+
+def files_under(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): digest(p)
+        for p in root.rglob("*")
+        if p.is_file() and p.name != ".rushes_db"
+    }
+
+
+async def test_dry_run_lists_and_touches_nothing(db: str, tmp_path: Path) -> None:
+    root = tmp_path / "lib"
+    cfg = make_config(root, db)
+    a = await make_asset(root, "INBOX/d/clip.mp4", S.DECIDED_KEEP, sidecars=("clip.xmp",))
+    await make_asset(root, "INBOX/d/raw.mp4", S.DECIDED_REJECT, processed=False)
+    before = files_under(root)
+    plan = await plan_apply(cfg)
+    d = plan.to_dict()
+    assert d["to_move"] == 1 and d["sidecars"] == 1
+    assert d["items"][0]["uuid"] == str(a.id)
+    assert "never processed" in d["skipped"][0]["reason"]
+    assert files_under(root) == before
+    assert (await Asset.get(id=a.id)).state is S.DECIDED_KEEP
+    assert await FsAction.all().count() == 0
+
+
+async def test_apply_moves_groups_updates_db_and_reports(db: str, tmp_path: Path) -> None:
+    root = tmp_path / "lib"
+    cfg = make_config(root, db)
+    keep = await make_asset(root, "INBOX/2024/clip.mp4", S.DECIDED_KEEP, sidecars=("clip.xmp",))
+    rej = await make_asset(root, "INBOX/2024/bad.mp4", S.DECIDED_REJECT, sidecars=("bad.srt",))
+    back = await make_asset(root, "REJECTS/old/x.mp4", S.REJECTED)  # rejected, reopen+keep
+    await make_asset(root, "ARCHIVE/old/y.mp4", S.ARCHIVED)
+    from rush.actions import reopen
+    from rush.transitions import transition
+
+    await reopen(back.id, "alice")
+    await transition(back.id, S.DECISION_PENDING, S.DECIDED_KEEP, "decide_keep", "alice")  # type: ignore[arg-type]
+    noop = await make_asset(root, "ARCHIVE/kept/z.mp4", S.DECIDED_KEEP)
+    contents = files_under(root)
+    report = await run_apply(cfg, "alice")
+    assert report.failed == []
+    assert {m["uuid"] for m in report.moved} == {str(keep.id), str(rej.id), str(back.id)}
+    assert report.noop == [str(noop.id)]
+    after = files_under(root)
+    assert sorted(after.values()) == sorted(contents.values())  # nothing lost or changed
+    k = await Asset.get(id=keep.id)
+    assert (k.state, k.rel_path, k.path_key, k.area, k.batch_id) == (
+        S.ARCHIVED, "ARCHIVE/2024/clip.mp4", "ARCHIVE/2024/clip.mp4", "ARCHIVE", None,
+    )  # fmt: skip
+    assert after["ARCHIVE/2024/clip.xmp"] == contents["INBOX/2024/clip.xmp"]
+    assert [s.rel_path for s in await Sidecar.filter(asset_id=keep.id)] == ["ARCHIVE/2024/clip.xmp"]
+    r = await Asset.get(id=rej.id)
+    assert (r.state, r.rel_path) == (S.REJECTED, "REJECTS/2024/bad.mp4")
+    b = await Asset.get(id=back.id)
+    assert (b.state, b.rel_path) == (S.ARCHIVED, "ARCHIVE/old/x.mp4")
+    assert (await Asset.get(id=noop.id)).state is S.ARCHIVED
+    changes = await PathChange.filter(asset_id=keep.id).order_by("id")
+    assert [(c.old_path, c.new_path) for c in changes] == [
+        ("INBOX/2024/clip.mp4", "ARCHIVE/2024/clip.mp4"),
+        ("INBOX/2024/clip.xmp", "ARCHIVE/2024/clip.xmp"),
+    ]
+    triggers = (
+        await AssetEvent.filter(asset_id=keep.id).order_by("id").values_list("trigger", flat=True)
+    )
+    assert triggers[-2:] == ["queue_move", "move_done"]
+    stored = await Batch.get(id=report.batch_id)
+    assert stored.status == "done" and stored.report["counts"]["moved"] == 3
+    assert await FsAction.filter(status="pending").count() == 0
+    # Idempotent: a second apply finds nothing to do.
+    again = await run_apply(cfg, "alice")
+    assert again.moved == [] and again.failed == []
+
+
+async def test_collisions_never_overwrite_and_names_are_stable(db: str, tmp_path: Path) -> None:
+    root = tmp_path / "lib"
+    cfg = make_config(root, db)
+    write(root, "ARCHIVE/d/clip.mp4", b"someone else's file")
+    write(root, "ARCHIVE/d/other.xmp", b"someone else's sidecar")
+    a = await make_asset(root, "INBOX/d/clip.mp4", S.DECIDED_KEEP, sidecars=("clip.xmp",))
+    b = await make_asset(root, "INBOX/d/other.mp4", S.DECIDED_KEEP, sidecars=("other.xmp",))
+    c = await make_asset(root, "INBOX/e/../e/plain.mp4", S.DECIDED_KEEP, processed=True)
+    dry = (await plan_apply(cfg)).to_dict()
+    report = await run_apply(cfg, "bob")
+    assert (root / "ARCHIVE/d/clip.mp4").read_bytes() == b"someone else's file"
+    assert (root / "ARCHIVE/d/other.xmp").read_bytes() == b"someone else's sidecar"
+    ha, hb = a.id.hex[:8], b.id.hex[:8]
+    assert (root / f"ARCHIVE/d/clip__{ha}.mp4").exists()
+    assert (root / f"ARCHIVE/d/clip__{ha}.xmp").exists()
+    assert (root / f"ARCHIVE/d/other__{hb}.mp4").exists()
+    assert (root / f"ARCHIVE/d/other__{hb}.xmp").exists()
+    assert (await Asset.get(id=a.id)).rel_path == f"ARCHIVE/d/clip__{ha}.mp4"
+    # The dry run announced exactly the names the apply used.
+    planned = {m["dst"] for c_ in dry["collisions"] for m in c_["files"]}
+    assert planned == {
+        f"ARCHIVE/d/clip__{ha}.mp4", f"ARCHIVE/d/clip__{ha}.xmp",
+        f"ARCHIVE/d/other__{hb}.mp4", f"ARCHIVE/d/other__{hb}.xmp",
+    }  # fmt: skip
+    assert any("unsafe" in s["reason"] for s in report.skipped)
+    assert (await Asset.get(id=c.id)).state is S.DECIDED_KEEP
+
+
+async def test_second_concurrent_apply_is_refused(db: str, tmp_path: Path) -> None:
+    root = tmp_path / "lib"
+    cfg = make_config(root, db)
+    await make_asset(root, "INBOX/a.mp4", S.DECIDED_KEEP)
+    import uuid
+
+    holder = uuid.uuid4()
+    await batch.acquire_lock(holder, "apply")
+    with pytest.raises(BatchBusy, match="another apply is running"):
+        await run_apply(cfg, "carol")
+    assert (await Asset.get(rel_path="INBOX/a.mp4")).state is S.DECIDED_KEEP
+    await batch.release_lock(holder)
+    assert len((await run_apply(cfg, "carol")).moved) == 1
+
+
+async def test_two_applies_racing_one_wins(db: str, tmp_path: Path) -> None:
+    root = tmp_path / "lib"
+    cfg = make_config(root, db)
+    for i in range(5):
+        await make_asset(root, f"INBOX/r/{i}.mp4", S.DECIDED_KEEP, sidecars=(f"{i}.xmp",))
+    results = await asyncio.gather(run_apply(cfg, "a"), run_apply(cfg, "b"), return_exceptions=True)
+    ok = [r for r in results if isinstance(r, batch.BatchReport)]
+    busy = [r for r in results if isinstance(r, BatchBusy)]
+    assert len(busy) + len(ok) == 2 and sum(len(r.moved) for r in ok) == 5
+    assert len(list((root / "ARCHIVE/r").iterdir())) == 10
+
+
+async def test_cross_volume_move_copies_verifies_and_removes_source(
+    db: str, tmp_path: Path, tmpfs: Path
+) -> None:
+    root = tmp_path / "lib"
+    cfg = make_config(root, db, archive_root=tmpfs)
+    a = await make_asset(root, "INBOX/v/clip.mp4", S.DECIDED_KEEP, sidecars=("clip.wav",))
+    h = digest(root / "INBOX/v/clip.mp4")
+    report = await run_apply(cfg, "dave")
+    assert report.failed == [] and len(report.moved) == 1
+    assert digest(tmpfs / "v/clip.mp4") == h and (tmpfs / "v/clip.wav").exists()
+    assert not (root / "INBOX/v/clip.mp4").exists()
+    assert not (root / "ARCHIVE/v").exists()
+    assert not temps(tmpfs)
+    assert (await Asset.get(id=a.id)).rel_path == "ARCHIVE/v/clip.mp4"
+
+
+async def test_disk_full_on_destination_volume_rolls_the_group_back(
+    db: str, tmp_path: Path, tmpfs: Path
+) -> None:
+    root = tmp_path / "lib"
+    cfg = make_config(root, db, archive_root=tmpfs)
+    small = await make_asset(root, "INBOX/f/small.mp4", S.DECIDED_KEEP)
+    big = await make_asset(
+        root, "INBOX/f/big.mp4", S.DECIDED_KEEP, sidecars=("big.xmp",), content=os.urandom(6 << 20)
+    )
+    h = digest(root / "INBOX/f/big.mp4")
+    report = await run_apply(cfg, "erin")
+    assert [f["uuid"] for f in report.failed] == [str(big.id)]
+    assert "No space left" in report.failed[0]["reason"]
+    assert digest(root / "INBOX/f/big.mp4") == h and (root / "INBOX/f/big.xmp").exists()
+    assert not (tmpfs / "f/big.mp4").exists() and not temps(tmpfs)
+    b = await Asset.get(id=big.id)
+    assert (b.state, b.rel_path, b.batch_id) == (S.DECIDED_KEEP, "INBOX/f/big.mp4", None)
+    assert (await Asset.get(id=small.id)).state is S.ARCHIVED
+
+
+async def test_permission_denied_on_a_sidecar_rolls_back_the_main_file(
+    db: str, tmp_path: Path
+) -> None:
+    root = tmp_path / "lib"
+    cfg = make_config(root, db)
+    a = await make_asset(root, "INBOX/p/clip.mp4", S.DECIDED_KEEP, sidecars=("clip.xmp",))
+    other = await make_asset(root, "INBOX/p/fine.mp4", S.DECIDED_REJECT)
+    locked = root / "INBOX/p/clip.xmp"
+    if not chattr("+i", locked):
+        pytest.skip("chattr +i is not available on this filesystem")
+    try:
+        report = await run_apply(cfg, "frank")
+    finally:
+        assert chattr("-i", locked)
+    assert [f["uuid"] for f in report.failed] == [str(a.id)]
+    assert (
+        "Permission" in report.failed[0]["reason"] or "not permitted" in report.failed[0]["reason"]
+    )
+    assert (root / "INBOX/p/clip.mp4").exists() and locked.exists()
+    assert not (root / "ARCHIVE/p/clip.mp4").exists()
+    assert (await Asset.get(id=a.id)).state is S.DECIDED_KEEP
+    assert (await Asset.get(id=other.id)).state is S.REJECTED
+    rollback = await FsAction.filter(asset_id=a.id, action="rollback").values_list(
+        "status", flat=True
+    )
+    assert rollback == ["done"]
+    # Once the problem is gone, the next apply moves it.
+    again = await run_apply(cfg, "frank")
+    assert [m["uuid"] for m in again.moved] == [str(a.id)]
+
+
+async def test_missing_destination_volume_fails_per_asset(db: str, tmp_path: Path) -> None:
+    root = tmp_path / "lib"
+    cfg = make_config(root, db, rejects_root=tmp_path / "not-mounted")
+    keep = await make_asset(root, "INBOX/m/k.mp4", S.DECIDED_KEEP)
+    rej = await make_asset(root, "INBOX/m/r.mp4", S.DECIDED_REJECT, sidecars=("r.xmp",))
+    report = await run_apply(cfg, "gina")
+    assert [f["uuid"] for f in report.failed] == [str(rej.id)]
+    assert "volume missing" in report.failed[0]["reason"]
+    assert not (tmp_path / "not-mounted").exists()  # never created in place of the volume
+    assert (root / "INBOX/m/r.mp4").exists() and (root / "INBOX/m/r.xmp").exists()
+    assert (await Asset.get(id=rej.id)).state is S.DECIDED_REJECT
+    assert (await Asset.get(id=keep.id)).state is S.ARCHIVED
+
+
+async def test_vanished_source_fails_that_asset_only(db: str, tmp_path: Path) -> None:
+    root = tmp_path / "lib"
+    cfg = make_config(root, db)
+    gone = await make_asset(root, "INBOX/g/gone.mp4", S.DECIDED_KEEP, sidecars=("gone.xmp",))
+    (root / "INBOX/g/gone.xmp").unlink()
+    fine = await make_asset(root, "INBOX/g/fine.mp4", S.DECIDED_KEEP)
+    report = await run_apply(cfg, "hal")
+    assert [f["uuid"] for f in report.failed] == [str(gone.id)]
+    assert (root / "INBOX/g/gone.mp4").exists()
+    assert (await Asset.get(id=gone.id)).state is S.DECIDED_KEEP
+    assert (await Asset.get(id=fine.id)).state is S.ARCHIVED
+
+
+async def test_two_kept_assets_aiming_at_the_same_name(db: str, tmp_path: Path) -> None:
+    """A new clip and a reopened one with the same sub-path both go to ARCHIVE."""
+    from rush.actions import reopen
+    from rush.lifecycle import Trigger
+    from rush.transitions import transition
+
+    root = tmp_path / "lib"
+    cfg = make_config(root, db)
+    new = await make_asset(root, "INBOX/d/a.mp4", S.DECIDED_KEEP, sidecars=("a.xmp",))
+    old = await make_asset(root, "REJECTS/d/a.mp4", S.REJECTED, sidecars=("a.xmp",))
+    await reopen(old.id, "ivy")
+    await transition(old.id, S.DECISION_PENDING, S.DECIDED_KEEP, Trigger.DECIDE_KEEP, "ivy")
+    h_new, h_old = digest(root / "INBOX/d/a.mp4"), digest(root / "REJECTS/d/a.mp4")
+    report = await run_apply(cfg, "ivy")
+    assert report.failed == [] and len(report.moved) == 2
+    tag = old.id.hex[:8]
+    assert digest(root / "ARCHIVE/d/a.mp4") == h_new
+    assert digest(root / f"ARCHIVE/d/a__{tag}.mp4") == h_old
+    assert (root / f"ARCHIVE/d/a__{tag}.xmp").exists() and (root / "ARCHIVE/d/a.xmp").exists()
+    assert (await Asset.get(id=old.id)).rel_path == f"ARCHIVE/d/a__{tag}.mp4"
+    assert (await Asset.get(id=new.id)).rel_path == "ARCHIVE/d/a.mp4"
+    assert sorted(await Sidecar.filter(asset_id=old.id).values_list("rel_path", flat=True)) == [
+        f"ARCHIVE/d/a__{tag}.xmp"
+    ]

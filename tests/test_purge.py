@@ -1,0 +1,108 @@
+"""Purge of REJECTED assets: policy boundary, confirmation, idempotence, refusals."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from rush.config import PurgeConfig
+from rush.lifecycle import AssetState
+from rush.models import Asset, FsAction, PurgeAudit
+from rush.purge import PurgeCandidate, PurgeNotConfirmed, plan_purge, run_purge, select_purgeable
+from tests.batch_helpers import make_asset, make_config, write
+
+S = AssetState
+NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+
+
+async def rejected(root: Path, rel: str, age: timedelta, sidecars: tuple[str, ...] = ()) -> Asset:
+    a = await make_asset(root, rel, S.REJECTED, sidecars=sidecars)
+    await Asset.filter(id=a.id).update(state_changed_at=NOW - age)
+    write(root, f".derived/{a.id}/v1/proxy.mp4", b"proxy")
+    return await Asset.get(id=a.id)
+
+
+def test_policy_boundary_is_inclusive_at_after_days() -> None:
+    import uuid
+
+    def c(age: timedelta, rel: str = "REJECTS/a.mp4") -> PurgeCandidate:
+        return PurgeCandidate(uuid.uuid4(), rel, NOW - age)
+
+    at, just_before = c(timedelta(days=180)), c(timedelta(days=180) - timedelta(seconds=1))
+    hostile = c(timedelta(days=400), "REJECTS/../INBOX/a.mp4")
+    wrong_area = c(timedelta(days=400), "ARCHIVE/a.mp4")
+    eligible, skipped, cutoff = select_purgeable([at, just_before, hostile, wrong_area], NOW, 180)
+    assert eligible == [at]
+    assert cutoff == NOW - timedelta(days=180)
+    assert {s["uuid"] for s in skipped} == {str(hostile.id), str(wrong_area.id)}
+
+
+async def test_purge_requires_confirmation(db: str, tmp_path: Path) -> None:
+    root = tmp_path / "lib"
+    cfg = make_config(root, db)
+    a = await rejected(root, "REJECTS/x/old.mp4", timedelta(days=200))
+    with pytest.raises(PurgeNotConfirmed):
+        await run_purge(cfg, "ann", confirm=False, now=NOW)
+    assert (root / "REJECTS/x/old.mp4").exists()
+    assert (await Asset.get(id=a.id)).state is S.REJECTED
+    cfg.purge = PurgeConfig(auto=True)
+    result = await run_purge(cfg, "policy", confirm=False, now=NOW)
+    assert [p["uuid"] for p in result["purged"]] == [str(a.id)]
+
+
+async def test_confirmed_purge_deletes_group_and_derived_keeps_audit(
+    db: str, tmp_path: Path
+) -> None:
+    root = tmp_path / "lib"
+    cfg = make_config(root, db)
+    old = await rejected(root, "REJECTS/x/old.mp4", timedelta(days=181), sidecars=("old.xmp",))
+    young = await rejected(root, "REJECTS/x/young.mp4", timedelta(days=179))
+    arch = await make_asset(root, "ARCHIVE/x/kept.mp4", S.ARCHIVED)
+    await Asset.filter(id=arch.id).update(state_changed_at=NOW - timedelta(days=999))
+    write(root, f".derived/{arch.id}/v1/proxy.mp4", b"proxy")
+    dry = await plan_purge(cfg, now=NOW)
+    assert [e["uuid"] for e in dry.to_dict()["eligible"]] == [str(old.id)]
+    assert (root / "REJECTS/x/old.mp4").exists()  # dry run deletes nothing
+    result = await run_purge(cfg, "ann", confirm=True, now=NOW)
+    assert [p["uuid"] for p in result["purged"]] == [str(old.id)]
+    assert not (root / "REJECTS/x/old.mp4").exists() and not (root / "REJECTS/x/old.xmp").exists()
+    assert not (root / f".derived/{old.id}").exists()
+    o = await Asset.get(id=old.id)
+    assert (o.state, o.path_key, o.batch_id) == (S.PURGED, None, None)
+    audit = await PurgeAudit.get(asset_id=old.id)
+    assert audit.actor == "ann" and "REJECTS/x/old.xmp" in audit.files
+    assert audit.rejected_at == NOW - timedelta(days=181)
+    # Untouched: the young REJECTED asset and anything ARCHIVED, however old.
+    assert (root / "REJECTS/x/young.mp4").exists() and (root / f".derived/{young.id}").exists()
+    assert (root / "ARCHIVE/x/kept.mp4").exists() and (root / f".derived/{arch.id}").exists()
+    assert (await Asset.get(id=arch.id)).state is S.ARCHIVED
+    assert await FsAction.filter(status="pending").count() == 0
+    assert await FsAction.filter(asset_id=old.id, action="delete", status="done").count() == 2
+    # Idempotent: a second run does nothing and breaks nothing.
+    again = await run_purge(cfg, "ann", confirm=True, now=NOW)
+    assert again["purged"] == [] and again["failed"] == []
+    assert await PurgeAudit.filter(asset_id=old.id).count() == 1
+
+
+async def test_hostile_paths_in_db_are_refused(db: str, tmp_path: Path) -> None:
+    root = tmp_path / "lib"
+    cfg = make_config(root, db)
+    outside = tmp_path / "outside.txt"
+    outside.write_text("precious")
+    write(root, "INBOX/keep.mp4", b"precious inbox file")
+    bad = []
+    for rel in ("REJECTS/../INBOX/keep.mp4", "/etc/hostname", "REJECTS/../../outside.txt"):
+        a = await make_asset(None, "REJECTS/h/ok.mp4", S.REJECTED)
+        await Asset.filter(id=a.id).update(
+            rel_path=rel, path_key=None, state_changed_at=NOW - timedelta(days=999)
+        )
+        bad.append(a.id)
+    result = await run_purge(cfg, "ann", confirm=True, now=NOW)
+    assert result["purged"] == []
+    assert {s["uuid"] for s in result["skipped"]} == {str(b) for b in bad}
+    assert outside.read_text() == "precious"
+    assert (root / "INBOX/keep.mp4").exists()
+    for b in bad:
+        assert (await Asset.get(id=b)).state is S.REJECTED
