@@ -23,7 +23,7 @@ from rush.layout import UnsafePath
 from rush.lifecycle import DECISION_OF_STATE, REPROCESSABLE, AssetState, Trigger, decided_state
 from rush.media import DERIVED_DIR
 from rush.models import Asset, AssetEvent, Derivative, FsAction, Suggestion, Transcript
-from rush.transitions import AssetNotFound, StaleState, transition
+from rush.transitions import AssetNotFound, StaleState, transition, utcnow
 
 log = logging.getLogger(__name__)
 S = AssetState
@@ -245,7 +245,7 @@ async def retry_failed(asset_id: uuid.UUID | str, actor: str) -> bool:
     """Clear the failed flag so the asset is claimable again; True if it was failed."""
     await _get(asset_id)
     changed = await Asset.filter(id=asset_id, failed=True).update(
-        failed=False, attempts=0, last_error=None
+        failed=False, attempts=0, last_error=None, updated_at=utcnow()
     )
     if changed:
         log.info("asset %s: failed flag cleared by %s", asset_id, actor)

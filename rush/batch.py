@@ -517,7 +517,7 @@ async def _lock_assets(ctx: _Ctx, plan: BatchPlan) -> list[PlanItem]:
         ids = [it.asset_id for it in plan.items if it.state is state]
         for part in _chunks(ids):
             await Asset.filter(id__in=list(part), state=state, batch_id=None).update(
-                batch_id=ctx.batch_id
+                batch_id=ctx.batch_id, updated_at=utcnow()
             )
         locked = []
         for part in _chunks(ids):
@@ -544,7 +544,9 @@ async def _lock_assets(ctx: _Ctx, plan: BatchPlan) -> list[PlanItem]:
                 )
         stray = [uuid.UUID(str(i)) for i in locked if uuid.UUID(str(i)) not in queued_set]
         if stray:
-            await Asset.filter(id__in=stray, batch_id=ctx.batch_id).update(batch_id=None)
+            await Asset.filter(id__in=stray, batch_id=ctx.batch_id).update(
+                batch_id=None, updated_at=utcnow()
+            )
     journal.step("queued")
     return held
 

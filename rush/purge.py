@@ -213,7 +213,7 @@ async def run_purge(
         total = len(plan.eligible)
         for n, c in enumerate(plan.eligible, 1):
             held = await Asset.filter(id=c.id, state=S.REJECTED, batch_id=None).update(
-                batch_id=batch_id
+                batch_id=batch_id, updated_at=utcnow()
             )
             if not held:
                 result["skipped"].append({"uuid": str(c.id), "reason": "changed meanwhile"})
