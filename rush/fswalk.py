@@ -1,0 +1,228 @@
+"""Listing the library areas for the scanner: read-only, no symlink is ever followed.
+
+Two implementations give the same `Listing`: GNU `find -printf` in a subprocess (fast:
+the traversal runs in C and Python only splits one buffer) and an `os.scandir` walk used
+when GNU find is missing.  Paths come back in their stored form (`layout.path_to_db`),
+relative to the library root, e.g. `INBOX/2024 shoot/C0001.MP4`.
+
+What is never entered: hidden folders and files (name starting with "."), the configured
+NAS system folders (`@eaDir`, `#recycle`, ...).  EXPORTS and `.derived` are never listed
+because only INBOX, ARCHIVE and REJECTS are walked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import stat
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rush.layout import path_to_db
+
+log = logging.getLogger(__name__)
+
+#: Tag bytes of the find output records.
+_FILE, _UNREADABLE_FILE, _UNREADABLE_DIR, _LINK = b"f", b"r", b"D", b"L"
+
+
+@dataclass
+class Listing:
+    """What one walk saw.  `complete` is False when something could not be listed and
+    the walker cannot say exactly what (then nothing may be flagged missing)."""
+
+    #: stored rel path -> (size, mtime)
+    files: dict[str, tuple[int, float]] = field(default_factory=dict)
+    unreadable_files: list[str] = field(default_factory=list)
+    #: Folders that could not be listed: known assets below them are not flagged missing.
+    unreadable_dirs: list[str] = field(default_factory=list)
+    symlinks: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    complete: bool = True
+    #: The raw find output, to recognise a tree that did not change at all since the
+    #: previous pass (None for the scandir walker).
+    raw: bytes | None = None
+
+
+def find_available() -> bool:
+    """GNU find (with -printf and -readable) is present."""
+    return shutil.which("find") is not None and _gnu_find()
+
+
+_GNU: bool | None = None
+
+
+def _gnu_find() -> bool:
+    global _GNU
+    if _GNU is None:
+        import subprocess
+
+        try:
+            out = subprocess.run(
+                ["find", "--version"], capture_output=True, timeout=10, check=False
+            ).stdout
+        except (OSError, subprocess.SubprocessError):
+            out = b""
+        _GNU = b"GNU findutils" in out
+    return _GNU
+
+
+def _glob_escape(name: str) -> str:
+    return "".join("\\" + c if c in "*?[]\\" else c for c in name)
+
+
+def find_command(area: str, ignored: Iterable[str]) -> list[str]:
+    """The find invocation for one area folder (run with cwd = that folder)."""
+    prune: list[str] = ["(", "-name", ".*"]
+    for name in sorted(set(ignored)):
+        prune += ["-o", "-name", _glob_escape(name)]
+    prune += [")", "-prune"]
+    # %P: path relative to the starting point; records are NUL-terminated so any byte
+    # except NUL and "/" may appear in a name (newlines, quotes, invalid UTF-8).
+    return [
+        "find",
+        ".",
+        "-mindepth",
+        "1",
+        *prune,
+        "-o",
+        "-type",
+        "d",
+        "(",
+        "!",
+        "-readable",
+        "-o",
+        "!",
+        "-executable",
+        ")",
+        "-printf",
+        f"D{area}/%P\\0",
+        "-prune",
+        "-o",
+        "-type",
+        "f",
+        "-readable",
+        "-printf",
+        f"f%s %T@ {area}/%P\\0",
+        "-o",
+        "-type",
+        "f",
+        "-printf",
+        f"r%s %T@ {area}/%P\\0",
+        "-o",
+        "-type",
+        "l",
+        "-printf",
+        f"L{area}/%P\\0",
+    ]
+
+
+def _decode(raw: bytes) -> str:
+    if raw.isascii():
+        return raw.decode("ascii")
+    return path_to_db(os.fsdecode(raw))
+
+
+def parse_find_output(data: bytes, listing: Listing) -> None:
+    """Fill `listing` from NUL-terminated find records (see `find_command`)."""
+    files = listing.files
+    records = data.split(b"\0")
+    if records and records[-1] == b"":
+        records.pop()
+    for rec in records:
+        tag = rec[:1]
+        if tag in (_FILE, _UNREADABLE_FILE):
+            size_b, mtime_b, path_b = rec[1:].split(b" ", 2)
+            path = path_b.decode("ascii") if path_b.isascii() else _decode(path_b)
+            files[path] = (int(size_b), float(mtime_b))
+            if tag == _UNREADABLE_FILE:
+                listing.unreadable_files.append(path)
+        elif tag == _UNREADABLE_DIR:
+            listing.unreadable_dirs.append(_decode(rec[1:]))
+        elif tag == _LINK:
+            listing.symlinks.append(_decode(rec[1:]))
+        else:  # pragma: no cover - find never prints anything else
+            listing.errors.append(f"unexpected find output {rec[:80]!r}")
+            listing.complete = False
+
+
+async def walk_find(root: Path, areas: dict[str, Path], ignored: Iterable[str]) -> Listing:
+    """List every area folder with GNU find; `areas` maps area name -> folder."""
+    listing = Listing()
+    chunks: list[bytes] = []
+    ignored = list(ignored)
+    for area, folder in areas.items():
+        proc = await asyncio.create_subprocess_exec(
+            *find_command(area, ignored),
+            cwd=folder,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            out, err = await proc.communicate()
+        finally:
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                await proc.wait()
+        chunks.append(out)
+        parse_find_output(out, listing)
+        if proc.returncode != 0 or err:
+            # Folders that vanish or fail mid-walk: find says so on stderr.  We cannot map
+            # those lines back to exact paths safely, so this pass flags nothing missing.
+            text = os.fsdecode(err).strip() or f"find exited with status {proc.returncode}"
+            for line in text.splitlines()[:20]:
+                listing.errors.append(f"{area}: {line}")
+            listing.complete = False
+    listing.raw = b"\1".join(chunks)
+    return listing
+
+
+def walk_scandir(root: Path, areas: dict[str, Path], ignored: Iterable[str]) -> Listing:
+    """Same result as `walk_find` in pure Python (slower; used when GNU find is missing)."""
+    listing = Listing()
+    skip = frozenset(ignored)
+    files = listing.files
+    for area, folder in areas.items():
+        stack: list[tuple[str, str]] = [(os.fspath(folder), area)]
+        while stack:
+            path, rel = stack.pop()
+            try:
+                with os.scandir(path) as it:
+                    entries = list(it)
+            except OSError as exc:
+                listing.unreadable_dirs.append(path_to_db(rel))
+                listing.errors.append(f"cannot list folder {rel!r}: {exc.strerror}")
+                continue
+            for entry in entries:
+                name = entry.name
+                if name.startswith(".") or name in skip:
+                    continue
+                child = f"{rel}/{name}"
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError as exc:
+                    # Vanished between readdir and stat: not listed, not an error of ours.
+                    if exc.errno is not None and exc.errno != 2:
+                        listing.errors.append(f"cannot stat {child!r}: {exc.strerror}")
+                        listing.complete = False
+                    continue
+                mode = st.st_mode
+                if stat.S_ISDIR(mode):
+                    if os.access(entry.path, os.R_OK | os.X_OK):
+                        stack.append((entry.path, child))
+                    else:
+                        listing.unreadable_dirs.append(path_to_db(child))
+                elif stat.S_ISREG(mode):
+                    stored = path_to_db(child)
+                    files[stored] = (st.st_size, st.st_mtime)
+                    if not os.access(entry.path, os.R_OK):
+                        listing.unreadable_files.append(stored)
+                elif stat.S_ISLNK(mode):
+                    listing.symlinks.append(path_to_db(child))
+    return listing
