@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -283,7 +284,7 @@ async def test_unmounted_or_empty_root_skips_the_pass(
 
     shutil.rmtree(lib / "INBOX")
     shutil.move(hidden, lib / "INBOX")
-    lib.rename(tmp_path / "gone")
+    os.rename(lib, tmp_path / "gone")
     report = await scanner.scan_once()
     assert report.skipped_reason and "does not exist" in report.skipped_reason
     assert await Asset.filter(missing=True).count() == 0
@@ -472,17 +473,19 @@ async def test_unreadable_folder_as_unprivileged_user(
     assert (await scanner.scan_once()).new == 6
     (lib / "INBOX/locked").chmod(0o000)
     payload = json.loads(config.model_dump_json())
-    proc = subprocess.run(
-        [sys.executable, "-c", _AS_NOBODY, json.dumps(payload)],
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        _AS_NOBODY,
+        json.dumps(payload),
         env=rush_env(HOME=str(open_lib)),
         cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
-    assert proc.returncode == 0, proc.stderr
-    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+    assert proc.returncode == 0, err.decode()
+    report = json.loads(out.decode().strip().splitlines()[-1])
     assert report["skipped_reason"] is None
     assert report["missing"] == 0, "files below an unreadable folder are not missing"
     assert any("INBOX/locked" in e and "permission" in e for e in report["errors"]), report
