@@ -157,8 +157,8 @@ class Scanner:
         #: Start of the previous pass and the timestamps of our own recent writes.
         self._last_start: datetime | None = None
         self._own_times: list[datetime] = []
-        #: Raw listing of the last fully compared pass, for the unchanged-tree fast path.
-        self._last_raw: bytes | None = None
+        #: The listing of the last fully compared pass, for the unchanged-tree fast path.
+        self._last_listing: Listing | None = None
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self.use_find = find_available()
@@ -177,6 +177,7 @@ class Scanner:
             except Exception:
                 # Rebuild the index after a failure; the supervisor restarts us.
                 self._index = None
+                self._last_listing = None
                 raise
             self._wake.clear()
             try:
@@ -327,19 +328,14 @@ class Scanner:
             )
         self._note_listing(listing, report)
         now = time.time()
-        if (
-            not external
-            and listing.raw is not None
-            and listing.raw == self._last_raw
-            and listing.complete
-        ):
+        if not external and listing is self._last_listing:
             plan = self.planner.plan_unchanged(index, now)
         else:
             plan = self.planner.plan(index, listing, areas.keys(), now)
-            if plan.skipped_reason is None and listing.complete:
-                self._last_raw = listing.raw
+            if plan.skipped_reason is None and listing.complete and listing.raw is not None:
+                self._last_listing = listing
             else:
-                self._last_raw = None
+                self._last_listing = None
         if plan.skipped_reason is not None:
             report.skipped_reason = plan.skipped_reason
             return report

@@ -75,17 +75,24 @@ def _glob_escape(name: str) -> str:
     return "".join("\\" + c if c in "*?[]\\" else c for c in name)
 
 
-def find_command(area: str, ignored: Iterable[str]) -> list[str]:
-    """The find invocation for one area folder (run with cwd = that folder)."""
+def find_command(starts: list[str], prefix: str | None, ignored: Iterable[str]) -> list[str]:
+    """The find invocation listing `starts` (folder names relative to the cwd).
+
+    With `prefix` None the printed paths are `%p` (e.g. `INBOX/x.mp4` when run in the
+    library root with start `INBOX`); else `{prefix}/%P` (an area on another volume).
+    """
     prune: list[str] = ["(", "-name", ".*"]
     for name in sorted(set(ignored)):
         prune += ["-o", "-name", _glob_escape(name)]
     prune += [")", "-prune"]
-    # %P: path relative to the starting point; records are NUL-terminated so any byte
-    # except NUL and "/" may appear in a name (newlines, quotes, invalid UTF-8).
+    where = "%p" if prefix is None else f"{prefix}/%P"
+    # Records are NUL-terminated so any byte except NUL and "/" may appear in a name
+    # (newlines, quotes, invalid UTF-8).  -H: an area folder that is itself a symlink is
+    # entered; nothing below it is ever followed.
     return [
         "find",
-        ".",
+        "-H",
+        *starts,
         "-mindepth",
         "1",
         *prune,
@@ -100,24 +107,24 @@ def find_command(area: str, ignored: Iterable[str]) -> list[str]:
         "-executable",
         ")",
         "-printf",
-        f"D{area}/%P\\0",
+        f"D{where}\\0",
         "-prune",
         "-o",
         "-type",
         "f",
         "-readable",
         "-printf",
-        f"f%s %T@ {area}/%P\\0",
+        f"f%s %T@ {where}\\0",
         "-o",
         "-type",
         "f",
         "-printf",
-        f"r%s %T@ {area}/%P\\0",
+        f"r%s %T@ {where}\\0",
         "-o",
         "-type",
         "l",
         "-printf",
-        f"L{area}/%P\\0",
+        f"L{where}\\0",
     ]
 
 
@@ -150,15 +157,31 @@ def parse_find_output(data: bytes, listing: Listing) -> None:
             listing.complete = False
 
 
-async def walk_find(root: Path, areas: dict[str, Path], ignored: Iterable[str]) -> Listing:
-    """List every area folder with GNU find; `areas` maps area name -> folder."""
-    listing = Listing()
-    chunks: list[bytes] = []
+async def walk_find(
+    root: Path,
+    areas: dict[str, Path],
+    ignored: Iterable[str],
+    reuse: Listing | None = None,
+) -> Listing:
+    """List every area folder with GNU find; `areas` maps area name -> folder.
+
+    When the raw output is byte-identical to `reuse.raw`, `reuse` itself is returned
+    unparsed: an unchanged tree costs the traversal and one comparison.
+    """
     ignored = list(ignored)
+    jobs: list[tuple[Path, list[str], str | None]] = []
+    standard = [area for area, folder in areas.items() if folder == root / area]
+    if standard:
+        jobs.append((root, standard, None))
     for area, folder in areas.items():
+        if area not in standard:
+            jobs.append((folder, ["."], area))
+    chunks: list[bytes] = []
+    errors: list[str] = []
+    for cwd, starts, prefix in jobs:
         proc = await asyncio.create_subprocess_exec(
-            *find_command(area, ignored),
-            cwd=folder,
+            *find_command(starts, prefix, ignored),
+            cwd=cwd,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -171,15 +194,20 @@ async def walk_find(root: Path, areas: dict[str, Path], ignored: Iterable[str]) 
                     proc.kill()
                 await proc.wait()
         chunks.append(out)
-        parse_find_output(out, listing)
         if proc.returncode != 0 or err:
             # Folders that vanish or fail mid-walk: find says so on stderr.  We cannot map
             # those lines back to exact paths safely, so this pass flags nothing missing.
             text = os.fsdecode(err).strip() or f"find exited with status {proc.returncode}"
-            for line in text.splitlines()[:20]:
-                listing.errors.append(f"{area}: {line}")
-            listing.complete = False
-    listing.raw = b"\1".join(chunks)
+            errors += [f"listing {cwd}: {line}" for line in text.splitlines()[:20]]
+    raw = b"\1".join(chunks)
+    if reuse is not None and not errors and reuse.complete and reuse.raw == raw:
+        return reuse
+    listing = Listing(raw=raw)
+    for out in chunks:
+        parse_find_output(out, listing)
+    if errors:
+        listing.errors += errors
+        listing.complete = False
     return listing
 
 

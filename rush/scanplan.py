@@ -23,8 +23,8 @@ Rules (docs/scanner.md explains them for users):
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable, Iterable
+import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from rush.fswalk import Listing
@@ -188,8 +188,17 @@ def _under(rel: str, folders: Iterable[str]) -> bool:
     return any(rel.startswith(f + "/") for f in folders)
 
 
-def new_id() -> str:
-    return str(uuid.uuid4())
+_VARIANT = {d: "89ab"[int(d, 16) & 3] for d in "0123456789abcdef"}
+
+
+def new_ids(count: int) -> list[str]:
+    """`count` random (version 4) UUID strings; one urandom call instead of `count`."""
+    blob = os.urandom(16 * count).hex()
+    variant = _VARIANT
+    return [
+        f"{x[:8]}-{x[8:12]}-4{x[13:16]}-{variant[x[16]]}{x[17:20]}-{x[20:]}"
+        for x in (blob[i : i + 32] for i in range(0, 32 * count, 32))
+    ]
 
 
 class Planner:
@@ -200,12 +209,10 @@ class Planner:
         classifier: Classifier,
         stable_after_s: float,
         min_present_ratio: float,
-        make_id: Callable[[], str] = new_id,
     ) -> None:
         self.classifier = classifier
         self.stable_after_s = stable_after_s
         self.min_present_ratio = min_present_ratio
-        self.make_id = make_id
 
     # -- stability -------------------------------------------------------------------
     def _known_present(
@@ -359,7 +366,7 @@ class Planner:
                     )
             plan.new.append(
                 NewAsset(
-                    self.make_id(),
+                    "",
                     kind,
                     INBOX,
                     rel,
@@ -368,6 +375,8 @@ class Planner:
                     [(s, *v) for s, v in sidecars.items()],
                 )
             )
+        for asset, asset_id in zip(plan.new, new_ids(len(plan.new)), strict=True):
+            asset.id = asset_id
         plan.missing = [k for k in vanished if k.id not in moved_ids]
         return plan
 
