@@ -320,7 +320,10 @@ class Scanner:
 
         if self.use_find:
             listing = await walk_find(
-                self.config.library.root, areas, self.config.scanner.ignored_dirs
+                self.config.library.root,
+                areas,
+                self.config.scanner.ignored_dirs,
+                reuse=self._last_listing,
             )
         else:
             listing = await asyncio.to_thread(
