@@ -47,6 +47,14 @@ class Listing:
     #: The raw find output, to recognise a tree that did not change at all since the
     #: previous pass (None for the scandir walker).
     raw: bytes | None = None
+    #: len(files), kept when `files` is released after use (see `release_files`).
+    file_count: int = 0
+
+    def release_files(self) -> None:
+        """Drop the per-file dict (the largest structure of a pass) once compared;
+        the raw output is enough to recognise an unchanged tree next time."""
+        self.file_count = len(self.files)
+        self.files = {}
 
 
 def find_available() -> bool:
@@ -159,8 +167,14 @@ def parse_find_output(data: bytes, listing: Listing) -> None:
     Readable files, by far the most records, are parsed by one regex pass in C.
     """
     files = listing.files
-    for size_b, mtime_b, path_b in _FILE_RE.findall(data):
-        files[_decode(path_b)] = (int(size_b), float(mtime_b))
+    # findall on ~1 MB slices (cut after a NUL): fast, without a list of every record.
+    start, end = 0, len(data)
+    while start < end:
+        cut = data.find(b"\0", min(start + (1 << 20), end - 1))
+        cut = end if cut < 0 else cut + 1
+        for size_b, mtime_b, path_b in _FILE_RE.findall(data, start, cut):
+            files[_decode(path_b)] = (int(size_b), float(mtime_b))
+        start = cut
     if b"\0r" in data or b"\0D" in data or b"\0L" in data or data[:1] in (b"r", b"D", b"L"):
         for rec in data.split(b"\0"):
             tag = rec[:1]
@@ -217,12 +231,13 @@ async def walk_find(
             # those lines back to exact paths safely, so this pass flags nothing missing.
             text = os.fsdecode(err).strip() or f"find exited with status {proc.returncode}"
             errors += [f"listing {cwd}: {line}" for line in text.splitlines()[:20]]
-    raw = b"\1".join(chunks)
+    raw = chunks[0] if len(chunks) == 1 else b"\1".join(chunks)
     if reuse is not None and not errors and reuse.complete and reuse.raw == raw:
         return reuse
     listing = Listing(raw=raw)
     for out in chunks:
         parse_find_output(out, listing)
+    listing.file_count = len(listing.files)
     if errors:
         listing.errors += errors
         listing.complete = False
@@ -271,4 +286,5 @@ def walk_scandir(root: Path, areas: dict[str, Path], ignored: Iterable[str]) -> 
                         listing.unreadable_files.append(stored)
                 elif stat.S_ISLNK(mode):
                     listing.symlinks.append(path_to_db(child))
+    listing.file_count = len(files)
     return listing

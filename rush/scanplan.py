@@ -24,7 +24,7 @@ Rules (docs/scanner.md explains them for users):
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from rush.fswalk import Listing
@@ -34,6 +34,8 @@ DISCOVERED, READY, MOVE_QUEUED, PURGED = "DISCOVERED", "READY", "MOVE_QUEUED", "
 INBOX = Area.INBOX.value
 #: mtimes closer than this are the same mtime (find prints ns, stat gives a double).
 MTIME_EPS = 1e-5
+#: Read-only stand-in for "no sidecars now" (never mutated).
+_NO_SIDECARS: dict[str, tuple[int, float]] = {}
 
 
 class Known:
@@ -77,8 +79,14 @@ class Known:
         self.missing = missing
         #: Held by a batch apply (MOVE_QUEUED or batch_id set): never touched by a scan.
         self.busy = busy
-        #: sidecar rel path -> (size, mtime)
-        self.sidecars: dict[str, tuple[int, float]] = {}
+        #: sidecar rel path -> (size, mtime); None when it has none (most assets: an empty
+        #: dict each would cost ~10 MB per 200,000 assets).
+        self.sidecars: dict[str, tuple[int, float]] | None = None
+
+    def set_sidecar(self, rel: str, size: int, mtime: float) -> None:
+        if self.sidecars is None:
+            self.sidecars = {}
+        self.sidecars[rel] = (size, mtime)
 
     def __repr__(self) -> str:
         return f"Known({self.id}, {self.state}, {self.rel!r})"
@@ -99,7 +107,7 @@ class Index:
         if old is not None:
             if self.by_path.get(old.rel) is old:
                 del self.by_path[old.rel]
-            if not known.sidecars:
+            if known.sidecars is None:
                 known.sidecars = old.sidecars
         if known.state == PURGED:
             self.by_id.pop(known.id, None)
@@ -127,7 +135,7 @@ class NewAsset:
     rel: str
     size: int
     mtime: float
-    sidecars: list[tuple[str, int, float]]
+    sidecars: Sequence[tuple[str, int, float]]
 
 
 @dataclass(slots=True)
@@ -256,7 +264,7 @@ class Planner:
 
     @staticmethod
     def _sync_sidecars(plan: Plan, k: Known, current: dict[str, tuple[int, float]]) -> None:
-        old = k.sidecars
+        old = k.sidecars or _NO_SIDECARS
         for rel, (size, mtime) in current.items():
             prev = old.get(rel)
             if prev is None:
@@ -301,13 +309,16 @@ class Planner:
             else:
                 names.append(name)
 
-        candidates: list[tuple[str, str, dict[str, tuple[int, float]]]] = []
+        # New INBOX files, as NewAsset already (one object per file, not two).
+        candidates: list[NewAsset] = []
         classifier = self.classifier
-        for folder, names in folders.items():
+        while folders:
+            # popitem releases each folder's names as soon as they are grouped.
+            folder, names = folders.popitem()
             area = folder.partition("/")[0]
             for group in group_folder(names, classifier):
                 main = f"{folder}/{group.main}"
-                sidecars: dict[str, tuple[int, float]] = {}
+                sidecars: dict[str, tuple[int, float]] | None = None
                 for side in group.sidecars:
                     srel = f"{folder}/{side}"
                     other = by_path.get(srel)
@@ -316,13 +327,32 @@ class Planner:
                         size, mtime = files[srel]
                         self._known_present(plan, other, size, mtime, now, None)
                     else:
+                        if sidecars is None:
+                            sidecars = {}
                         sidecars[srel] = files[srel]
                 found = by_path.get(main)
                 size, mtime = files[main]
                 if found is not None:
-                    self._known_present(plan, found, size, mtime, now, sidecars)
+                    self._known_present(
+                        plan,
+                        found,
+                        size,
+                        mtime,
+                        now,
+                        _NO_SIDECARS if sidecars is None else sidecars,
+                    )
                 elif area == INBOX:
-                    candidates.append((main, group.kind.value, sidecars))
+                    candidates.append(
+                        NewAsset(
+                            "",
+                            group.kind.value,
+                            INBOX,
+                            main,
+                            size,
+                            mtime,
+                            [(s, *v) for s, v in sidecars.items()] if sidecars else (),
+                        )
+                    )
                 else:
                     plan.untracked += 1
 
@@ -348,33 +378,28 @@ class Planner:
                 if k.area == INBOX:
                     pool.setdefault((k.rel.rpartition("/")[2], k.size), []).append(k)
         moved_ids: set[str] = set()
-        for rel, kind, sidecars in candidates:
-            size, mtime = files[rel]
-            matches = pool.get((rel.rpartition("/")[2], size)) if pool else None
-            if matches:
-                fitting = [m for m in matches if m.kind == kind and m.id not in moved_ids]
-                if len(fitting) == 1:
-                    k = fitting[0]
-                    moved_ids.add(k.id)
-                    plan.relocations.append(Relocation(k, rel))
-                    self._known_present(plan, k, size, mtime, now, sidecars)
-                    continue
-                if len(fitting) > 1:
-                    plan.warnings.append(
-                        f"{rel!r} matches {len(fitting)} missing assets by name and size; "
-                        "recorded as a new asset (the missing ones stay missing)"
-                    )
-            plan.new.append(
-                NewAsset(
-                    "",
-                    kind,
-                    INBOX,
-                    rel,
-                    size,
-                    mtime,
-                    [(s, *v) for s, v in sidecars.items()],
-                )
-            )
+        if pool:
+            new: list[NewAsset] = []
+            for cand in candidates:
+                rel = cand.rel
+                matches = pool.get((rel.rpartition("/")[2], cand.size))
+                if matches:
+                    fitting = [m for m in matches if m.kind == cand.kind and m.id not in moved_ids]
+                    if len(fitting) == 1:
+                        k = fitting[0]
+                        moved_ids.add(k.id)
+                        plan.relocations.append(Relocation(k, rel))
+                        current = {s: (size, mt) for s, size, mt in cand.sidecars}
+                        self._known_present(plan, k, cand.size, cand.mtime, now, current)
+                        continue
+                    if len(fitting) > 1:
+                        plan.warnings.append(
+                            f"{rel!r} matches {len(fitting)} missing assets by name and size; "
+                            "recorded as a new asset (the missing ones stay missing)"
+                        )
+                new.append(cand)
+            candidates = new
+        plan.new = candidates
         for asset, asset_id in zip(plan.new, new_ids(len(plan.new)), strict=True):
             asset.id = asset_id
         plan.missing = [k for k in vanished if k.id not in moved_ids]

@@ -88,7 +88,7 @@ async def transition(
 
 
 async def transition_many(
-    asset_ids: Sequence[uuid.UUID],
+    asset_ids: Sequence[uuid.UUID | str],
     source: AssetState,
     target: AssetState,
     trigger: Trigger,
@@ -122,9 +122,12 @@ async def transition_many(
             def ph(i: int, pg: bool = pg) -> str:
                 return f"${i}" if pg else "?"
 
+            # "+state" keeps SQLite on the primary key: with bound parameters its planner
+            # otherwise walks the state index, i.e. every asset of that state per chunk.
+            state_col = "state" if pg else "+state"
             marks = ", ".join(ph(i) for i in range(2, len(part) + 2))
             _, rows = await conn.execute_query(
-                f"SELECT id FROM asset WHERE state = {ph(1)} AND id IN ({marks})",
+                f"SELECT id FROM asset WHERE {state_col} = {ph(1)} AND id IN ({marks})",
                 [source.value, *part],
             )
             eligible = [str(r[0]) for r in rows]
@@ -137,7 +140,7 @@ async def transition_many(
                 n = len(columns)
                 marks = ", ".join(ph(i) for i in range(n + 2, n + 2 + len(eligible)))
                 await conn.execute_query(
-                    f"UPDATE asset SET {sets} WHERE state = {ph(n + 1)} AND id IN ({marks})",
+                    f"UPDATE asset SET {sets} WHERE {state_col} = {ph(n + 1)} AND id IN ({marks})",
                     [*(_raw(values[k]) for k in columns.values()), source.value, *eligible],
                 )
             await conn.execute_many(
