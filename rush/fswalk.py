@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 import re
 import shutil
 import stat
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,8 +46,8 @@ class Listing:
     symlinks: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     complete: bool = True
-    #: The raw find output, to recognise a tree that did not change at all since the
-    #: previous pass (None for the scandir walker).
+    #: Digest of the raw find output, to recognise a tree that did not change at all
+    #: since the previous pass (None for the scandir walker).
     raw: bytes | None = None
     #: len(files), kept when `files` is released after use (see `release_files`).
     file_count: int = 0
@@ -210,28 +212,36 @@ async def walk_find(
             jobs.append((folder, ["."], area))
     chunks: list[bytes] = []
     errors: list[str] = []
+    digest = hashlib.blake2b(digest_size=32)
     for cwd, starts, prefix in jobs:
-        proc = await asyncio.create_subprocess_exec(
-            *find_command(starts, prefix, ignored),
-            cwd=cwd,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        try:
-            out, err = await proc.communicate()
-        finally:
-            if proc.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                await proc.wait()
+        # find writes into an unlinked temporary file rather than a pipe: the output is
+        # then held once in memory (a pipe read through asyncio holds it twice).
+        with tempfile.TemporaryFile() as out_file:
+            proc = await asyncio.create_subprocess_exec(
+                *find_command(starts, prefix, ignored),
+                cwd=cwd,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=out_file,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            try:
+                _, err = await proc.communicate()
+            finally:
+                if proc.returncode is None:
+                    with contextlib.suppress(ProcessLookupError):
+                        proc.kill()
+                    await proc.wait()
+            out_file.seek(0)
+            out = out_file.read()
+        digest.update(out)
+        digest.update(b"\1")
         chunks.append(out)
         if proc.returncode != 0 or err:
             # Folders that vanish or fail mid-walk: find says so on stderr.  We cannot map
             # those lines back to exact paths safely, so this pass flags nothing missing.
             text = os.fsdecode(err).strip() or f"find exited with status {proc.returncode}"
             errors += [f"listing {cwd}: {line}" for line in text.splitlines()[:20]]
-    raw = chunks[0] if len(chunks) == 1 else b"\1".join(chunks)
+    raw = digest.digest()
     if reuse is not None and not errors and reuse.complete and reuse.raw == raw:
         return reuse
     listing = Listing(raw=raw)
