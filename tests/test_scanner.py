@@ -7,7 +7,6 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -494,42 +493,49 @@ async def test_unreadable_folder_as_unprivileged_user(
     assert await Asset.all().count() == 6
 
 
-def test_cli_init_then_scan_end_to_end(tmp_path: Path) -> None:
+async def test_cli_init_then_scan_end_to_end(db: str, tmp_path: Path) -> None:
+    """`rush init && rush scan` through the real CLI, on both database backends."""
     cfg = tmp_path / "config.toml"
     cfg.write_text(
-        'data_dir = "data"\n[library]\nroot = "lib"\n[scanner]\nstable_after_s = 0\n',
+        f'data_dir = "data"\n[library]\nroot = "lib"\n[scanner]\nstable_after_s = 0\n'
+        f"[database]\ndsn = {json.dumps(db)}\n",
         encoding="utf-8",
     )
 
-    def rush(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "rush", *args, "--config", str(cfg)],
+    async def rush(*args: str) -> tuple[int, str, str]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "rush",
+            *args,
+            "--config",
+            str(cfg),
             env=rush_env(),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )
+        out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+        assert proc.returncode is not None
+        return proc.returncode, out.decode(), err.decode()
 
-    skipped = rush("scan")
-    assert skipped.returncode == 1 and "scan skipped" in skipped.stdout
-    assert rush("init").returncode == 0
+    code, out, _ = await rush("scan")
+    assert code == 1 and "scan skipped" in out and "does not exist" in out
+    code, out, err = await rush("init")
+    assert code == 0, err
     lib = tmp_path / "lib"
     put(lib, "INBOX/shoot/A001.mp4", b"video")
     put(lib, "INBOX/shoot/A001.xmp", b"xmp")
     put(lib, "INBOX/shoot/A001.wav", b"wav")
     put(lib, "INBOX/shoot/B002.jpg", b"jpg")
-    first = rush("scan")
-    assert first.returncode == 0, first.stderr
-    assert "new assets:             2" in first.stdout
-    second = rush("scan", "--json")
-    assert second.returncode == 0, second.stderr
-    report = json.loads(second.stdout.strip().splitlines()[-1])
+    code, out, err = await rush("scan")
+    assert code == 0, err
+    assert "new assets:             2" in out and "sidecars added/removed: 2/0" in out
+    assert {a.state for a in await Asset.all()} == {S.DISCOVERED}
+    code, out, err = await rush("scan", "--json")
+    assert code == 0, err
+    report = json.loads(out.strip().splitlines()[-1])
     assert (report["new"], report["ready"], report["skipped_reason"]) == (0, 2, None)
-    import sqlite3
-
-    with sqlite3.connect(tmp_path / "data" / "rush.db") as conn:
-        rows = conn.execute("SELECT rel_path, state FROM asset ORDER BY rel_path").fetchall()
-        sidecars = conn.execute("SELECT rel_path FROM sidecar ORDER BY rel_path").fetchall()
+    rows = sorted((a.rel_path, a.state.value) for a in await Asset.all())
     assert rows == [("INBOX/shoot/A001.mp4", "READY"), ("INBOX/shoot/B002.jpg", "READY")]
-    assert sidecars == [("INBOX/shoot/A001.wav",), ("INBOX/shoot/A001.xmp",)]
+    sidecars = sorted(await Sidecar.all().values_list("rel_path", flat=True))
+    assert sidecars == ["INBOX/shoot/A001.wav", "INBOX/shoot/A001.xmp"]
