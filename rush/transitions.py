@@ -176,8 +176,13 @@ def _raw_columns(values: dict[str, Any]) -> dict[str, str] | None:
 
 
 def _raw(value: Any) -> Any:
-    # sqlite3 cannot bind UUID objects; tortoise registers the datetime adapter it uses.
-    return str(value) if isinstance(value, uuid.UUID) else value
+    # sqlite3 cannot bind UUID objects; datetimes are stored in UTC like the ORM does
+    # (tortoise registers the sqlite3 adapter that formats them).
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    return value
 
 
 async def history(asset_id: uuid.UUID | str) -> list[AssetEvent]:
