@@ -284,21 +284,25 @@ class Planner:
         by_path = index.by_path
 
         # Presence first: a share that lost most of its files is not a mass deletion.
-        expected = 0
-        present = 0
+        # Checked per area, since ARCHIVE/REJECTS may live on volumes of their own (an
+        # unmounted mount point is an empty folder).
+        expected: dict[str, int] = {}
+        present: dict[str, int] = {}
         for k in index.by_id.values():
             if k.missing or k.busy or k.area not in areas:
                 continue
-            expected += 1
+            expected[k.area] = expected.get(k.area, 0) + 1
             if k.rel in files:
-                present += 1
-        if expected and present < self.min_present_ratio * expected:
-            plan.skipped_reason = (
-                f"only {present} of {expected} known files are present "
-                f"(below scanner.min_present_ratio={self.min_present_ratio}); the share looks "
-                "unmounted or incomplete, so this pass changes nothing"
-            )
-            return plan
+                present[k.area] = present.get(k.area, 0) + 1
+        for area, count in expected.items():
+            seen = present.get(area, 0)
+            if seen < self.min_present_ratio * count:
+                plan.skipped_reason = (
+                    f"only {seen} of {count} known files are present in {area} "
+                    f"(below scanner.min_present_ratio={self.min_present_ratio}); the share "
+                    "looks unmounted or incomplete, so this pass changes nothing"
+                )
+                return plan
 
         folders: dict[str, list[str]] = {}
         for rel in files:

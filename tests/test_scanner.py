@@ -297,23 +297,35 @@ async def test_archive_checked_for_presence_only(db: str, tmp_path: Path, lib: P
     scanner = Scanner(make_config(tmp_path, lib), bus=events.EventBus())
     report = await scanner.scan_once()
     assert (report.new, report.untracked) == (3, 1)
-    # An asset the batch apply moved to ARCHIVE earlier.
-    archived = await Asset.create(
-        kind="video",
-        area="ARCHIVE",
-        rel_path="ARCHIVE/2024/kept.mp4",
-        path_key="ARCHIVE/2024/kept.mp4",
-        state=S.ARCHIVED,
-        size=1,
-        mtime=OLD,
-    )
-    put(lib, "ARCHIVE/2024/kept.mp4")
-    await scanner.scan_once()
-    (lib / "ARCHIVE/2024/kept.mp4").unlink()
+    # Assets the batch apply moved to ARCHIVE earlier.
+    archived = []
+    for i in range(3):
+        rel = f"ARCHIVE/2024/kept{i}.mp4"
+        archived.append(
+            await Asset.create(
+                kind="video",
+                area="ARCHIVE",
+                rel_path=rel,
+                path_key=rel,
+                state=S.ARCHIVED,
+                size=1,
+                mtime=OLD,
+            )
+        )
+        put(lib, rel)
+    report = await scanner.scan_once()
+    assert (report.new, report.missing, report.untracked) == (0, 0, 1)
+    (lib / "ARCHIVE/2024/kept0.mp4").unlink()
     report = await scanner.scan_once()
     assert report.missing == 1
-    await archived.refresh_from_db()
-    assert archived.missing and archived.state is S.ARCHIVED
+    await archived[0].refresh_from_db()
+    assert archived[0].missing and archived[0].state is S.ARCHIVED
+    # The ARCHIVE volume gone empty (unmounted mount point): nothing more is flagged.
+    for i in (1, 2):
+        (lib / f"ARCHIVE/2024/kept{i}.mp4").unlink()
+    report = await scanner.scan_once()
+    assert report.skipped_reason and "in ARCHIVE" in report.skipped_reason
+    assert await Asset.filter(missing=True).count() == 1
 
 
 async def test_batch_owned_assets_are_never_flagged(db: str, tmp_path: Path, lib: Path) -> None:
@@ -351,9 +363,12 @@ async def test_concurrent_path_rewrite_is_seen(db: str, tmp_path: Path, lib: Pat
     )
     report = await scanner.scan_once()
     assert (report.new, report.missing, report.moved) == (0, 0, 0)
-    # And the scanner now watches it at its new place.
-    (lib / "ARCHIVE/x/f0.mp4").unlink()
-    assert (await scanner.scan_once()).missing == 1
+    # And the scanner now watches it at its new place (its state is not the scanner's).
+    put(lib, "ARCHIVE/x/f0.mp4", b"changed")
+    report = await scanner.scan_once()
+    assert report.updated == 1 and report.changed == 0
+    await asset.refresh_from_db()
+    assert (asset.state, asset.size) == (S.ARCHIVED, 7)
 
 
 def _now() -> object:

@@ -96,10 +96,20 @@ def test_presence_ratio_skips_the_pass() -> None:
     items = [known(f"INBOX/{i}.mp4") for i in range(10)]
     files = _l(*[x for k in items[:4] for x in (k.rel, 1, OLD)])
     plan = planner(ratio=0.5).plan(index_of(*items), files, AREAS, NOW)
-    assert plan.skipped_reason and "4 of 10" in plan.skipped_reason
+    assert plan.skipped_reason and "4 of 10 known files are present in INBOX" in plan.skipped_reason
     assert plan.missing == [] and plan.new == []
     plan = planner(ratio=0.0).plan(index_of(*items), files, AREAS, NOW)
     assert len(plan.missing) == 6
+
+
+def test_presence_ratio_is_per_area() -> None:
+    inbox = [known(f"INBOX/{i}.mp4") for i in range(8)]
+    archive = [known(f"ARCHIVE/{i}.mp4", "ARCHIVED") for i in range(3)]
+    files = _l(*[x for k in inbox for x in (k.rel, 1, OLD)])  # ARCHIVE volume empty
+    plan = planner(ratio=0.5).plan(index_of(*inbox, *archive), files, AREAS, NOW)
+    assert (
+        plan.skipped_reason and "0 of 3 known files are present in ARCHIVE" in plan.skipped_reason
+    )
 
 
 def test_missing_rules_busy_unreadable_incomplete() -> None:
