@@ -43,6 +43,8 @@ REREAD_MARGIN = timedelta(seconds=10)
 FULL_RELOAD_EVERY = 30
 #: New assets written per transaction.
 _INSERT_CHUNK = 50_000
+#: Assets per DISCOVERED -> READY statement (SQLite allows 32,766 bound parameters).
+_TRANSITION_CHUNK = 5_000
 
 
 @dataclass
@@ -512,6 +514,7 @@ class Scanner:
                 updates={"stable_scans": 2},
                 at=at,
                 bus=self.bus,
+                chunk=_TRANSITION_CHUNK,
             )
             if len(moved) == len(plan.ready):
                 ready_now = plan.ready
