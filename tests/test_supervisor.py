@@ -230,3 +230,49 @@ def test_rush_serve_stops_cleanly_on_signal(tmp_path: Path, sig: signal.Signals)
     assert f"received {sig.name}; shutting down" in text
     assert "rush serve stopped" in text
     assert "Traceback" not in text
+
+
+_STUCK_SERVE = r"""
+import asyncio, sys
+import rush.server
+
+class Stubborn:
+    name = "stubborn"
+
+    async def run(self):
+        while True:
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                pass  # deliberately swallowed: the defect this test is about
+
+rush.server.build_actors = lambda ctx: [Stubborn()]
+from rush.cli import main
+sys.exit(main(["serve", "--config", sys.argv[1]]))
+"""
+
+
+def test_rush_serve_exits_even_with_an_actor_that_ignores_cancellation(tmp_path: Path) -> None:
+    cfg = tmp_path / "config.toml"
+    log = tmp_path / "serve.log"
+    cfg.write_text('data_dir = "data"\n[library]\nroot = "lib"\n', encoding="utf-8")
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _STUCK_SERVE, str(cfg)],
+            env=rush_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        assert _wait_for(lambda: "supervisor: started" in log.read_text(), 10), log.read_text()
+        os.kill(proc.pid, signal.SIGTERM)
+        # shutdown_timeout (5 s) + the forced-exit grace (2 s), well before 15 s.
+        assert _wait_for(lambda: proc.poll() is not None, 14), "rush serve hung on a stuck actor"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = log.read_text()
+    assert proc.returncode == 1, text
+    assert "actor stubborn did not stop within" in text
+    assert "forcing exit: actors stubborn ignored cancellation" in text
