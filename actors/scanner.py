@@ -410,8 +410,13 @@ class Scanner:
             # Bounded transactions: a first import of 200,000 files never holds every row
             # twice in memory.  A crash between chunks leaves a prefix committed, which the
             # next pass's count check notices (full index reload).
-            for start in range(0, len(plan.new), _INSERT_CHUNK):
-                part = plan.new[start : start + _INSERT_CHUNK]
+            report.new = len(plan.new)
+            pending = plan.new
+            while pending:
+                # Taken off the end so each chunk's NewAsset objects are freed once its
+                # rows are written and its index entries built.
+                part = pending[-_INSERT_CHUNK:]
+                del pending[-_INSERT_CHUNK:]
                 await sql.many(
                     insert_asset,
                     [(n.id, n.kind, n.area, n.rel, n.rel, n.size, n.mtime) for n in part],
@@ -426,7 +431,7 @@ class Scanner:
                     for s, size, mt in n.sidecars:
                         k.set_sidecar(s, size, mt)
                     index.put(k)
-            report.new = len(plan.new)
+                del part
 
         if plan.relocations:
             moved_rows = []
@@ -504,9 +509,11 @@ class Scanner:
             report.sidecars_added += len(plan.sidecar_add)
             report.sidecars_removed += len(plan.sidecar_remove)
 
-        if plan.ready:
+        # In slices, so the ids transition_many returns never pile up for a big import.
+        for start in range(0, len(plan.ready), _TRANSITION_CHUNK):
+            batch = plan.ready[start : start + _TRANSITION_CHUNK]
             moved = await transition_many(
-                [k.id for k in plan.ready],
+                [k.id for k in batch],
                 AssetState.DISCOVERED,
                 AssetState.READY,
                 Trigger.STABLE,
@@ -516,14 +523,14 @@ class Scanner:
                 bus=self.bus,
                 chunk=_TRANSITION_CHUNK,
             )
-            if len(moved) == len(plan.ready):
-                ready_now = plan.ready
+            if len(moved) == len(batch):
+                ready_now = batch
             else:  # some changed state meanwhile (another writer): only those moved
                 done = {str(m) for m in moved}
-                ready_now = [k for k in plan.ready if k.id in done]
+                ready_now = [k for k in batch if k.id in done]
             for k in ready_now:
                 k.state, k.stable = AssetState.READY.value, 2
-            report.ready = len(ready_now)
+            report.ready += len(ready_now)
 
         for f in plan.changed:
             k = f.known
