@@ -4,7 +4,8 @@ An actor is anything with `name` and `async def run(self) -> None`.  A crash (an
 `Exception`) is logged and the actor restarted after an exponential back-off that
 resets once the actor has stayed up for a while; `CancelledError` is never swallowed.
 SIGTERM/SIGINT cancel the group, and every actor gets `shutdown_timeout` seconds to
-finish its `finally` blocks before the process gives up on it.
+finish its `finally` blocks before the supervisor gives up on it (`abandoned`): a stuck
+actor can delay shutdown, never block it.
 """
 
 from __future__ import annotations
@@ -67,13 +68,19 @@ class Supervisor:
         backoff: Backoff | None = None,
         shutdown_timeout: float = 5.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.actors = list(actors)
         self.backoff = backoff or Backoff()
         self.shutdown_timeout = shutdown_timeout
         self.status: dict[str, ActorStatus] = {a.name: ActorStatus(a.name) for a in self.actors}
         self._sleep = sleep
+        self._clock = clock
         self._stop = asyncio.Event()
+        #: The running `actor.run()` tasks (owned here: see `_supervise`).
+        self._runs: set[asyncio.Task[None]] = set()
+        #: Actors that ignored cancellation for longer than `shutdown_timeout`.
+        self.abandoned: list[str] = []
 
     def stop(self) -> None:
         """Ask every actor to stop (safe to call from a signal handler)."""
@@ -83,27 +90,52 @@ class Supervisor:
         status = self.status[actor.name]
         failures = 0
         while True:
-            started = time.monotonic()
+            started = self._clock()
             status.running, status.started_at = True, started
+            # The actor runs in a task of its own so that one which ignores cancellation
+            # (a stuck `finally`, a swallowed CancelledError) cannot hold shutdown for ever:
+            # we wait `shutdown_timeout` for it, then give up on it and let the group end.
+            run = asyncio.get_running_loop().create_task(actor.run(), name=f"{actor.name}.run")
+            self._runs.add(run)
+            run.add_done_callback(self._runs.discard)
             try:
-                await actor.run()
+                await asyncio.wait({run})
             except asyncio.CancelledError:
                 status.running = False
+                run.cancel()
+                _, pending = await asyncio.wait({run}, timeout=self.shutdown_timeout)
+                if pending:
+                    self.abandoned.append(actor.name)
+                    log.error(
+                        "actor %s did not stop within %.1f s; abandoning it",
+                        actor.name,
+                        self.shutdown_timeout,
+                    )
                 raise
-            except Exception as exc:
-                status.running = False
-                if time.monotonic() - started >= self.backoff.reset_after:
-                    failures = 0
-                failures += 1
-                status.restarts += 1
-                status.last_error = f"{type(exc).__name__}: {exc}"
-                delay = self.backoff.delay(failures)
-                log.exception("actor %s crashed; restarting in %.1f s", actor.name, delay)
-                await self._sleep(delay)
-                continue
             status.running = False
-            log.info("actor %s finished", actor.name)
-            return
+            if run.cancelled():
+                # Cancelled from inside (not by us): that is a stop, never a crash to retry.
+                log.info("actor %s was cancelled", actor.name)
+                raise asyncio.CancelledError
+            exc = run.exception()
+            if exc is None:
+                log.info("actor %s finished", actor.name)
+                return
+            if not isinstance(exc, Exception):
+                raise exc  # KeyboardInterrupt, SystemExit: not ours to absorb
+            if self._clock() - started >= self.backoff.reset_after:
+                failures = 0
+            failures += 1
+            status.restarts += 1
+            status.last_error = f"{type(exc).__name__}: {exc}"
+            delay = self.backoff.delay(failures)
+            log.error(
+                "actor %s crashed; restarting in %.1f s",
+                actor.name,
+                delay,
+                exc_info=(type(exc), exc, exc.__traceback__),
+            )
+            await self._sleep(delay)
 
     async def run(self, *, install_signals: bool = True) -> None:
         """Run until every actor returns, or until `stop()` or SIGTERM/SIGINT."""
@@ -114,32 +146,25 @@ class Supervisor:
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.add_signal_handler(sig, self._on_signal, sig)
                     installed.append(sig)
+        log.info("supervisor: started %d actors", len(self.actors))
         try:
             async with asyncio.TaskGroup() as group:
                 tasks = [group.create_task(self._supervise(a), name=a.name) for a in self.actors]
                 watcher = group.create_task(self._stop.wait(), name="supervisor-stop")
-                done_all = group.create_task(self._all_done(tasks, watcher))
+                done_all = group.create_task(self._all_done(tasks))
                 await watcher
                 done_all.cancel()
-                await self._cancel_within_timeout(tasks)
+                for task in tasks:
+                    task.cancel()
         finally:
             for sig in installed:
                 loop.remove_signal_handler(sig)
+        log.info("supervisor: stopped")
 
-    async def _all_done(self, tasks: list[asyncio.Task[None]], watcher: asyncio.Task[bool]) -> None:
+    async def _all_done(self, tasks: list[asyncio.Task[None]]) -> None:
         if tasks:
             await asyncio.wait(tasks)
         self._stop.set()
-
-    async def _cancel_within_timeout(self, tasks: list[asyncio.Task[None]]) -> None:
-        pending = [t for t in tasks if not t.done()]
-        for task in pending:
-            task.cancel()
-        if not pending:
-            return
-        _, still = await asyncio.wait(pending, timeout=self.shutdown_timeout)
-        for task in still:
-            log.error("actor %s did not stop within %.1f s", task.get_name(), self.shutdown_timeout)
 
     def _on_signal(self, sig: signal.Signals) -> None:
         log.info("received %s; shutting down", sig.name)

@@ -422,15 +422,23 @@ def load_config(
         ) from exc
     config.source = source
     if source is not None:
-        base = source.parent
         # Relative paths in a config file are relative to that file, not to the cwd.
-        config.data_dir = _anchor(base, config.data_dir)
-        config.library.root = _anchor(base, config.library.root)
-        sb = config.seedbox
-        for name in ("state_dir", "backup_dir", "log_dir", "lock_dir"):
-            setattr(sb, name, _anchor(base, getattr(sb, name)))
+        _anchor_paths(config, source.parent)
     return config
 
 
 def _anchor(base: Path, path: Path) -> Path:
     return path if path.is_absolute() else base / path
+
+
+def _anchor_paths(model: BaseModel, base: Path) -> None:
+    """Anchor every relative Path field of every section (walks the models, so a new
+    path key is covered without anyone remembering to list it here)."""
+    for name in type(model).model_fields:
+        if name == "source":
+            continue
+        value = getattr(model, name)
+        if isinstance(value, BaseModel):
+            _anchor_paths(value, base)
+        elif isinstance(value, Path):
+            setattr(model, name, _anchor(base, value))

@@ -122,15 +122,31 @@ def group_folder(names: list[str], classifier: Classifier) -> list[FileGroup]:
     `clip.wav`), or when the sidecar carries the parent's full name (`clip.mp4.xmp`).
     Names that are neither media nor a sidecar of a media file are ignored.
     """
-    by_base: dict[str, list[tuple[str, str]]] = {}
+    kinds = classifier._kinds
+    by_base: dict[str, list[str]] = {}
     for name in names:
-        base, ext = split_name(name)
-        by_base.setdefault(base, []).append((name, ext))
+        dot = name.rfind(".")
+        base = name[:dot] if dot > 0 else name
+        members = by_base.get(base)
+        if members is None:
+            by_base[base] = [name]
+        else:
+            members.append(name)
     groups: list[FileGroup] = []
     claimed: set[str] = set()
     for members in by_base.values():
+        if len(members) == 1:
+            # The common case (one file per base name), kept cheap for large folders.
+            name = members[0]
+            dot = name.rfind(".")
+            kind = kinds.get(name[dot + 1 :].lower()) if dot > 0 else None
+            if kind is not None:
+                groups.append(FileGroup(name, kind, []))
+                claimed.add(name)
+            continue
         best: tuple[int, str, MediaKind] | None = None
-        for name, ext in members:
+        exts = [(name, split_name(name)[1]) for name in members]
+        for name, ext in exts:
             kind = classifier.kind_of(ext)
             if kind is None:
                 continue
@@ -141,21 +157,19 @@ def group_folder(names: list[str], classifier: Classifier) -> list[FileGroup]:
         if best is None:
             continue
         main = best[1]
-        sidecars = sorted(n for n, e in members if n != main)
-        groups.append(FileGroup(main, best[2], sidecars))
-        claimed.update(n for n, _ in members)
+        groups.append(FileGroup(main, best[2], sorted(n for n in members if n != main)))
+        claimed.update(members)
     # Second pass: `clip.mp4.xmp` style sidecars hang off the parent's full name.
     by_main = {g.main: g for g in groups}
     for base, members in by_base.items():
         parent = by_main.get(base)
         if parent is None:
             continue
-        for name, ext in members:
-            if name in claimed or not classifier.is_sidecar_ext(ext):
+        for name in members:
+            if name in claimed or not classifier.is_sidecar_ext(split_name(name)[1]):
                 continue
             parent.sidecars.append(name)
+            parent.sidecars.sort()
             claimed.add(name)
-    for g in groups:
-        g.sidecars.sort()
     groups.sort(key=lambda g: g.main)
     return groups

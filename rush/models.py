@@ -58,7 +58,9 @@ class Asset(Model):
         "rush.Asset", related_name="linked_videos", null=True, on_delete=fields.SET_NULL
     )
     created_at = fields.DatetimeField(auto_now_add=True)
-    updated_at = fields.DatetimeField(auto_now=True)
+    # Indexed: the scanner re-reads only rows changed since its previous pass, so every
+    # writer of an asset row must set it (QuerySet.update does not do it by itself).
+    updated_at = fields.DatetimeField(auto_now=True, db_index=True)
 
     sidecars: fields.ReverseRelation[Sidecar]
 

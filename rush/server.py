@@ -40,7 +40,15 @@ def build_actors(ctx: ServerContext) -> list[Actor]:
     return actors
 
 
-async def run_server(config: Config, *, supervisor_hook: object = None) -> None:
+async def run_server(
+    config: Config, *, supervisor_hook: object = None, force_exit_after: float | None = None
+) -> None:
+    """Run every actor until SIGTERM/SIGINT.
+
+    `force_exit_after` (the `rush serve` process only): when an actor ignored
+    cancellation, the interpreter's own shutdown would wait for it for ever, so the
+    process exits with status 1 that many seconds after the supervisor gave up on it.
+    """
     ctx = ServerContext(config)
     async with contextlib.AsyncExitStack() as stack:
         config.data_dir.mkdir(parents=True, exist_ok=True)
@@ -54,5 +62,23 @@ async def run_server(config: Config, *, supervisor_hook: object = None) -> None:
         if callable(supervisor_hook):
             supervisor_hook(supervisor)
         log.info("rush serve: library %s, database %s", config.library.root, config.database_url())
-        await supervisor.run()
+        try:
+            await supervisor.run()
+        finally:
+            if supervisor.abandoned and force_exit_after is not None:
+                _exit_later(force_exit_after, supervisor.abandoned)
     log.info("rush serve stopped")
+
+
+def _exit_later(delay: float, stuck: list[str]) -> None:
+    import os
+    import threading
+
+    def force() -> None:
+        log.error("forcing exit: actors %s ignored cancellation", ", ".join(stuck))
+        logging.shutdown()
+        os._exit(1)
+
+    timer = threading.Timer(delay, force)
+    timer.daemon = True
+    timer.start()

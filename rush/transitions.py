@@ -88,7 +88,7 @@ async def transition(
 
 
 async def transition_many(
-    asset_ids: Sequence[uuid.UUID],
+    asset_ids: Sequence[uuid.UUID | str],
     source: AssetState,
     target: AssetState,
     trigger: Trigger,
@@ -103,43 +103,86 @@ async def transition_many(
     """Bulk form for the scanner and batch apply: returns the ids actually moved.
 
     Ids that were no longer in `source` are skipped (not an error): a bulk caller
-    re-reads what it needs.
+    re-reads what it needs.  Written as a few raw statements per chunk (select, update,
+    one executemany of history rows): the ORM's per-object path is far too slow for the
+    first import of a large library.
     """
     check_transition(source, target, trigger)
     at = at or utcnow()
     values: dict[str, Any] = {"state": target, "state_changed_at": at, "updated_at": at}
     if updates:
         values.update(updates)
+    columns = _raw_columns(values)
     moved: list[uuid.UUID] = []
     for start in range(0, len(asset_ids), chunk):
-        part = list(asset_ids[start : start + chunk])
+        part = [str(a) for a in asset_ids[start : start + chunk]]
         async with in_transaction() as conn:
-            eligible = await (
-                Asset.filter(id__in=part, state=source).using_db(conn).values_list("id", flat=True)
+            pg = conn.capabilities.dialect == "postgres"
+
+            def ph(i: int, pg: bool = pg) -> str:
+                return f"${i}" if pg else "?"
+
+            # "+state" keeps SQLite on the primary key: with bound parameters its planner
+            # otherwise walks the state index, i.e. every asset of that state per chunk.
+            state_col = "state" if pg else "+state"
+            marks = ", ".join(ph(i) for i in range(2, len(part) + 2))
+            _, rows = await conn.execute_query(
+                f"SELECT id FROM asset WHERE {state_col} = {ph(1)} AND id IN ({marks})",
+                [source.value, *part],
             )
+            eligible = [str(r[0]) for r in rows]
             if not eligible:
                 continue
-            await Asset.filter(id__in=eligible, state=source).using_db(conn).update(**values)
-            await AssetEvent.bulk_create(
+            if columns is None:
+                await Asset.filter(id__in=eligible, state=source).using_db(conn).update(**values)
+            else:
+                sets = ", ".join(f'"{col}" = {ph(i)}' for i, col in enumerate(columns, 1))
+                n = len(columns)
+                marks = ", ".join(ph(i) for i in range(n + 2, n + 2 + len(eligible)))
+                await conn.execute_query(
+                    f"UPDATE asset SET {sets} WHERE {state_col} = {ph(n + 1)} AND id IN ({marks})",
+                    [*(_raw(values[k]) for k in columns.values()), source.value, *eligible],
+                )
+            await conn.execute_many(
+                "INSERT INTO asset_event (asset_id, from_state, to_state, trigger, actor, reason, at)"
+                f" VALUES ({', '.join(ph(i) for i in range(1, 8))})",
                 [
-                    AssetEvent(
-                        asset_id=aid,
-                        from_state=source,
-                        to_state=target,
-                        trigger=trigger,
-                        actor=actor,
-                        reason=reason,
-                        at=at,
-                    )
+                    [aid, source.value, target.value, trigger.value, actor, reason, _raw(at)]
                     for aid in eligible
                 ],
-                using_db=conn,
             )
-        moved.extend(eligible)  # type: ignore[arg-type]
+        moved.extend(uuid.UUID(a) for a in eligible)
     target_bus = bus or events.bus
     for aid in moved:
         target_bus.emit(events.asset_transitioned(str(aid), source, target, at, trigger, actor))
     return moved
+
+
+_RAW_TYPES = (str, int, float, bool, datetime, uuid.UUID, type(None))
+
+
+def _raw_columns(values: dict[str, Any]) -> dict[str, str] | None:
+    """db column -> field name when every value can be bound raw; None: use the ORM."""
+    projection = Asset._meta.fields_db_projection
+    out: dict[str, str] = {}
+    for name, value in values.items():
+        column = projection.get(name)
+        if column is None or name not in Asset._meta.fields_map or name == "fields_data":
+            return None
+        if not isinstance(value, _RAW_TYPES):
+            return None
+        out[column] = name
+    return out
+
+
+def _raw(value: Any) -> Any:
+    # sqlite3 cannot bind UUID objects; datetimes are stored in UTC like the ORM does
+    # (tortoise registers the sqlite3 adapter that formats them).
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    return value
 
 
 async def history(asset_id: uuid.UUID | str) -> list[AssetEvent]:

@@ -19,5 +19,5 @@ def run(_args: argparse.Namespace, config: Config) -> int:
     from rush.cli import run_async
     from rush.server import run_server
 
-    run_async(run_server(config))
+    run_async(run_server(config, force_exit_after=2.0))
     return 0

@@ -108,7 +108,10 @@ class Migration(migrations.Migration):
                     ),
                 ),
                 ("created_at", fields.DatetimeField(auto_now=False, auto_now_add=True)),
-                ("updated_at", fields.DatetimeField(auto_now=True, auto_now_add=False)),
+                (
+                    "updated_at",
+                    fields.DatetimeField(db_index=True, auto_now=True, auto_now_add=False),
+                ),
             ],
             options={
                 "table": "asset",

@@ -1,0 +1,231 @@
+"""Configuration: strict keys, clear errors, environment overrides, secrets, the example."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import BaseModel, SecretStr
+
+from rush import config as config_mod
+from rush.config import Config, ConfigError, load_config
+from tests.conftest import REPO_ROOT, rush_env
+
+EXAMPLE = REPO_ROOT / "config.example.toml"
+
+
+def write(tmp_path: Path, text: str, name: str = "config.toml") -> Path:
+    path = tmp_path / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_unknown_keys_are_refused_with_their_name(tmp_path: Path) -> None:
+    path = write(tmp_path, "[scanner]\nintervall_s = 5\n[mqtt]\nhost = 'nas'\n\n[webb]\nport = 1\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path, environ={})
+    text = str(err.value)
+    assert "scanner.intervall_s: unknown key" in text
+    assert "webb: unknown key" in text
+    assert str(path) in text
+
+
+def test_wrong_types_are_explained(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "[scanner]\ninterval_s = 'soon'\nmin_present_ratio = 3\n"
+        "[leases]\nttl_s = 10\nheartbeat_s = 20\n[mqtt]\nport = 70000\n",
+    )
+    with pytest.raises(ConfigError) as err:
+        load_config(path, environ={})
+    text = str(err.value)
+    assert "scanner.interval_s" in text and "'soon'" in text
+    assert "scanner.min_present_ratio" in text and "less than or equal to 1" in text
+    assert "mqtt.port" in text and "70000" in text
+    assert "heartbeat_s must be shorter than ttl_s" in text
+
+
+def test_invalid_toml_is_reported(tmp_path: Path) -> None:
+    path = write(tmp_path, "[scanner\ninterval_s = 5\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(path, environ={})
+
+
+def test_env_overrides_file_and_defaults(tmp_path: Path) -> None:
+    path = write(tmp_path, "[scanner]\ninterval_s = 120\n[mqtt]\nhost = 'file-host'\n")
+    env = {
+        "RUSH_SCANNER__INTERVAL_S": "5",
+        "RUSH_MQTT__HOST": "nas.local",
+        "RUSH_SCANNER__IGNORED_DIRS": '["@eaDir", "tmp"]',
+        "RUSH_SEEDBOX__QBITTORRENT__URL": "http://qb:8080",
+        "RUSH_HOMEASSISTANT__ENABLED": "false",
+        "RUSH_DATA_DIR": "/srv/rush",
+        "OTHER_VARIABLE": "ignored",
+        "RUSH_NOT_A_SECTION_KEY": "ignored too (no double underscore)",
+    }
+    config = load_config(path, environ=env)
+    assert config.scanner.interval_s == 5.0
+    assert config.mqtt.host == "nas.local"
+    assert config.scanner.ignored_dirs == ["@eaDir", "tmp"]
+    assert config.seedbox.qbittorrent.url == "http://qb:8080"
+    assert config.homeassistant.enabled is False
+    assert config.data_dir == Path("/srv/rush")
+
+
+def test_bad_env_value_names_the_key() -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(None, environ={"RUSH_SCANNER__INTERVAL_S": "often"})
+    assert "scanner.interval_s" in str(err.value) and "'often'" in str(err.value)
+    with pytest.raises(ConfigError, match=r"scanner\.bogus: unknown key"):
+        load_config(None, environ={"RUSH_SCANNER__BOGUS": "1"})
+
+
+def test_secret_files(tmp_path: Path) -> None:
+    secret = write(tmp_path, "s3cret-pass\n", "secrets/mqtt")
+    config = load_config(
+        None,
+        environ={"RUSH_MQTT__PASSWORD_FILE": str(secret), "RUSH_WEB__SESSION_SECRET": "k" * 32},
+    )
+    assert isinstance(config.mqtt.password, SecretStr)
+    assert config.mqtt.password.get_secret_value() == "s3cret-pass"
+    assert "s3cret-pass" not in repr(config) and "s3cret-pass" not in str(config.model_dump())
+    assert config.web.session_secret is not None
+    with pytest.raises(ConfigError) as err:
+        load_config(None, environ={"RUSH_MQTT__PASSWORD_FILE": str(tmp_path / "nope")})
+    assert "RUSH_MQTT__PASSWORD_FILE" in str(err.value) and "cannot read" in str(err.value)
+
+
+def test_default_path_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    system = tmp_path / "etc" / "rush" / "config.toml"
+    monkeypatch.setattr(config_mod, "DEFAULT_CONFIG_PATHS", (Path("config.toml"), system))
+    monkeypatch.chdir(tmp_path)
+    assert load_config(None, environ={}).source is None  # embedded defaults
+    write(tmp_path, "[web]\nport = 9001\n", "etc/rush/config.toml")
+    assert load_config(None, environ={}).web.port == 9001
+    write(tmp_path, "[web]\nport = 9002\n")
+    config = load_config(None, environ={})
+    assert (config.web.port, config.source) == (9002, Path("config.toml"))
+    explicit = write(tmp_path, "[web]\nport = 9003\n", "other.toml")
+    assert load_config(explicit, environ={}).web.port == 9003
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "missing.toml", environ={})
+
+
+def test_relative_paths_are_anchored_to_the_config_file(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        'data_dir = "data"\n[library]\nroot = "lib"\narchive_root = "/abs/archive"\n'
+        '[agent]\nwork_dir = "work"\n[logging]\ndir = "logs"\n'
+        '[seedbox]\nstate_dir = "state"\n',
+        "conf/rush.toml",
+    )
+    config = load_config(path, environ={})
+    base = tmp_path / "conf"
+    assert config.data_dir == base / "data"
+    assert config.library.root == base / "lib"
+    assert config.library.archive_root == Path("/abs/archive")
+    assert config.agent.work_dir == base / "work"
+    assert config.logging.dir == base / "logs"
+    assert config.seedbox.state_dir == base / "state"
+    assert config.database_url() == f"sqlite://{base / 'data' / 'rush.db'}"
+
+
+def _rush_config_check(path: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "rush", "config", "check", "--config", str(path)],
+        env=rush_env(),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_config_check_command(tmp_path: Path) -> None:
+    good = write(tmp_path, '[library]\nroot = "lib"\n[scanner]\ninterval_s = 30\n')
+    ok = _rush_config_check(good, tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    assert "configuration OK" in ok.stdout and "rush init" in ok.stdout
+
+    bad = write(tmp_path, "[scanner]\ninterval_s = 'soon'\ntypo = 1\n", "bad.toml")
+    res = _rush_config_check(bad, tmp_path)
+    assert res.returncode == 2
+    assert "scanner.interval_s" in res.stdout and "scanner.typo: unknown key" in res.stdout
+    assert "Traceback" not in res.stdout + res.stderr
+
+    missing = _rush_config_check(tmp_path / "nope.toml", tmp_path)
+    assert missing.returncode == 2 and "does not exist" in missing.stdout + missing.stderr
+
+
+# -- config.example.toml can never drift from the models ---------------------------------
+
+
+def _fields(model: type[BaseModel], prefix: str = "") -> dict[str, Any]:
+    """Dotted key -> default for every field of every section."""
+    out: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        if name == "source":
+            continue
+        default = info.get_default(call_default_factory=True)
+        if isinstance(default, BaseModel):
+            out.update(_fields(type(default), f"{prefix}{name}."))
+        else:
+            out[f"{prefix}{name}"] = default
+    return out
+
+
+def _example_keys(text: str) -> tuple[set[str], set[str]]:
+    """(keys set in the file, keys shown commented out) as dotted names."""
+    data = tomllib.loads(text)
+    present: set[str] = set()
+
+    def walk(node: dict[str, Any], prefix: str) -> None:
+        for key, value in node.items():
+            if isinstance(value, dict):
+                walk(value, f"{prefix}{key}.")
+            else:
+                present.add(f"{prefix}{key}")
+
+    walk(data, "")
+    commented: set[str] = set()
+    section = ""
+    for line in text.splitlines():
+        header = re.match(r"^\[([\w.]+)\]\s*$", line)
+        if header:
+            section = header.group(1) + "."
+            continue
+        key = re.match(r"^# ([a-z0-9_]+) = ", line)
+        if key:
+            commented.add(section + key.group(1))
+    return present, commented
+
+
+def test_example_config_covers_every_key_with_its_default() -> None:
+    text = EXAMPLE.read_text(encoding="utf-8")
+    fields = _fields(Config)
+    present, commented = _example_keys(text)
+    documented = present | commented
+    assert sorted(set(fields) - documented) == [], "keys missing from config.example.toml"
+    assert sorted(documented - set(fields)) == [], "config.example.toml documents unknown keys"
+    # Keys shown commented out are exactly those without a default.
+    assert {k for k in commented if k in fields} == {k for k, v in fields.items() if v is None}
+
+    config = load_config(EXAMPLE, environ={})
+    loaded = config.model_dump()
+    # Validated once, so normalising validators (sorted extensions) apply to defaults too.
+    expected = Config.model_validate(Config().model_dump()).model_dump()
+    for key in present:
+        got: Any = loaded
+        want: Any = expected
+        for part in key.split("."):
+            got, want = got[part], want[part]
+        if isinstance(want, Path) and not want.is_absolute():
+            want = EXAMPLE.parent / want
+        assert got == want, f"{key}: example shows {got!r}, default is {want!r}"
