@@ -28,9 +28,8 @@ class ServerContext:
 
 def build_actors(ctx: ServerContext) -> list[Actor]:
     """Every long-lived actor of the server, in start order."""
-    from actors.scanner import Scanner
-
     from actors.purger import Purger
+    from actors.scanner import Scanner
 
     actors: list[Actor] = [Scanner(ctx.config, bus=ctx.bus), Purger(ctx.config, bus=ctx.bus)]
     if ctx.config.seedbox.enabled:

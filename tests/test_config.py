@@ -188,7 +188,7 @@ def _example_keys(text: str) -> tuple[set[str], set[str]]:
 
     def walk(node: dict[str, Any], prefix: str) -> None:
         for key, value in node.items():
-            if isinstance(value, dict):
+            if isinstance(value, dict) and value:  # an empty inline table is a dict value
                 walk(value, f"{prefix}{key}.")
             else:
                 present.add(f"{prefix}{key}")

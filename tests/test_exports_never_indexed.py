@@ -12,26 +12,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from rush.models import Asset, Sidecar
 from rush.storage import close_db, init_db
-from tests.conftest import REPO_ROOT, rush_env
-
-
-def _scan_available() -> bool:
-    """The scanner lives on another branch until merged; skip only if the command is absent."""
-    probe = subprocess.run(
-        [sys.executable, "-m", "rush", "scan", "--help"],
-        env=rush_env(),
-        cwd=REPO_ROOT,
-        capture_output=True,
-        timeout=60,
-    )
-    return probe.returncode == 0
-
-
-pytestmark = pytest.mark.skipif(not _scan_available(), reason="scan command not available")
+from tests.conftest import rush_env
 
 
 def _rush(*argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:

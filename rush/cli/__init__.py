@@ -16,6 +16,7 @@ from rush.config import Config, ConfigError, load_config
 COMMANDS = (
     "init",
     "config_cmd",
+    "scan",
     "serve",
     "status",
     "export",
