@@ -156,11 +156,14 @@
     const dur = (player && isFinite(player.duration) && player.duration) || waveDuration || 1;
     const played = player ? (player.currentTime / dur) * w : 0;
     const n = peaks.length, mid = h / 2;
+    let top = 0;
+    for (const p of peaks) top = Math.max(top, Math.abs(+p || 0));
+    const scale = top > 0 ? 1 / top : 1;  // normalised: quiet recordings stay readable
     for (let x = 0; x < w; x++) {
       const a = Math.floor((x / w) * n), b = Math.max(a + 1, Math.floor(((x + 1) / w) * n));
       let m = 0;
       for (let i = a; i < b && i < n; i++) m = Math.max(m, Math.abs(+peaks[i] || 0));
-      const y = Math.max(1, m * (h / 2 - 4));
+      const y = Math.max(1, m * scale * (h / 2 - 4));
       ctx.fillStyle = x < played ? "#4da3ff" : "#59636e";
       ctx.fillRect(x, mid - y, 1, y * 2);
     }
