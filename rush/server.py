@@ -30,7 +30,13 @@ def build_actors(ctx: ServerContext) -> list[Actor]:
     """Every long-lived actor of the server, in start order."""
     from actors.scanner import Scanner
 
-    return [Scanner(ctx.config, bus=ctx.bus)]
+    from web.app import WebServer
+    from web.services import default_services
+
+    return [
+        Scanner(ctx.config, bus=ctx.bus),
+        WebServer(ctx.config, default_services(ctx.config, bus=ctx.bus)),
+    ]
 
 
 async def run_server(config: Config, *, supervisor_hook: object = None) -> None:

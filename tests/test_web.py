@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
+import json
+import re
 import stat
 import uuid
 from collections.abc import AsyncIterator
@@ -12,15 +15,18 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from rush import decisions
+from rush.config import Config
 from rush.events import EventBus
 from rush.layout import init_library
-from rush.lifecycle import AssetState
-from rush.config import Config
-from rush.models import Asset, Bin, Derivative, Suggestion, Tag
+from rush.lifecycle import AssetState, Trigger
+from rush.media import MediaKind
+from rush.models import Asset, Bin, Derivative, Suggestion, Tag, Transcript
+from rush.transitions import transition
 from rush.users import add_user
 from tests.webutil import add_derivative, csrf_of, login, make_asset, web_config
 from web.app import CONFIG, create_app
-from web.services import default_services
+from web.services import ActionUnavailable, WebServices, default_services
 
 
 @pytest.fixture
@@ -29,7 +35,7 @@ async def client(db: str, tmp_path: Path) -> AsyncIterator[TestClient]:
     init_library(root)
     config = web_config(tmp_path, root)
     await add_user("alice", "correct horse")
-    app = create_app(config, default_services(config, bus=EventBus()))
+    app = create_app(config, default_services(config))  # the process-wide bus, as in `rush serve`
     async with TestClient(TestServer(app)) as c:
         yield c
 
@@ -156,7 +162,12 @@ async def test_session_cookie_logout_and_open_redirect(client: TestClient) -> No
     token = await csrf_of(client)
     resp = await client.post(
         "/login",
-        data={"username": "alice", "password": "correct horse", "_csrf": token, "next": "//evil.example/"},
+        data={
+            "username": "alice",
+            "password": "correct horse",
+            "_csrf": token,
+            "next": "//evil.example/",
+        },
         allow_redirects=False,
     )
     assert resp.status == 303 and resp.headers["Location"] == "/"
@@ -212,3 +223,195 @@ async def test_derived_files_and_traversal(client: TestClient, tmp_path: Path) -
     ):
         status = await raw_get(client, target, cookie=cookie)
         assert status == 404, (target, status)
+
+
+# --- library filters, neighbours, live events, actions ------------------------------------
+
+
+def ids_in(html: str) -> set[str]:
+    return set(re.findall(r'data-id="([0-9a-f-]{36})"', html))
+
+
+async def test_library_filters_on_both_backends(client: TestClient) -> None:
+    await login(client)
+    a = await make_asset(rel="INBOX/alpha/a.mp4", mtime=1_750_000_000.0)  # 2025-06-15
+    b = await make_asset(rel="INBOX/beta/b.wav", kind=MediaKind.AUDIO, mtime=1_700_000_000.0)
+    c = await make_asset(rel="INBOX/alpha/c.jpg", kind=MediaKind.PHOTO, state="READY")
+    await make_asset(rel="INBOX/alpha/gone.mp4", state="PURGED")
+    await decisions.set_tags(a.id, ["beach"], "t")
+    await decisions.set_fields(
+        a.id, {"project": "Film A", "people": ["Ann", "Bob"], "rating": 4}, "t"
+    )
+    await decisions.set_fields(b.id, {"project": "Film B", "people": ["Ann"], "rating": 2}, "t")
+    await decisions.decide(b.id, "REJECT", "t")
+    await Transcript.create(asset=b, version=1, text="Hello Wedding guests", words=[])
+    box = await Bin.create(name="selects")
+    await box.assets.add(c)
+    cases: list[tuple[str, set[Asset]]] = [
+        ("", {a, b, c}),
+        ("state=READY", {c}),
+        ("state=READY&state=DECIDED_REJECT", {b, c}),
+        ("state=PURGED", set()),
+        ("kind=audio", {b}),
+        ("folder=INBOX/alpha", {a, c}),
+        ("text=ALPHA", {a, c}),
+        ("tag=beach", {a}),
+        ("project=Film+A", {a}),
+        ("person=Ann", {a, b}),
+        ("person=Bob", {a}),
+        ("rating=3", {a}),
+        ("decision=REJECT", {b}),
+        ("decision=none", {a, c}),
+        ("q=wedding", {b}),
+        (f"bin={box.id}", {c}),
+        ("since=2025-06-01&until=2025-06-30", {a}),
+    ]
+    for qs, expected in cases:
+        resp = await client.get(f"/?{qs}")
+        assert resp.status == 200, (qs, await resp.text())
+        html = await resp.text()
+        if qs == "state=PURGED":
+            assert len(ids_in(html)) == 1  # purged ones appear only when asked for
+            continue
+        assert ids_in(html) == {str(x.id) for x in expected}, qs
+    for bad in ("state=NOPE", "sort=evil", "rating=9", "since=yesterday", "kind=doc"):
+        assert (await client.get(f"/?{bad}")).status == 400, bad
+
+
+async def test_pagination_sort_and_neighbours(client: TestClient) -> None:
+    await login(client)
+    made = [await make_asset(rel=f"INBOX/s/{i:03d}.mp4", size=i) for i in range(25)]
+    client.server.app[CONFIG].web.page_size = 10  # type: ignore[union-attr]
+    pages = []
+    for n in (1, 2, 3):
+        html = await (await client.get(f"/?sort=size&dir=desc&page={n}")).text()
+        pages.append(re.findall(r'data-id="([0-9a-f-]{36})"', html))
+    assert [len(p) for p in pages] == [10, 10, 5]
+    assert [x for p in pages for x in p] == [str(a.id) for a in reversed(made)]
+    html = await (await client.get(f"/assets/{made[10].id}?sort=size&dir=desc")).text()
+    assert f'data-next="/assets/{made[9].id}?' in html
+    assert f'data-prev="/assets/{made[11].id}?' in html
+    html = await (await client.get(f"/assets/{made[0].id}?sort=path")).text()
+    assert 'data-prev=""' in html and f'data-next="/assets/{made[1].id}?' in html
+
+
+async def test_api_errors_map_to_statuses(client: TestClient) -> None:
+    token = await login(client)
+    h = {"X-CSRF-Token": token}
+    ready = await make_asset(state="READY")
+    resp = await client.post(f"/api/assets/{ready.id}/decide", json={"decision": "KEEP"}, headers=h)
+    assert resp.status == 409 and "READY" in (await resp.json())["error"]
+    resp = await client.post(
+        f"/api/assets/{uuid.uuid4()}/decide", json={"decision": "KEEP"}, headers=h
+    )
+    assert resp.status == 404
+    resp = await client.post(f"/api/assets/{ready.id}/fields", json={"rating": 9}, headers=h)
+    assert resp.status == 400
+    resp = await client.post(
+        f"/api/assets/{ready.id}/decide",
+        data="{oops",
+        headers={**h, "Content-Type": "application/json"},
+    )
+    assert resp.status == 400
+    assert (await client.get("/assets/not-a-uuid")).status == 404
+
+
+async def test_event_stream_pushes_transitions(client: TestClient) -> None:
+    token = await login(client)
+    a = await make_asset()
+    resp = await client.get("/events")
+    assert resp.status == 200 and resp.headers["Content-Type"].startswith("text/event-stream")
+    assert (await resp.content.readline()).startswith(b"retry:")
+    decided = await client.post(
+        f"/api/assets/{a.id}/decide", json={"decision": "REJECT"}, headers={"X-CSRF-Token": token}
+    )
+    assert decided.status == 200
+    lines = []
+    while not any(line.startswith(b"data:") for line in lines):
+        lines.append(await asyncio.wait_for(resp.content.readline(), 5))
+    data = json.loads(lines[-1].removeprefix(b"data: "))
+    assert data["uuid"] == str(a.id) and data["to"] == "DECIDED_REJECT"
+    resp.close()
+
+
+class ReopenOnly:
+    """A small real ActionService: reopen through the lifecycle, a trivial apply plan."""
+
+    def __init__(self) -> None:
+        self.applied: list[str] = []
+
+    async def plan_apply(self) -> Any:
+        return {
+            "eligible": await Asset.filter(state__in=["DECIDED_KEEP", "DECIDED_REJECT"]).count()
+        }
+
+    async def run_apply(self, actor: str) -> Any:
+        self.applied.append(actor)
+        return {"moved": 0, "errors": []}
+
+    async def plan_purge(self) -> Any:
+        raise ActionUnavailable("purge is not part of this test build")
+
+    async def run_purge(self, actor: str, confirm: bool) -> Any:
+        raise ActionUnavailable("purge is not part of this test build")
+
+    async def reopen(self, asset_id: uuid.UUID, actor: str) -> Any:
+        asset = await Asset.get(id=asset_id)
+        await transition(
+            asset_id, AssetState(asset.state), AssetState.DECISION_PENDING, Trigger.REOPEN, actor
+        )
+
+    async def reprocess(self, asset_id: uuid.UUID, actor: str) -> Any:
+        raise ActionUnavailable("no reprocess here")
+
+    async def retry_failed(self, asset_id: uuid.UUID, actor: str) -> Any:
+        raise ActionUnavailable("no retry here")
+
+
+async def test_actions_through_the_service_protocol(db: str, tmp_path: Path) -> None:
+    root = tmp_path / "lib"
+    init_library(root)
+    config = web_config(tmp_path, root)
+    await add_user("alice", "correct horse")
+    service = ReopenOnly()
+    app = create_app(config, WebServices(actions=service, bus=EventBus()))
+    async with TestClient(TestServer(app)) as c:
+        token = await login(c)
+        archived = await make_asset(state="ARCHIVED")
+        resp = await c.post(
+            f"/assets/{archived.id}/action/reopen", data={"_csrf": token}, allow_redirects=False
+        )
+        assert resp.status == 303
+        assert (await Asset.get(id=archived.id)).state == AssetState.DECISION_PENDING
+        resp = await c.post(f"/assets/{archived.id}/action/reprocess", data={"_csrf": token})
+        assert resp.status == 503
+        resp = await c.post("/actions/apply/plan", data={"_csrf": token})
+        assert resp.status == 200 and "eligible" in await resp.text()
+        resp = await c.post("/actions/apply/run", data={"_csrf": token}, allow_redirects=False)
+        assert resp.status == 400  # no explicit confirmation
+        assert service.applied == []
+        resp = await c.post(
+            "/actions/apply/run", data={"_csrf": token, "confirm": "yes"}, allow_redirects=False
+        )
+        assert resp.status == 303
+        run_url = resp.headers["Location"]
+        for _ in range(100):
+            report = await (await c.get(run_url + "/report")).json()
+            if report["status"] != "running":
+                break
+            await asyncio.sleep(0.02)
+        assert report["status"] == "done" and report["report"] == {"moved": 0, "errors": []}
+        assert service.applied == ["user:alice"]
+        resp = await c.post("/actions/purge/plan", data={"_csrf": token})
+        assert resp.status == 503 and "not part of this test build" in await resp.text()
+
+
+async def test_default_actions_report_missing_modules(client: TestClient) -> None:
+    token = await login(client)
+    a = await make_asset(state="ARCHIVED")
+    resp = await client.post(f"/assets/{a.id}/action/reopen", data={"_csrf": token})
+    if importlib.util.find_spec("rush.actions") is None:
+        assert resp.status == 503 and "not installed" in await resp.text()
+    assert (await client.get("/actions")).status == 200
+    assert (await client.get("/ops")).status == 200
+    assert (await client.get("/bins")).status == 200

@@ -131,7 +131,9 @@ async def site(tmp_path: Path) -> AsyncIterator[Site]:
             a = await make_asset(rel=f"INBOX/2026-06 wedding/C{i:04d}.MP4", size=50_000_000 + i)
             await attach(root, a, media)
             await Facts.create(
-                asset=a, version=1, data={"duration": 6.0, "video": {"codec": "h264", "width": 3840}}
+                asset=a,
+                version=1,
+                data={"duration": 6.0, "video": {"codec": "h264", "width": 3840}},
             )
             assets.append(a)
         first = assets[0]
@@ -139,10 +141,14 @@ async def site(tmp_path: Path) -> AsyncIterator[Site]:
         await Suggestion.create(asset=first, version=1, tag="sunset", score=0.71)
         words = [
             {"word": w, "start": 0.5 + i * 0.6, "end": 0.9 + i * 0.6, "conf": 0.9}
-            for i, w in enumerate("the bride walks in under the arch".split())
+            for i, w in enumerate(["the", "bride", "walks", "in", "under", "the", "arch"])
         ]
         await Transcript.create(
-            asset=first, version=1, language="en", text=" ".join(w["word"] for w in words), words=words
+            asset=first,
+            version=1,
+            language="en",
+            text=" ".join(w["word"] for w in words),
+            words=words,
         )
         config = web_config(tmp_path, root)
         config.web.port = free_port()
@@ -201,7 +207,13 @@ async def test_keyboard_culling_player_and_tags(site: Site) -> None:
                 await page.wait_for_selector("#review")
                 await page.keyboard.press(key)
                 await page.wait_for_url(f"**/assets/{site.assets[i + 1].id}**")
-            expected = ["DECIDED_KEEP", "DECIDED_REJECT", "DECIDED_KEEP", "DECIDED_KEEP", "DECIDED_REJECT"]
+            expected = [
+                "DECIDED_KEEP",
+                "DECIDED_REJECT",
+                "DECIDED_KEEP",
+                "DECIDED_KEEP",
+                "DECIDED_REJECT",
+            ]
             assert [await state_of(a) for a in site.assets[:5]] == expected
             assert await state_of(site.assets[5]) == AssetState.PROCESSED
 
@@ -246,7 +258,9 @@ async def test_keyboard_culling_player_and_tags(site: Site) -> None:
             await page.keyboard.type("golden hour")
             await page.keyboard.press("Enter")
             await page.wait_for_selector("#tags li:has-text('golden hour')")
-            tags = sorted(await Tag.filter(asset_id=site.assets[0].id).values_list("name", flat=True))
+            tags = sorted(
+                await Tag.filter(asset_id=site.assets[0].id).values_list("name", flat=True)
+            )
             assert tags == ["beach", "golden hour"]
             assert (await Suggestion.get(asset_id=site.assets[0].id, tag="beach")).accepted
             await page.keyboard.press("Escape")

@@ -31,7 +31,9 @@ async def csrf_of(client: TestClient, path: str = "/login") -> str:
     return match.group(1)
 
 
-async def login(client: TestClient, username: str = "alice", password: str = "correct horse") -> str:
+async def login(
+    client: TestClient, username: str = "alice", password: str = "correct horse"
+) -> str:
     token = await csrf_of(client)
     resp = await client.post(
         "/login",
@@ -50,17 +52,26 @@ def write_derived(root: Path, asset_id: uuid.UUID, name: str, data: bytes) -> st
     return rel
 
 
-async def add_derivative(root: Path, asset: Asset, role: str, name: str, data: bytes, mime: str = "") -> Derivative:
+async def add_derivative(
+    root: Path, asset: Asset, role: str, name: str, data: bytes, mime: str = ""
+) -> Derivative:
     rel = write_derived(root, asset.id, name, data)
     return await Derivative.create(
         asset=asset, version=asset.version, role=role, rel_path=rel, size=len(data), mime=mime
     )
 
 
-async def make_asset(state: str = "PROCESSED", kind: MediaKind = MediaKind.VIDEO, rel: str | None = None, **extra: Any) -> Asset:
+async def make_asset(
+    state: str = "PROCESSED",
+    kind: MediaKind = MediaKind.VIDEO,
+    rel: str | None = None,
+    **extra: Any,
+) -> Asset:
     rel = rel or f"INBOX/shoot/{uuid.uuid4().hex[:8]}.mp4"
     return await Asset.create(kind=kind, rel_path=rel, path_key=rel, state=state, **extra)
 
 
 def ffmpeg(*args: str) -> None:
-    subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", *args], check=True, timeout=60)
+    subprocess.run(
+        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", *args], check=True, timeout=60
+    )

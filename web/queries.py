@@ -186,7 +186,9 @@ class Sql:
     def json_has(self, column: str, key: str, value: str) -> str:
         if self.pg:
             return f"jsonb_exists(({column}::jsonb -> '{key}'), {self.p(value)})"
-        return f"EXISTS (SELECT 1 FROM json_each({column}, '$.{key}') WHERE value = {self.p(value)})"
+        return (
+            f"EXISTS (SELECT 1 FROM json_each({column}, '$.{key}') WHERE value = {self.p(value)})"
+        )
 
     def like(self) -> str:
         return "ILIKE" if self.pg else "LIKE"
@@ -209,7 +211,9 @@ def where_clause(f: Filters, sql: Sql) -> str:
     if f.folder:
         conds.append(f"a.rel_path LIKE {sql.p(escape_like(f.folder) + '/%')} ESCAPE '\\'")
     if f.text:
-        conds.append(f"a.rel_path {sql.like()} {sql.p('%' + escape_like(f.text) + '%')} ESCAPE '\\'")
+        conds.append(
+            f"a.rel_path {sql.like()} {sql.p('%' + escape_like(f.text) + '%')} ESCAPE '\\'"
+        )
     if f.since is not None:
         conds.append(f"a.mtime >= {sql.p(f.since)}")
     if f.until is not None:
@@ -237,7 +241,9 @@ def where_clause(f: Filters, sql: Sql) -> str:
             f"{sql.like()} {sql.p(pattern)} ESCAPE '\\')"
         )
     if f.bin is not None:
-        conds.append(f"a.id IN (SELECT ba.asset_id FROM bin_asset ba WHERE ba.bin_id = {sql.p(f.bin)})")
+        conds.append(
+            f"a.id IN (SELECT ba.asset_id FROM bin_asset ba WHERE ba.bin_id = {sql.p(f.bin)})"
+        )
     if f.flag == "failed":
         conds.append(f"a.failed = {sql.p(True)}")
     elif f.flag == "missing":
@@ -307,7 +313,9 @@ class CountCache:
         return counts
 
 
-async def neighbours(f: Filters, current: dict[str, Any]) -> tuple[uuid.UUID | None, uuid.UUID | None]:
+async def neighbours(
+    f: Filters, current: dict[str, Any]
+) -> tuple[uuid.UUID | None, uuid.UUID | None]:
     """(previous, next) asset ids around `current` in the filtered, sorted list (keyset)."""
     col = SORTS[f.sort]
     key = f.sort if f.sort != "path" else "rel_path"
@@ -340,13 +348,17 @@ async def cards(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     )
     best: dict[uuid.UUID, tuple[int, int]] = {}
     for d in derivs:
-        aid = d["asset_id"] if isinstance(d["asset_id"], uuid.UUID) else uuid.UUID(str(d["asset_id"]))
+        aid = (
+            d["asset_id"] if isinstance(d["asset_id"], uuid.UUID) else uuid.UUID(str(d["asset_id"]))
+        )
         rank = (0 if d["version"] == versions.get(aid) else 2) + (0 if d["role"] == "poster" else 1)
         if aid not in best or (rank, d["id"]) < best[aid]:
             best[aid] = (rank, d["id"])
     tags: dict[uuid.UUID, list[str]] = {}
     for t in await Tag.filter(asset_id__in=ids).order_by("name").values("asset_id", "name"):
-        aid = t["asset_id"] if isinstance(t["asset_id"], uuid.UUID) else uuid.UUID(str(t["asset_id"]))
+        aid = (
+            t["asset_id"] if isinstance(t["asset_id"], uuid.UUID) else uuid.UUID(str(t["asset_id"]))
+        )
         tags.setdefault(aid, []).append(t["name"])
     for r in rows:
         b = best.get(r["id"])

@@ -119,7 +119,9 @@ def jsonable(value: Any, depth: int = 0) -> Any:
     if isinstance(value, uuid.UUID | PurePath):
         return str(value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: jsonable(getattr(value, f.name), depth + 1) for f in dataclasses.fields(value)}
+        return {
+            f.name: jsonable(getattr(value, f.name), depth + 1) for f in dataclasses.fields(value)
+        }
     dump = getattr(value, "model_dump", None)
     if callable(dump):
         return jsonable(dump(mode="json"), depth + 1)

@@ -39,7 +39,7 @@ from rush.models import (
 )
 from rush.users import authenticate
 from web import auth, queries
-from web.app import base_context, CODEC, CONFIG, COUNTS, LIMITER, RUNS, SERVICES, ActionRun, CLOSING
+from web.app import CLOSING, CODEC, CONFIG, COUNTS, LIMITER, RUNS, SERVICES, ActionRun, base_context
 from web.derived import derived_file
 from web.services import ActionUnavailable, jsonable
 
@@ -75,16 +75,17 @@ def _epoch(value: float | None) -> str:
 def _dt(value: Any) -> str:
     if value is None:
         return ""
+    moment: datetime | None = value if isinstance(value, datetime) else None
     if isinstance(value, str):
         try:
-            value = datetime.fromisoformat(value)
+            moment = datetime.fromisoformat(value)
         except ValueError:
             return value
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
-    return str(value)
+    if moment is None:
+        return str(value)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _basename(path: str) -> str:
@@ -197,7 +198,8 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     limiter = request.app[LIMITER]
     keys = [auth.client_key(request), f"user:{username.casefold()}"]
     wait = limiter.retry_after(keys)
-    session: auth.Session = request[auth.SESSION]
+    session = request[auth.SESSION]
+    assert session is not None  # the CSRF check needs one, so the middleware made sure
     if wait > 0:
         response = render(
             "login.html",
@@ -274,7 +276,9 @@ async def library(request: web.Request) -> web.StreamResponse:
 # --- asset page ----------------------------------------------------------------------------
 
 
-def _flatten(data: Any, prefix: str = "", out: list[tuple[str, str]] | None = None) -> list[tuple[str, str]]:
+def _flatten(
+    data: Any, prefix: str = "", out: list[tuple[str, str]] | None = None
+) -> list[tuple[str, str]]:
     out = [] if out is None else out
     if isinstance(data, dict):
         for key, value in data.items():
@@ -288,7 +292,9 @@ def _flatten(data: Any, prefix: str = "", out: list[tuple[str, str]] | None = No
     return out
 
 
-def _transcript_lines(words: list[Any], per_line: int = 12, gap: float = 1.2) -> list[dict[str, Any]]:
+def _transcript_lines(
+    words: list[Any], per_line: int = 12, gap: float = 1.2
+) -> list[dict[str, Any]]:
     """Group timed words into readable lines (break on pauses or every `per_line` words)."""
     lines: list[dict[str, Any]] = []
     current: list[dict[str, Any]] = []
@@ -300,7 +306,9 @@ def _transcript_lines(words: list[Any], per_line: int = 12, gap: float = 1.2) ->
             start, end = float(w.get("start", 0)), float(w.get("end", 0))
         except (TypeError, ValueError):
             continue
-        if current and (len(current) >= per_line or (last_end is not None and start - last_end > gap)):
+        if current and (
+            len(current) >= per_line or (last_end is not None and start - last_end > gap)
+        ):
             lines.append({"start": current[0]["start"], "words": current})
             current = []
         current.append({"word": str(w["word"]), "start": start, "end": end})
@@ -349,9 +357,13 @@ async def asset_page(request: web.Request) -> web.StreamResponse:
     link_candidates: list[dict[str, Any]] = []
     if asset.kind == "video" and linked_audio is None:
         folder = _dirname(asset.rel_path)
-        link_candidates = await Asset.filter(
-            kind="audio", rel_path__startswith=folder + "/", state__not=AssetState.PURGED
-        ).limit(20).values("id", "rel_path")
+        link_candidates = (
+            await Asset.filter(
+                kind="audio", rel_path__startswith=folder + "/", state__not=AssetState.PURGED
+            )
+            .limit(20)
+            .values("id", "rel_path")
+        )
     bins = await Bin.all().order_by("name").values("id", "name")
     in_bins = set(await Bin.filter(assets__id=asset_id).values_list("id", flat=True))
     qs = f.qs()
@@ -392,7 +404,10 @@ async def asset_page(request: web.Request) -> web.StreamResponse:
 
 
 _REPROCESSABLE = frozenset(
-    s for s in AssetState if AssetState.READY in allowed_targets(s) and s is not AssetState.DISCOVERED
+    s
+    for s in AssetState
+    if AssetState.READY in allowed_targets(s)
+    and s is not AssetState.DISCOVERED
     and s is not AssetState.PROCESSING_REVIEW
 )
 
@@ -514,7 +529,11 @@ async def asset_action(request: web.Request) -> web.StreamResponse:
     aid = _asset_id(request)
     action = request.match_info["action"]
     actions = request.app[SERVICES].actions
-    calls = {"reopen": actions.reopen, "reprocess": actions.reprocess, "retry": actions.retry_failed}
+    calls = {
+        "reopen": actions.reopen,
+        "reprocess": actions.reprocess,
+        "retry": actions.retry_failed,
+    }
     if action not in calls:
         raise web.HTTPNotFound()
     form = await request.post()
@@ -571,20 +590,37 @@ async def bin_delete(request: web.Request) -> web.StreamResponse:
 async def ops_page(request: web.Request) -> web.StreamResponse:
     config = request.app[CONFIG]
     agents = await Agent.all().order_by("id")
-    leases = await Lease.filter(status="active").order_by("created_at").values(
-        "id", "agent_id", "job_type", "asset_id", "asset__rel_path", "progress", "expires_at",
-        "heartbeat_at", "created_at",
+    leases = (
+        await Lease.filter(status="active")
+        .order_by("created_at")
+        .values(
+            "id",
+            "agent_id",
+            "job_type",
+            "asset_id",
+            "asset__rel_path",
+            "progress",
+            "expires_at",
+            "heartbeat_at",
+            "created_at",
+        )
     )
     jobs_by_agent: dict[str, list[dict[str, Any]]] = {}
     for lease in leases:
         jobs_by_agent.setdefault(lease["agent_id"], []).append(lease)
     per_state = await request.app[COUNTS].per_state()
-    failed = await Asset.filter(failed=True).order_by("-updated_at").limit(100).values(
-        "id", "rel_path", "attempts", "last_error", "state", "updated_at"
+    failed = (
+        await Asset.filter(failed=True)
+        .order_by("-updated_at")
+        .limit(100)
+        .values("id", "rel_path", "attempts", "last_error", "state", "updated_at")
     )
-    ready = await Asset.filter(state=AssetState.READY, failed=False).order_by(
-        "state_changed_at"
-    ).limit(50).values("id", "rel_path", "kind", "attempts", "state_changed_at")
+    ready = (
+        await Asset.filter(state=AssetState.READY, failed=False)
+        .order_by("state_changed_at")
+        .limit(50)
+        .values("id", "rel_path", "kind", "attempts", "state_changed_at")
+    )
     events = await AssetEvent.all().order_by("-id").limit(50)
     paths = dict(
         await Asset.filter(id__in=list({e.asset_id for e in events})).values_list("id", "rel_path")
@@ -607,7 +643,9 @@ async def ops_page(request: web.Request) -> web.StreamResponse:
             "scan": scan.value if scan else None,
             "scan_at": scan.updated_at if scan else None,
             "online": {
-                a.id: bool(a.online and a.last_seen and (now - a.last_seen).total_seconds() < stale_after)
+                a.id: bool(
+                    a.online and a.last_seen and (now - a.last_seen).total_seconds() < stale_after
+                )
                 or bool(a.online and a.last_seen is None)
                 for a in agents
             },
@@ -726,7 +764,13 @@ async def action_run_page(request: web.Request) -> web.StreamResponse:
 async def action_run_report(request: web.Request) -> web.StreamResponse:
     run = _run(request)
     return web.json_response(
-        {"id": run.id, "kind": run.kind, "status": run.status, "report": run.report, "error": run.error}
+        {
+            "id": run.id,
+            "kind": run.kind,
+            "status": run.status,
+            "report": run.report,
+            "error": run.error,
+        }
     )
 
 

@@ -20,7 +20,9 @@ def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> Non
     add.add_argument(
         "--password-stdin", action="store_true", help="read the password from standard input"
     )
-    add.add_argument("--replace", action="store_true", help="reset the password of an existing user")
+    add.add_argument(
+        "--replace", action="store_true", help="reset the password of an existing user"
+    )
     add.set_defaults(func=add_cmd)
     lst = inner.add_parser("list", help="list users")
     common(lst)
@@ -58,7 +60,8 @@ def add_cmd(args: argparse.Namespace, config: Config) -> int:
         print(f"user {args.username} {'updated' if args.replace else 'created'}")
         return 0
 
-    return int(run_async(go()))  # type: ignore[call-overload]
+    result: int = run_async(go())  # type: ignore[assignment]
+    return result
 
 
 def list_cmd(_args: argparse.Namespace, config: Config) -> int:
@@ -72,4 +75,5 @@ def list_cmd(_args: argparse.Namespace, config: Config) -> int:
                 print(name)
         return 0
 
-    return int(run_async(go()))  # type: ignore[call-overload]
+    result: int = run_async(go())  # type: ignore[assignment]
+    return result
