@@ -64,7 +64,19 @@ class Asset(Model):
 
     class Meta:
         table = "asset"
-        indexes = (("state", "failed", "batch_id"),)
+        indexes = (
+            ("state", "failed", "batch_id"),
+            # The web library sorts by path / file date / last change, optionally within a
+            # state; the trailing id is the keyset tie-break (no sort step on 100k rows).
+            ("rel_path", "id"),
+            ("state", "rel_path", "id"),
+            ("mtime", "id"),
+            ("state", "mtime", "id"),
+            ("state", "state_changed_at", "id"),
+            # Counts per filter (state + media type) without touching the table.
+            ("state", "kind"),
+            ("linked_audio_id",),
+        )
 
     def __str__(self) -> str:
         return f"Asset({self.id}, {self.state}, {self.rel_path})"
@@ -84,6 +96,7 @@ class Sidecar(Model):
 
     class Meta:
         table = "sidecar"
+        indexes = (("asset_id",),)
 
 
 class AssetEvent(Model):
@@ -249,6 +262,7 @@ class Derivative(Model):
 
     class Meta:
         table = "derivative"
+        indexes = (("asset_id", "role"),)
 
 
 class Transcript(Model):
@@ -265,6 +279,7 @@ class Transcript(Model):
 
     class Meta:
         table = "transcript"
+        indexes = (("asset_id", "version"),)
 
 
 class Suggestion(Model):
@@ -283,6 +298,7 @@ class Suggestion(Model):
 
     class Meta:
         table = "suggestion"
+        indexes = (("asset_id", "version"),)
 
 
 class Tag(Model):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -146,7 +147,11 @@ def base_context(request: web.Request) -> dict[str, Any]:
 
 @web.middleware
 async def _security_headers(request: web.Request, handler: auth.Handler) -> web.StreamResponse:
+    started = time.perf_counter()
     response = await handler(request)
+    if not response.prepared:  # streamed responses (files, SSE) have sent their headers
+        elapsed = (time.perf_counter() - started) * 1000
+        response.headers["Server-Timing"] = f"app;dur={elapsed:.1f}"
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("Referrer-Policy", "same-origin")
     response.headers.setdefault("X-Content-Type-Options", "nosniff")

@@ -358,8 +358,12 @@ async def asset_page(request: web.Request) -> web.StreamResponse:
     if asset.kind == "video" and linked_audio is None:
         folder = _dirname(asset.rel_path)
         link_candidates = (
+            # A range on the indexed path ("dir/" <= p < "dir0") rather than LIKE 'dir/%'.
             await Asset.filter(
-                kind="audio", rel_path__startswith=folder + "/", state__not=AssetState.PURGED
+                rel_path__gte=folder + "/",
+                rel_path__lt=folder + "0",
+                kind="audio",
+                state__not=AssetState.PURGED,
             )
             .limit(20)
             .values("id", "rel_path")
