@@ -9,6 +9,7 @@ import re
 import stat
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +22,21 @@ from rush.events import EventBus
 from rush.layout import init_library
 from rush.lifecycle import AssetState, Trigger
 from rush.media import MediaKind
-from rush.models import Asset, Bin, Derivative, Suggestion, Tag, Transcript
+from rush.models import (
+    Agent,
+    Asset,
+    Bin,
+    Derivative,
+    KeyValue,
+    Lease,
+    Suggestion,
+    Tag,
+    Transcript,
+)
 from rush.transitions import transition
 from rush.users import add_user
 from tests.webutil import add_derivative, csrf_of, login, make_asset, web_config
+from web import auth
 from web.app import CONFIG, create_app
 from web.services import ActionUnavailable, WebServices, default_services
 
@@ -415,3 +427,84 @@ async def test_default_actions_report_missing_modules(client: TestClient) -> Non
     assert (await client.get("/actions")).status == 200
     assert (await client.get("/ops")).status == 200
     assert (await client.get("/bins")).status == 200
+
+
+async def test_ops_page_shows_agents_leases_failures_and_scan(client: TestClient) -> None:
+    await login(client)
+    now = datetime.now(UTC)
+    await Agent.create(
+        id="laptop-1", hostname="laptop", version="0.1", capabilities={"proxy": True, "transcription": False},
+        online=True, last_seen=now,
+    )  # fmt: skip
+    await Agent.create(id="pi-2", hostname="pi", online=False, last_seen=now - timedelta(hours=2))
+    busy = await make_asset(state="PROCESSING_REVIEW", rel="INBOX/q/busy.mp4")
+    await Lease.create(
+        asset=busy, job_type="process_for_review", agent_id="laptop-1", lock_token="tok-1",
+        active_key=f"{busy.id}:process_for_review", progress=0.42, expires_at=now + timedelta(minutes=2),
+    )  # fmt: skip
+    await make_asset(
+        state="READY",
+        rel="INBOX/q/broken.mp4",
+        failed=True,
+        attempts=3,
+        last_error="moov atom not found",
+    )
+    await KeyValue.create(key="last_scan", value={"files": 1234, "new": 5, "duration_s": 2.5})
+    html = await (await client.get("/ops")).text()
+    for needle in (
+        "laptop-1",
+        "pi-2",
+        "busy.mp4",
+        "42%",
+        "broken.mp4",
+        "moov atom not found",
+        "1234",
+        "Retry",
+    ):
+        assert needle in html, needle
+    assert html.count('class="dot on"') == 1  # the Pi is offline
+
+
+def test_session_secret_sources(tmp_path: Path) -> None:
+    configured = Config.model_validate(
+        {"data_dir": str(tmp_path / "a"), "web": {"session_secret": "x" * 20}}
+    )
+    assert auth.load_or_create_secret(configured) == b"x" * 20
+    assert not (tmp_path / "a" / "web_session_secret").exists()
+    with pytest.raises(ValueError):
+        auth.load_or_create_secret(Config.model_validate({"web": {"session_secret": "short"}}))
+    generated = Config.model_validate({"data_dir": str(tmp_path / "b")})
+    first = auth.load_or_create_secret(generated)
+    assert auth.load_or_create_secret(generated) == first and len(first) >= 32
+
+
+def test_session_codec_refuses_tampering_and_expiry() -> None:
+    codec = auth.SessionCodec(b"k" * 32)
+    session = auth.new_session("alice", 1)
+    cookie = codec.encode(session)
+    decoded = codec.decode(cookie)
+    assert decoded is not None and (decoded.sid, decoded.csrf, decoded.user) == (
+        session.sid,
+        session.csrf,
+        "alice",
+    )
+    sig = cookie.rsplit(".", 1)[1]
+    forged = auth._b64(json.dumps({"sid": "s", "csrf": "c", "exp": 9e9, "user": "root"}).encode())
+    assert codec.decode(f"{forged}.{sig}") is None
+    assert codec.decode(cookie, now=session.exp + 1) is None
+    assert auth.SessionCodec(b"other" * 8).decode(cookie) is None
+    codec.revoke(session)
+    assert codec.decode(cookie) is None
+
+
+def test_login_limiter_window() -> None:
+    limiter = auth.LoginLimiter(max_failures=3, window_s=60)
+    keys = ["ip:1", "user:alice"]
+    for t in (0, 1, 2):
+        assert limiter.retry_after(keys, now=t) == 0
+        limiter.failed(keys, now=t)
+    assert limiter.retry_after(keys, now=3) == pytest.approx(57)
+    assert limiter.retry_after(["ip:2", "user:alice"], now=3) > 0  # same user, other address
+    assert limiter.retry_after(keys, now=61) == 0
+    limiter.succeeded(keys)
+    assert limiter.retry_after(keys, now=3) == 0
