@@ -123,6 +123,10 @@ async def fill(dsn: str, n: int, root: Path) -> uuid.UUID:
                 sample = a.id
         print(f"  inserted {min(n, start + chunk)} / {n}", file=sys.stderr)
     await add_user("bench", "bench-password")
+    # Fresh planner statistics, as PostgreSQL's autovacuum (or a periodic ANALYZE) would give.
+    from tortoise import connections
+
+    await connections.get("default").execute_script("ANALYZE")
     await close_db()
     assert sample is not None
     return sample

@@ -271,6 +271,11 @@ async def test_keyboard_culling_player_and_tags(site: Site) -> None:
             await page.screenshot(path=str(ARTIFACTS / "asset-tagged.png"), full_page=True)
             await page.goto(f"{site.url}/ops")
             await page.screenshot(path=str(ARTIFACTS / "ops.png"), full_page=True)
+            await page.goto(f"{site.url}/")
+            await page.wait_for_selector(".card img")
+            badges = await page.locator("[data-badge]").all_inner_texts()
+            assert badges[:3] == ["DECIDED_KEEP", "DECIDED_REJECT", "DECIDED_KEEP"]
+            await page.screenshot(path=str(ARTIFACTS / "library-culled.png"), full_page=True)
         finally:
             await browser.close()
 
