@@ -508,3 +508,26 @@ def test_login_limiter_window() -> None:
     assert limiter.retry_after(keys, now=61) == 0
     limiter.succeeded(keys)
     assert limiter.retry_after(keys, now=3) == 0
+
+
+async def test_linked_audio_shown_on_both_pages(client: TestClient) -> None:
+    token = await login(client)
+    video = await make_asset(rel="INBOX/day1/clip.mp4")
+    audio = await make_asset(rel="INBOX/day1/zoom.wav", kind=MediaKind.AUDIO)
+    html = await (await client.get(f"/assets/{video.id}")).text()
+    assert f'<option value="{audio.id}">zoom.wav</option>' in html  # same-folder candidate
+    resp = await client.post(
+        f"/api/assets/{video.id}/link-audio",
+        json={"audio_id": str(audio.id)},
+        headers={"X-CSRF-Token": token},
+    )
+    assert resp.status == 200
+    assert f'href="/assets/{audio.id}"' in await (await client.get(f"/assets/{video.id}")).text()
+    audio_page = await (await client.get(f"/assets/{audio.id}")).text()
+    assert f'data-unlink="{video.id}"' in audio_page
+    resp = await client.post(
+        f"/api/assets/{audio.id}/link-audio",
+        json={"audio_id": str(video.id)},
+        headers={"X-CSRF-Token": token},
+    )
+    assert resp.status == 400  # an audio asset cannot take a linked audio

@@ -327,14 +327,28 @@ async def neighbours(
         op, d = (">", "ASC") if ascending else ("<", "DESC")
         sql = Sql(dialect())
         where = where_clause(f, sql)
-        v1, v2, cur = sql.p(value), sql.p(value), sql.uid(current["id"])
+        v, cur = sql.p(value), sql.uid(current["id"])
+        # A row-value comparison walks the (state, col, id) index from the current asset;
+        # the equivalent `col > v OR (col = v AND id > cur)` makes SQLite sort every match.
         text = (
-            f"SELECT a.id FROM asset a WHERE {where} AND ({col} {op} {v1} OR "
-            f"({col} = {v2} AND a.id {op} {cur})) ORDER BY {col} {d}, a.id {d} LIMIT 1"
+            f"SELECT a.id FROM asset a WHERE {where} AND ({col}, a.id) {op} ({v}, {cur}) "
+            f"ORDER BY {col} {d}, a.id {d} LIMIT 1"
         )
         rows = await fetch(text, sql.params)
         out.append(uuid.UUID(str(rows[0]["id"])) if rows else None)
     return out[0], out[1]
+
+
+async def linked_videos(audio_id: uuid.UUID) -> list[dict[str, Any]]:
+    """Videos that use this recording as their linked audio (few, usually none)."""
+    sql = Sql(dialect())
+    cond = f"a.linked_audio_id = {sql.uid(audio_id)}"
+    if not sql.pg:
+        # Almost every row has NULL here, so SQLite's statistics make the index look useless;
+        # `unlikely()` tells it this equality is selective (index search, not a 100k-row scan).
+        cond = f"unlikely({cond})"
+    rows = await fetch(f"SELECT a.id, a.rel_path, a.state FROM asset a WHERE {cond}", sql.params)
+    return [{**r, "id": uuid.UUID(str(r["id"]))} for r in rows]
 
 
 async def cards(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -22,7 +22,7 @@ from aiohttp import web
 from tortoise.exceptions import IntegrityError
 
 from rush import decisions
-from rush.lifecycle import AssetState, allowed_targets
+from rush.lifecycle import REPROCESSABLE, AssetState
 from rush.models import (
     Agent,
     Asset,
@@ -353,7 +353,7 @@ async def asset_page(request: web.Request) -> web.StreamResponse:
                 .order_by("-version", "-id")
                 .first()
             )
-    linked_videos = await Asset.filter(linked_audio_id=asset_id).values("id", "rel_path", "state")
+    linked_videos = await queries.linked_videos(asset_id) if asset.kind == "audio" else []
     link_candidates: list[dict[str, Any]] = []
     if asset.kind == "video" and linked_audio is None:
         folder = _dirname(asset.rel_path)
@@ -399,21 +399,11 @@ async def asset_page(request: web.Request) -> web.StreamResponse:
         "in_bins": in_bins,
         "can_decide": asset.state in decisions.DECIDABLE and asset.batch_id is None,
         "can_undo": asset.state in decisions.UNDOABLE and asset.batch_id is None,
-        "can_reopen": AssetState.DECISION_PENDING in allowed_targets(AssetState(asset.state))
-        and asset.state in (AssetState.ARCHIVED, AssetState.REJECTED),
-        "can_reprocess": AssetState(asset.state) in _REPROCESSABLE,
+        "can_reopen": asset.state in (AssetState.ARCHIVED, AssetState.REJECTED),
+        "can_reprocess": AssetState(asset.state) in REPROCESSABLE and asset.batch_id is None,
         "states": STATES,
     }
     return render("asset.html", request, context)
-
-
-_REPROCESSABLE = frozenset(
-    s
-    for s in AssetState
-    if AssetState.READY in allowed_targets(s)
-    and s is not AssetState.DISCOVERED
-    and s is not AssetState.PROCESSING_REVIEW
-)
 
 
 # --- JSON API for the review page ----------------------------------------------------------
@@ -646,15 +636,16 @@ async def ops_page(request: web.Request) -> web.StreamResponse:
             "paths": {str(k): v for k, v in paths.items()},
             "scan": scan.value if scan else None,
             "scan_at": scan.updated_at if scan else None,
-            "online": {
-                a.id: bool(
-                    a.online and a.last_seen and (now - a.last_seen).total_seconds() < stale_after
-                )
-                or bool(a.online and a.last_seen is None)
-                for a in agents
-            },
+            "online": {a.id: _online(a, now, stale_after) for a in agents},
         },
     )
+
+
+def _online(agent: Agent, now: datetime, stale_after: float) -> bool:
+    """Online if it said so and its last heartbeat is recent (a lost LWT must not lie)."""
+    if not agent.online:
+        return False
+    return agent.last_seen is None or (now - agent.last_seen).total_seconds() < stale_after
 
 
 async def event_stream(request: web.Request) -> web.StreamResponse:
@@ -671,16 +662,19 @@ async def event_stream(request: web.Request) -> web.StreamResponse:
     await response.write(b"retry: 3000\n\n")
     last_ping = time.monotonic()
     with request.app[SERVICES].bus.subscribe("asset", maxsize=1000) as sub:
-        while not closing.is_set():
-            try:
-                event = await asyncio.wait_for(sub.queue.get(), timeout=1.0)
-            except TimeoutError:
-                if time.monotonic() - last_ping > 15:
-                    await response.write(b": ping\n\n")
-                    last_ping = time.monotonic()
-                continue
-            data = json.dumps(event.payload, default=str)
-            await response.write(f"event: asset\ndata: {data}\n\n".encode())
+        try:
+            while not closing.is_set():
+                try:
+                    event = await asyncio.wait_for(sub.queue.get(), timeout=1.0)
+                except TimeoutError:
+                    if time.monotonic() - last_ping > 15:
+                        await response.write(b": ping\n\n")
+                        last_ping = time.monotonic()
+                    continue
+                data = json.dumps(event.payload, default=str)
+                await response.write(f"event: asset\ndata: {data}\n\n".encode())
+        except ConnectionResetError:
+            pass  # the browser went away (page change): nothing to clean up but the subscription
     return response
 
 
