@@ -66,7 +66,19 @@ class Asset(Model):
 
     class Meta:
         table = "asset"
-        indexes = (("state", "failed", "batch_id"),)
+        indexes = (
+            ("state", "failed", "batch_id"),
+            # The web library sorts by path / file date / last change, optionally within a
+            # state; the trailing id is the keyset tie-break (no sort step on 100k rows).
+            ("rel_path", "id"),
+            ("state", "rel_path", "id"),
+            ("mtime", "id"),
+            ("state", "mtime", "id"),
+            ("state", "state_changed_at", "id"),
+            # Counts per filter (state + media type) without touching the table.
+            ("state", "kind"),
+            ("linked_audio_id",),
+        )
 
     def __str__(self) -> str:
         return f"Asset({self.id}, {self.state}, {self.rel_path})"
@@ -252,6 +264,7 @@ class Derivative(Model):
 
     class Meta:
         table = "derivative"
+        indexes = (("asset_id", "role"),)
 
 
 class Transcript(Model):
@@ -268,6 +281,7 @@ class Transcript(Model):
 
     class Meta:
         table = "transcript"
+        indexes = (("asset_id", "version"),)
 
 
 class Suggestion(Model):
@@ -286,6 +300,7 @@ class Suggestion(Model):
 
     class Meta:
         table = "suggestion"
+        indexes = (("asset_id", "version"),)
 
 
 class Tag(Model):

@@ -30,8 +30,14 @@ def build_actors(ctx: ServerContext) -> list[Actor]:
     """Every long-lived actor of the server, in start order."""
     from actors.purger import Purger
     from actors.scanner import Scanner
+    from web.app import WebServer
+    from web.services import default_services
 
-    actors: list[Actor] = [Scanner(ctx.config, bus=ctx.bus), Purger(ctx.config, bus=ctx.bus)]
+    actors: list[Actor] = [
+        Scanner(ctx.config, bus=ctx.bus),
+        Purger(ctx.config, bus=ctx.bus),
+        WebServer(ctx.config, default_services(ctx.config, bus=ctx.bus)),
+    ]
     if ctx.config.seedbox.enabled:
         from actors.seed_relocator import SeedRelocator
 

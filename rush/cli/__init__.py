@@ -24,6 +24,7 @@ COMMANDS = (
     "apply",
     "purge_cli",
     "asset_cmd",
+    "user",
 )
 
 

@@ -116,7 +116,16 @@ class Migration(migrations.Migration):
             options={
                 "table": "asset",
                 "app": "rush",
-                "indexes": [Index(fields=["state", "failed", "batch_id"])],
+                "indexes": [
+                    Index(fields=["state", "failed", "batch_id"]),
+                    Index(fields=["rel_path", "id"]),
+                    Index(fields=["state", "rel_path", "id"]),
+                    Index(fields=["mtime", "id"]),
+                    Index(fields=["state", "mtime", "id"]),
+                    Index(fields=["state", "state_changed_at", "id"]),
+                    Index(fields=["state", "kind"]),
+                    Index(fields=["linked_audio_id"]),
+                ],
                 "pk_attr": "id",
                 "table_description": "One media asset: its UUID is its identity, its path a mutable attribute.",
             },
@@ -233,6 +242,7 @@ class Migration(migrations.Migration):
             options={
                 "table": "derivative",
                 "app": "rush",
+                "indexes": [Index(fields=["asset_id", "role"])],
                 "pk_attr": "id",
                 "table_description": "A file an agent produced under `.derived/{uuid}/v{version}/`.",
             },
@@ -535,6 +545,7 @@ class Migration(migrations.Migration):
             options={
                 "table": "suggestion",
                 "app": "rush",
+                "indexes": [Index(fields=["asset_id", "version"])],
                 "pk_attr": "id",
                 "table_description": "Tag suggestions, replaced on recompute, never applied without a human.",
             },
@@ -598,7 +609,12 @@ class Migration(migrations.Migration):
                 ("words", fields.JSONField(default=list, encoder=JSON_DUMPS, decoder=loads)),
                 ("created_at", fields.DatetimeField(auto_now=False, auto_now_add=True)),
             ],
-            options={"table": "transcript", "app": "rush", "pk_attr": "id"},
+            options={
+                "table": "transcript",
+                "app": "rush",
+                "indexes": [Index(fields=["asset_id", "version"])],
+                "pk_attr": "id",
+            },
             bases=["Model"],
         ),
         ops.CreateModel(

@@ -1,0 +1,132 @@
+"""What the web UI needs from the rest of the server, as narrow interfaces.
+
+Batch apply, purge, reopen, reprocess and retry live in their own modules (`rush.batch`,
+`rush.purge`, `rush.actions`).  The UI talks to them only through `ActionService`, so the
+pages work against any implementation; `ModuleActions` binds the real modules when they
+are installed and reports a clear "not available" otherwise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import inspect
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import Enum
+from pathlib import PurePath
+from typing import Any, Protocol
+
+from rush import events
+from rush.config import Config
+
+
+class ActionUnavailable(Exception):
+    """The module behind an action is not part of this installation."""
+
+
+class ActionService(Protocol):
+    """Human actions the UI offers (Workflows 7-10); each returns a JSON-able report."""
+
+    async def plan_apply(self) -> Any:
+        """Dry run of a batch apply: eligible assets, collisions, sidecars."""
+
+    async def run_apply(self, actor: str) -> Any:
+        """Run the batch apply and return its report."""
+
+    async def plan_purge(self) -> Any:
+        """Dry run of the purge of REJECTED assets past their retention."""
+
+    async def run_purge(self, actor: str, confirm: bool) -> Any:
+        """Purge for real (only with `confirm=True`)."""
+
+    async def reopen(self, asset_id: uuid.UUID, actor: str) -> Any: ...
+
+    async def reprocess(self, asset_id: uuid.UUID, actor: str) -> Any: ...
+
+    async def retry_failed(self, asset_id: uuid.UUID, actor: str) -> Any: ...
+
+
+async def _maybe_await(value: Any) -> Any:
+    return await value if inspect.isawaitable(value) else value
+
+
+class ModuleActions:
+    """`ActionService` over `rush.batch`, `rush.purge` and `rush.actions`, imported lazily."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    def _fn(self, module: str, name: str) -> Any:
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            raise ActionUnavailable(f"{module} is not installed in this build") from exc
+        fn = getattr(mod, name, None)
+        if fn is None:
+            raise ActionUnavailable(f"{module}.{name} is not available in this build")
+        return fn
+
+    async def plan_apply(self) -> Any:
+        return await _maybe_await(self._fn("rush.batch", "plan_apply")(self.config))
+
+    async def run_apply(self, actor: str) -> Any:
+        return await _maybe_await(self._fn("rush.batch", "run_apply")(self.config, actor))
+
+    async def plan_purge(self) -> Any:
+        return await _maybe_await(self._fn("rush.purge", "plan_purge")(self.config))
+
+    async def run_purge(self, actor: str, confirm: bool) -> Any:
+        fn = self._fn("rush.purge", "run_purge")
+        return await _maybe_await(fn(self.config, actor, confirm=confirm))
+
+    async def reopen(self, asset_id: uuid.UUID, actor: str) -> Any:
+        return await _maybe_await(self._fn("rush.actions", "reopen")(asset_id, actor))
+
+    async def reprocess(self, asset_id: uuid.UUID, actor: str) -> Any:
+        return await _maybe_await(self._fn("rush.actions", "reprocess")(asset_id, actor))
+
+    async def retry_failed(self, asset_id: uuid.UUID, actor: str) -> Any:
+        return await _maybe_await(self._fn("rush.actions", "retry_failed")(asset_id, actor))
+
+
+@dataclass
+class WebServices:
+    """Everything `create_app` needs besides the config (the database is global in tortoise)."""
+
+    actions: ActionService
+    bus: events.EventBus = field(default_factory=lambda: events.bus)
+
+
+def default_services(config: Config, bus: events.EventBus | None = None) -> WebServices:
+    return WebServices(actions=ModuleActions(config), bus=bus or events.bus)
+
+
+def jsonable(value: Any, depth: int = 0) -> Any:
+    """Turn a report (dataclass, pydantic model, enum, path...) into plain JSON data."""
+    if depth > 12:
+        return str(value)
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID | PurePath):
+        return str(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            f.name: jsonable(getattr(value, f.name), depth + 1) for f in dataclasses.fields(value)
+        }
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        return jsonable(dump(mode="json"), depth + 1)
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [jsonable(v, depth + 1) for v in value]
+    return str(value)
