@@ -185,6 +185,9 @@ def photo_facts(path: Path) -> dict[str, Any]:
             "height": img.height,
         }
         facts.update(exif_facts(img))
+        if img.format == "TIFF" and facts["orientation"] in (5, 6, 7, 8):
+            # Pillow's TIFF reader already reports the displayed size: keep stored pixels here.
+            facts["width"], facts["height"] = img.height, img.width
     swapped = facts["orientation"] in (5, 6, 7, 8)
     facts["display_width"] = facts["height"] if swapped else facts["width"]
     facts["display_height"] = facts["width"] if swapped else facts["height"]
