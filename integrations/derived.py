@@ -64,6 +64,10 @@ class DerivedWriter:
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()
             self.refs.clear()
+            # Leave no empty version/asset folders behind a failed first attempt.
+            for folder in (self.root, self.root.parent):
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
 
     def tmp(self, name: str) -> Path:
         """A fresh temporary path in the derived folder, keeping `name`'s extension."""

@@ -13,7 +13,7 @@ import json
 import logging
 import os
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from integrations import ffcmd
@@ -58,6 +58,23 @@ async def _spawn(args: list[str], stdout: int | None) -> asyncio.subprocess.Proc
         )
     except FileNotFoundError as exc:
         raise JobFailed(f"{args[0]} is not installed on this agent") from exc
+
+
+async def _gather(*coros: Coroutine[Any, Any, None]) -> None:
+    """Run coroutines in a TaskGroup; re-raise the first failure itself, not a group.
+
+    A heartbeat that raises (lease lost) or a consumer error must reach the caller as
+    the exception it is, so JobFailed stays JobFailed.
+    """
+    try:
+        async with asyncio.TaskGroup() as tg:
+            for coro in coros:
+                tg.create_task(coro)
+    except BaseExceptionGroup as group:
+        first = group.exceptions[0]
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        raise first from None
 
 
 def _tail(data: bytes, limit: int = 600) -> str:
@@ -109,9 +126,7 @@ async def run_ffmpeg(
 
     try:
         async with asyncio.timeout(timeout_s):
-            async with asyncio.TaskGroup() as tg:
-                tg.create_task(drain_stderr())
-                tg.create_task(follow_progress())
+            await _gather(drain_stderr(), follow_progress())
             await proc.wait()
     except TimeoutError:
         await _kill(proc)
@@ -183,9 +198,7 @@ async def decode_pcm(
 
     try:
         async with asyncio.timeout(timeout_s):
-            async with asyncio.TaskGroup() as tg:
-                tg.create_task(drain())
-                tg.create_task(pump())
+            await _gather(drain(), pump())
             await proc.wait()
     except TimeoutError:
         raise FfmpegTimeout(f"audio decoding did not finish within {timeout_s:.0f} s") from None

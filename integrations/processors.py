@@ -148,9 +148,15 @@ class ReviewProcessor:
         self, src: Path, facts: dict[str, Any], ctx: JobContext, out: DerivedWriter
     ) -> dict[str, Any]:
         duration = float(facts["duration_s"])
-        encoders: list[str] = [self.cfg.hwaccel] if self.cfg.hwaccel != "none" else []
-        encoders.append("none")
+        encoders: list[str] = []
         fallback_reason = None
+        if self.cfg.hwaccel != "none":
+            hw_name = ffcmd.HW_ENCODERS[self.cfg.hwaccel]
+            if not self.encoders or hw_name in self.encoders:
+                encoders.append(self.cfg.hwaccel)
+            else:
+                fallback_reason = f"{hw_name} is not built into this ffmpeg"
+        encoders.append("none")
         for hw in encoders:
             proxy, poster, seq = out.tmp("proxy.mp4"), out.tmp("poster.jpg"), out.tmp_dir()
             args = ffcmd.video_pass_args(

@@ -359,3 +359,21 @@ def test_default_processors_and_capabilities(tmp_path: Path) -> None:
     assert procs[1].capabilities()["backend"] == "builtin"
     config.agent.vosk_model = tmp_path / "no-such-model"
     assert [p.job_type for p in default_processors(config)] == types
+
+
+class _LeaseLost(mh.Ctx):
+    """A runtime whose heartbeat reports a lost lease once ffmpeg is running."""
+
+    async def heartbeat(self, progress: float) -> None:
+        await super().heartbeat(progress)
+        if 0.0 < progress < 1.0:
+            raise JobFailed("lease lost")
+
+
+async def test_failing_heartbeat_aborts_and_cleans_up(library: Path) -> None:
+    ctx = _LeaseLost(library)
+    job = mh.make_job(MediaKind.VIDEO, "INBOX/shoot/clip.mp4")
+    with pytest.raises(JobFailed, match="lease lost"):
+        await _proc().run(job, ctx)
+    assert not ctx.abs_path(job.derived_dir).exists(), "temps and partial outputs removed"
+    assert _ffmpeg_children_on(library / "INBOX/shoot/clip.mp4") == []
