@@ -9,6 +9,7 @@ image is a readable preview, and anything else fails with a clear message.
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 from datetime import datetime
 from fractions import Fraction
@@ -98,9 +99,8 @@ def _exposure(value: Any) -> str | None:
     return f"{Fraction(seconds).limit_denominator(10)}"
 
 
-def exif_facts(img: Image.Image) -> dict[str, Any]:
+def exif_facts(exif: Image.Exif) -> dict[str, Any]:
     """Stable EXIF keys (None when absent); see docs/processing.md."""
-    exif = img.getexif()
     sub = exif.get_ifd(ExifTags.IFD.Exif)
     gps_ifd = exif.get_ifd(ExifTags.IFD.GPSInfo)
     gps = None
@@ -137,29 +137,80 @@ def exif_facts(img: Image.Image) -> dict[str, Any]:
     }
 
 
-def _open_raw_preview(path: Path) -> Image.Image | None:
-    """The camera's embedded preview through rawpy/LibRaw, or None without rawpy."""
+#: LibRaw `sizes.flip` -> EXIF orientation.
+_FLIP_TO_ORIENTATION = {0: 1, 3: 3, 5: 8, 6: 6}
+
+
+def raw_exif(path: Path) -> Image.Exif:
+    """EXIF of a TIFF-based RAW (DNG, NEF, CR2, ARW, PEF...) read from its header.
+
+    Pillow cannot decode these files but can read their first IFD; other RAW containers
+    (CR3, RAF) give an empty result.
+    """
+    exif = Image.Exif()
+    with path.open("rb") as fh:
+        head = fh.read(1 << 20)
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        try:
+            exif.load(head)
+        except (OSError, ValueError, SyntaxError, struct.error):
+            return Image.Exif()
+    return exif
+
+
+def _open_raw(
+    path: Path, sizes_only: bool = False
+) -> tuple[Image.Image, int, tuple[int, int]] | None:
+    """(upright image, orientation, stored size) of a RAW file through rawpy/LibRaw.
+
+    Uses the camera's embedded preview when there is one, else demosaics at half size.
+    Returns None when rawpy is not installed or LibRaw does not know the file;
+    `sizes_only` skips decoding (facts).
+    """
     try:
         import rawpy
     except ImportError:
         return None
     try:
         with rawpy.imread(str(path)) as raw:
-            thumb = raw.extract_thumb()
+            orientation = _FLIP_TO_ORIENTATION.get(raw.sizes.flip, 1)
+            size = (raw.sizes.width, raw.sizes.height)
+            if sizes_only:
+                return Image.new("L", (1, 1)), orientation, size
+            try:
+                thumb = raw.extract_thumb()
+            except (rawpy.LibRawNoThumbnailError, rawpy.LibRawUnsupportedThumbnailError):
+                # LibRaw applies the orientation itself when it renders.
+                rgb = raw.postprocess(half_size=True, use_camera_wb=True, output_bps=8)
+                return Image.fromarray(rgb), orientation, size
+    except rawpy.LibRawFileUnsupportedError:
+        return None  # not a RAW LibRaw knows: Pillow may still read a TIFF-based file
     except Exception as exc:  # rawpy raises its own LibRaw error classes
-        raise JobFailed(f"cannot read RAW file: {exc}") from exc
+        raise JobFailed(f"cannot read RAW file {path.name}: {exc}") from exc
+    preview: Image.Image
     if thumb.format == rawpy.ThumbFormat.JPEG:
-        return Image.open(io.BytesIO(thumb.data))
-    return Image.fromarray(thumb.data)
+        preview = Image.open(io.BytesIO(bytes(thumb.data)))
+        preview.load()
+    else:
+        preview = Image.fromarray(thumb.data)  # type: ignore[arg-type]
+    if preview.getexif().get(_T.Orientation, 1) in (None, 1) and orientation != 1:
+        # Camera previews are stored like the sensor data: turn them as the RAW says.
+        preview = _ORIENT_OPS[orientation](preview)
+    else:
+        preview = ImageOps.exif_transpose(preview)
+    return preview, orientation, size
+
+
+_ORIENT_OPS = {
+    3: lambda im: im.transpose(Image.Transpose.ROTATE_180),
+    6: lambda im: im.transpose(Image.Transpose.ROTATE_270),
+    8: lambda im: im.transpose(Image.Transpose.ROTATE_90),
+}
 
 
 def open_photo(path: Path) -> Image.Image:
     """Open a photo (HEIC, RAW preview...) or raise JobFailed with the reason."""
     ext = path.suffix.lower().lstrip(".")
-    if ext in RAW_EXTENSIONS:
-        preview = _open_raw_preview(path)
-        if preview is not None:
-            return preview
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Pillow warns on odd but readable TIFF tags
@@ -172,8 +223,26 @@ def open_photo(path: Path) -> Image.Image:
     return img
 
 
+def is_raw(path: Path) -> bool:
+    return path.suffix.lower().lstrip(".") in RAW_EXTENSIONS
+
+
 def photo_facts(path: Path) -> dict[str, Any]:
     """Facts of one photo: format, dimensions (as displayed) and EXIF."""
+    opened = _open_raw(path, sizes_only=True) if is_raw(path) else None
+    if opened is not None:
+        _, orientation, (width, height) = opened
+        raw_facts: dict[str, Any] = {
+            "format": "RAW",
+            "mime": None,
+            "size_bytes": path.stat().st_size,
+            "mode": None,
+            "width": width,
+            "height": height,
+        }
+        raw_facts.update(exif_facts(raw_exif(path)))
+        raw_facts["orientation"] = orientation
+        return _display(raw_facts)
     img = open_photo(path)
     with img:
         facts: dict[str, Any] = {
@@ -184,10 +253,14 @@ def photo_facts(path: Path) -> dict[str, Any]:
             "width": img.width,
             "height": img.height,
         }
-        facts.update(exif_facts(img))
+        facts.update(exif_facts(img.getexif()))
         if img.format == "TIFF" and facts["orientation"] in (5, 6, 7, 8):
             # Pillow's TIFF reader already reports the displayed size: keep stored pixels here.
             facts["width"], facts["height"] = img.height, img.width
+    return _display(facts)
+
+
+def _display(facts: dict[str, Any]) -> dict[str, Any]:
     swapped = facts["orientation"] in (5, 6, 7, 8)
     facts["display_width"] = facts["height"] if swapped else facts["width"]
     facts["display_height"] = facts["width"] if swapped else facts["height"]
@@ -201,7 +274,8 @@ def photo_thumbnails(path: Path, sizes: list[int], quality: int = 82) -> list[tu
     The largest size is made first and smaller ones from it: on JPEG sources `draft`
     lets libjpeg decode at a reduced scale, which is most of the speed.
     """
-    img = open_photo(path)
+    opened = _open_raw(path) if is_raw(path) else None
+    img = opened[0] if opened is not None else open_photo(path)
     try:
         biggest = max(sizes)
         if img.format == "JPEG":

@@ -59,7 +59,10 @@ def library(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # pillow-heif keeps HEIC orientation in irot/imir transforms that libheif applies on
     # decode; it does not turn an EXIF tag into one when writing, so test HEIC upright.
     mh.asymmetric_photo(d / "o1.heic", 1, "HEIF")
+    # A TIFF named .dng: LibRaw says "not RAW", Pillow reads it.
     mh.asymmetric_photo(d / "tiffraw.dng", 1, "TIFF")
+    mh.write_dng(d / "raw1.dng", orientation=1)
+    mh.write_dng(d / "raw6.dng", orientation=6)
     bad = root / "INBOX" / "bad"
     bad.mkdir()
     mh.truncate(d / "clip.mp4", bad / "nomoov.mp4")
@@ -69,6 +72,7 @@ def library(tmp_path_factory: pytest.TempPathFactory) -> Path:
     mh.garbage(bad / "noise.wav")
     mh.garbage(bad / "noise.jpg")
     mh.truncate(d / "o1.jpg", bad / "cut.jpg", keep=0.5)
+    mh.truncate(d / "raw1.dng", bad / "cut.dng", keep=0.3)
     (bad / "empty.mov").write_bytes(b"")
     return root
 
@@ -213,6 +217,16 @@ def _is(colour: tuple[int, int, int], ref: tuple[int, int, int]) -> bool:
     return all(abs(a - b) < 60 for a, b in zip(colour, ref, strict=True))
 
 
+def _hue(colour: tuple[int, int, int]) -> str:
+    """Demosaiced colours are not exact: which primary clearly dominates."""
+    r, g, b = colour
+    if r > 2 * max(g, b):
+        return "red"
+    if b > 2 * max(r, g):
+        return "blue"
+    return "other"
+
+
 # Where the stored left (red) half ends up once displayed, per EXIF orientation.
 _RED_AT = {1: "left", 3: "right", 6: "top", 8: "bottom"}
 
@@ -253,6 +267,25 @@ async def test_photo_thumbnails_are_upright(library: Path, name: str, orientatio
         assert facts["camera_make"] == "Canon" and facts["camera_model"] == "Canon EOS R5"
 
 
+@pytest.mark.parametrize("orientation", [1, 6])
+async def test_raw_dng_through_libraw_is_upright(library: Path, orientation: int) -> None:
+    """A real Bayer DNG without preview: rawpy/LibRaw demosaics it (half size)."""
+    out, derived, _ = await _run(
+        library, MediaKind.PHOTO, f"INBOX/shoot/raw{orientation}.dng", photo_sizes=[64, 150]
+    )
+    with Image.open(derived / "thumb_150.jpg") as img:
+        if orientation == 6:
+            assert img.height > img.width
+            assert _hue(_colour(img, 0.5, 0.1)) == "red" and _hue(_colour(img, 0.5, 0.9)) == "blue"
+        else:
+            assert img.width > img.height
+            assert _hue(_colour(img, 0.1, 0.5)) == "red" and _hue(_colour(img, 0.9, 0.5)) == "blue"
+    facts = out.facts or {}
+    assert facts["format"] == "RAW" and (facts["width"], facts["height"]) == (400, 200)
+    assert facts["orientation"] == orientation
+    assert facts["camera_make"] == "Canon" and facts["camera_model"] == "Canon EOS R5"
+
+
 async def test_photo_exif_date_and_software(library: Path) -> None:
     out, _, _ = await _run(library, MediaKind.PHOTO, "INBOX/shoot/exif.jpg")
     facts = out.facts or {}
@@ -273,6 +306,7 @@ async def test_photo_exif_date_and_software(library: Path) -> None:
         (MediaKind.AUDIO, "bad/noise.wav", "not a readable media file"),
         (MediaKind.PHOTO, "bad/noise.jpg", "not a readable image"),
         (MediaKind.PHOTO, "bad/cut.jpg", "truncated"),
+        (MediaKind.PHOTO, "bad/cut.dng", "cannot read RAW file"),
         (MediaKind.VIDEO, "shoot/missing.mp4", "not found"),
         (MediaKind.VIDEO, "../../etc/passwd", "refusing path"),
     ],
@@ -355,7 +389,7 @@ def test_default_processors_and_capabilities(tmp_path: Path) -> None:
     caps = procs[0].capabilities()
     assert set(caps["kinds"]) == {"video", "audio", "photo"}
     assert caps["ffmpeg"].startswith("ffmpeg version") and "libx264" in caps["encoders"]
-    assert caps["heif"] is True and caps["hwaccel"] == "none"
+    assert caps["heif"] is True and caps["hwaccel"] == "none" and caps["raw"] == "rawpy"
     assert procs[1].capabilities()["backend"] == "builtin"
     config.agent.vosk_model = tmp_path / "no-such-model"
     assert [p.job_type for p in default_processors(config)] == types
