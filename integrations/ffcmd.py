@@ -21,6 +21,13 @@ HW_ENCODERS = {
     "videotoolbox": "h264_videotoolbox",
 }
 
+#: PQ/HLG -> SDR BT.709 (zimg's zscale + tonemap), as commonly done for iPhone HDR clips.
+TONEMAP_CHAIN = (
+    "zscale=t=linear:npl=100,format=gbrpf32le,zscale=p=bt709,"
+    "tonemap=tonemap=hable:desat=0,zscale=t=bt709:m=bt709:r=tv,format=yuv420p"
+)
+HDR_TRANSFERS = frozenset({"smpte2084", "arib-std-b67"})
+
 _BASE = ["ffmpeg", "-hide_banner", "-nostdin", "-y", "-loglevel", "error"]
 _PROGRESS = ["-progress", "pipe:1", "-nostats"]
 
@@ -74,11 +81,16 @@ def video_pass_args(
     source_height: int | None,
     has_audio: bool,
     hwaccel: str = "none",
+    tonemap: bool = False,
+    deinterlace: bool = False,
 ) -> list[str]:
     """One decode pass writing the proxy, the thumbnail frames and the poster.
 
     The thumbnails are `thumb_count` frames spread evenly over the clip (fps filter);
-    the poster is the first frame at or after a third of the clip.
+    the poster is the first frame at or after a third of the clip.  `tonemap` turns an
+    HDR (PQ/HLG) source into SDR BT.709 so proxies and thumbnails are not washed out;
+    `deinterlace` runs bwdif on interlaced camcorder footage.  Both apply before the
+    split, so every output gets them.
     """
     height = _even_height(cfg, source_height)
     n = cfg.thumb_count
@@ -92,8 +104,13 @@ def video_pass_args(
         proxy_chain += ",format=nv12,hwupload"
     else:
         proxy_chain += ",format=yuv420p"
+    pre_chain = ""
+    if deinterlace:
+        pre_chain += "bwdif=mode=send_frame,"
+    if tonemap:
+        pre_chain += TONEMAP_CHAIN + ","
     graph = (
-        "[0:v:0]split=3[vp][vt][vq];"
+        f"[0:v:0]{pre_chain}split=3[vp][vt][vq];"
         f"[vp]{proxy_chain}[proxy];"
         f"[vt]fps={rate.numerator}/{rate.denominator},scale={cfg.thumb_width}:-2[thumbs];"
         f"[vq]select='gte(t\\,{poster_t})',scale=-2:{height}[poster]"
@@ -103,6 +120,8 @@ def video_pass_args(
     if has_audio:
         args += ["-map", "0:a:0", "-c:a", "aac", "-b:a", f"{cfg.audio_bitrate_k}k", "-ac", "2"]
     args += video_encoder_args(cfg, hwaccel)
+    if tonemap:
+        args += ["-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709"]
     args += ["-movflags", "+faststart", "-f", "mp4", out.proxy]
     args += [
         "-map",
@@ -257,6 +276,11 @@ def facts_from_probe(probe: dict[str, Any]) -> dict[str, Any]:
         "frame_rate": _rate((video or {}).get("avg_frame_rate"))
         or _rate((video or {}).get("r_frame_rate")),
         "pix_fmt": (video or {}).get("pix_fmt"),
+        "color_transfer": (video or {}).get("color_transfer"),
+        "color_primaries": (video or {}).get("color_primaries"),
+        "hdr": (video or {}).get("color_transfer") in HDR_TRANSFERS,
+        "field_order": (video or {}).get("field_order"),
+        "interlaced": (video or {}).get("field_order") in ("tt", "bb", "tb", "bt"),
         "audio_codec": (audio or {}).get("codec_name"),
         "audio_channels": _int((audio or {}).get("channels")),
         "sample_rate": _int((audio or {}).get("sample_rate")),

@@ -50,23 +50,31 @@ def _main_path(job: JobSpec, ctx: JobContext) -> Path:
     return path
 
 
-def detect_ffmpeg() -> tuple[str | None, set[str]]:
-    """ffmpeg's version line and encoders (run once by the factory, never per job)."""
+def _listing(what: str) -> str:
+    return subprocess.run(
+        ["ffmpeg", "-hide_banner", what], capture_output=True, text=True, timeout=20
+    ).stdout
+
+
+def detect_ffmpeg() -> tuple[str | None, set[str], set[str]]:
+    """ffmpeg's version line, encoders and filters (run once by the factory, not per job)."""
     try:
-        version = subprocess.run(
-            ["ffmpeg", "-hide_banner", "-version"], capture_output=True, text=True, timeout=20
-        ).stdout.splitlines()[:1]
-        listing = subprocess.run(
-            ["ffmpeg", "-hide_banner", "-encoders"], capture_output=True, text=True, timeout=20
-        ).stdout
+        version = _listing("-version").splitlines()[:1]
+        encoders_text, filters_text = _listing("-encoders"), _listing("-filters")
     except (OSError, subprocess.TimeoutExpired):
-        return None, set()
-    names = set()
-    for line in listing.splitlines():
+        return None, set(), set()
+    encoders = set()
+    for line in encoders_text.splitlines():
         parts = line.split()
         if len(parts) >= 2 and len(parts[0]) == 6 and parts[0][0] in "VAS":
-            names.add(parts[1])
-    return (version[0].strip() if version else None), names
+            encoders.add(parts[1])
+    # Filter lines look like " TSC zscale  V->V  Apply resizing...".
+    filters = {
+        parts[1]
+        for parts in (line.split() for line in filters_text.splitlines())
+        if len(parts) >= 3 and "->" in parts[2]
+    }
+    return (version[0].strip() if version else None), encoders, filters
 
 
 class ReviewProcessor:
@@ -79,10 +87,14 @@ class ReviewProcessor:
         proxy: ProxyConfig,
         ffmpeg_version: str | None = None,
         encoders: set[str] | None = None,
+        filters: set[str] | None = None,
     ) -> None:
         self.cfg = proxy
         self.ffmpeg_version = ffmpeg_version
         self.encoders = encoders or set()
+        self.filters = filters or set()
+        #: HDR (PQ/HLG) sources are tone-mapped to SDR BT.709 when ffmpeg can (zimg).
+        self.can_tonemap = {"zscale", "tonemap"} <= self.filters
 
     def capabilities(self) -> dict[str, Any]:
         kinds = [MediaKind.PHOTO.value]
@@ -95,6 +107,7 @@ class ReviewProcessor:
             "encoders": sorted(e for e in self.encoders if "264" in e or e in ("aac", "libopus")),
             "hwaccel": self.cfg.hwaccel,
             "hw_encoder_built": bool(hw and hw in self.encoders),
+            "hdr_tonemap": self.can_tonemap,
             "heif": photo.HEIF_OK,
             "raw": "rawpy" if photo.rawpy_available() else "pillow-tiff-only",
         }
@@ -167,6 +180,8 @@ class ReviewProcessor:
                 source_height=facts.get("display_height"),
                 has_audio=bool(facts["has_audio"]),
                 hwaccel=hw,
+                tonemap=bool(facts["hdr"]) and self.can_tonemap,
+                deinterlace=bool(facts["interlaced"]) and "bwdif" in self.filters,
             )
             try:
                 decoded = await ffrun.run_ffmpeg(
@@ -200,6 +215,8 @@ class ReviewProcessor:
         return {
             "encoder": ffcmd.HW_ENCODERS.get(hw, "libx264"),
             "hw_fallback": fallback_reason,
+            "tonemapped": bool(facts["hdr"]) and self.can_tonemap,
+            "deinterlaced": bool(facts["interlaced"]) and "bwdif" in self.filters,
             "thumb_times": [round(i * duration / len(frames), 3) for i in range(len(frames))],
         }
 
@@ -371,10 +388,10 @@ class SuggestTagsProcessor:
 
 def default_processors(config: Config) -> list[Processor]:
     """The processors this agent can run, probed once at start-up."""
-    version, encoders = detect_ffmpeg()
+    version, encoders, filters = detect_ffmpeg()
     if version is None:
         log.warning("ffmpeg not found: only photos can be processed on this agent")
-    processors: list[Processor] = [ReviewProcessor(config.agent.proxy, version, encoders)]
+    processors: list[Processor] = [ReviewProcessor(config.agent.proxy, version, encoders, filters)]
     model_path = config.agent.vosk_model
     if model_path is not None:
         if version is None:

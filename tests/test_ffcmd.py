@@ -42,6 +42,21 @@ def test_video_pass_never_upscales_and_skips_missing_audio() -> None:
     assert "0:a:0" not in args and "-c:a" not in args
 
 
+def test_video_pass_tonemap_and_deinterlace_come_before_the_split() -> None:
+    out = ffcmd.VideoOutputs("p.mp4", "t_%02d.jpg", "q.jpg")
+    args = ffcmd.video_pass_args(
+        "s", out, ProxyConfig(), duration_s=2, source_height=2160, has_audio=False,
+        tonemap=True, deinterlace=True,
+    )  # fmt: skip
+    graph = _value_after(args, "-filter_complex")
+    assert graph.index("bwdif") < graph.index("tonemap=") < graph.index("split=3")
+    assert _value_after(args, "-color_trc") == "bt709"
+    plain = ffcmd.video_pass_args(
+        "s", out, ProxyConfig(), duration_s=2, source_height=2160, has_audio=False
+    )
+    assert "tonemap" not in _value_after(plain, "-filter_complex") and "-color_trc" not in plain
+
+
 @pytest.mark.parametrize(
     ("hw", "encoder", "marker"),
     [("vaapi", "h264_vaapi", "hwupload"), ("v4l2m2m", "h264_v4l2m2m", None),
@@ -104,6 +119,8 @@ def test_facts_from_probe_rotation_and_missing_values() -> None:
                 "height": 1080,
                 "avg_frame_rate": "30000/1001",
                 "side_data_list": [{"rotation": -90}],
+                "color_transfer": "arib-std-b67",
+                "field_order": "progressive",
                 "tags": {"timecode": "01:02:03:04"},
             }
         ],
@@ -111,6 +128,7 @@ def test_facts_from_probe_rotation_and_missing_values() -> None:
     facts = ffcmd.facts_from_probe(probe)
     assert facts["duration_s"] == 12.5 and facts["frame_rate"] == 29.97
     assert facts["rotation"] == 270
+    assert facts["hdr"] is True and facts["interlaced"] is False
     assert (facts["display_width"], facts["display_height"]) == (1080, 1920)
     assert facts["has_audio"] is False and facts["audio_codec"] is None
     assert facts["timecode"] == "01:02:03:04" and facts["camera_model"] == "iPhone 15"

@@ -45,6 +45,17 @@ def library(tmp_path_factory: pytest.TempPathFactory) -> Path:
     mh.ffmpeg(
         "-i", str(d / "silent.mp4"), "-c", "copy", "-metadata:s:v:0", "rotate=90", str(d / "vertical.mp4")
     )  # fmt: skip
+    mh.video(
+        d / "hdr.mp4",
+        audio=False,
+        extra=("-pix_fmt", "yuv420p10le", "-color_trc", "smpte2084", "-color_primaries", "bt2020",
+               "-colorspace", "bt2020nc"),
+    )  # fmt: skip
+    mh.video(
+        d / "interlaced.mts",
+        audio=False,
+        extra=("-flags", "+ildct+ilme", "-x264-params", "tff=1", "-f", "mpegts"),
+    )
     mh.video(d / "fast.mp4", seconds=3, extra=("-movflags", "+faststart"))
     mh.audio(d / "tone.wav")
     mh.audio(d / "tone.mp3")
@@ -165,6 +176,28 @@ async def test_vertical_video_proxy_is_upright(library: Path) -> None:
         s for s in _probe(derived / "proxy.mp4")["streams"] if s["codec_type"] == "video"
     )
     assert vstream["height"] == 180 and vstream["width"] < vstream["height"]
+
+
+async def test_hdr_video_is_tonemapped_to_sdr(library: Path) -> None:
+    out, derived, _ = await _run(library, MediaKind.VIDEO, "INBOX/shoot/hdr.mp4")
+    facts = out.facts or {}
+    assert facts["hdr"] is True and facts["color_transfer"] == "smpte2084"
+    assert facts["processing"]["tonemapped"] is True
+    vstream = next(
+        s for s in _probe(derived / "proxy.mp4")["streams"] if s["codec_type"] == "video"
+    )
+    assert vstream["pix_fmt"] == "yuv420p" and vstream["color_transfer"] == "bt709"
+
+
+async def test_interlaced_video_is_deinterlaced(library: Path) -> None:
+    out, derived, _ = await _run(library, MediaKind.VIDEO, "INBOX/shoot/interlaced.mts")
+    facts = out.facts or {}
+    assert facts["interlaced"] is True and facts["field_order"] == "tt"
+    assert facts["processing"]["deinterlaced"] is True
+    vstream = next(
+        s for s in _probe(derived / "proxy.mp4")["streams"] if s["codec_type"] == "video"
+    )
+    assert vstream.get("field_order", "progressive") == "progressive"
 
 
 @pytest.mark.parametrize("hw", ["vaapi", "v4l2m2m"])
@@ -390,6 +423,7 @@ def test_default_processors_and_capabilities(tmp_path: Path) -> None:
     assert set(caps["kinds"]) == {"video", "audio", "photo"}
     assert caps["ffmpeg"].startswith("ffmpeg version") and "libx264" in caps["encoders"]
     assert caps["heif"] is True and caps["hwaccel"] == "none" and caps["raw"] == "rawpy"
+    assert caps["hdr_tonemap"] is True
     assert procs[1].capabilities()["backend"] == "builtin"
     config.agent.vosk_model = tmp_path / "no-such-model"
     assert [p.job_type for p in default_processors(config)] == types
