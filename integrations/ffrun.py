@@ -131,7 +131,7 @@ async def run_ffmpeg(
     except TimeoutError:
         await _kill(proc)
         raise FfmpegTimeout(
-            f"ffmpeg did not finish within {timeout_s:.0f} s and was killed"
+            f"ffmpeg did not finish within {timeout_s:g} s and was killed"
         ) from None
     finally:
         await _kill(proc)
@@ -150,7 +150,7 @@ async def probe(path: str, timeout_s: float) -> dict[str, Any]:
         async with asyncio.timeout(timeout_s):
             out, err = await proc.communicate()
     except TimeoutError:
-        raise JobFailed(f"ffprobe did not answer within {timeout_s:.0f} s") from None
+        raise JobFailed(f"ffprobe did not answer within {timeout_s:g} s") from None
     finally:
         await _kill(proc)
     if proc.returncode != 0:
@@ -201,7 +201,7 @@ async def decode_pcm(
             await _gather(drain(), pump())
             await proc.wait()
     except TimeoutError:
-        raise FfmpegTimeout(f"audio decoding did not finish within {timeout_s:.0f} s") from None
+        raise FfmpegTimeout(f"audio decoding did not finish within {timeout_s:g} s") from None
     finally:
         await _kill(proc)
     if proc.returncode != 0:

@@ -29,7 +29,6 @@ from rush.jobs import (
     JobType,
     Processor,
 )
-from rush.layout import UnsafePath
 from rush.media import MediaKind
 
 log = logging.getLogger(__name__)
@@ -41,7 +40,7 @@ MIN_DECODED_SHARE = 0.9
 def _main_path(job: JobSpec, ctx: JobContext) -> Path:
     try:
         path = ctx.abs_path(job.paths.main)
-    except UnsafePath as exc:
+    except ValueError as exc:  # UnsafePath, or the runtime's own refusal
         raise JobFailed(f"refusing path: {exc}") from exc
     if not path.exists():
         raise JobFailed(f"{job.paths.main} not found on this agent's mount")
