@@ -227,3 +227,17 @@ async def test_suggest_tags_processor_returns_suggestions_only(tmp_path: Path) -
     assert {"surf", "trip", "wave", "1080p"} <= set(tags)
     assert all(set(s) == {"tag", "score"} for s in out.suggestions or [])
     assert not os.listdir(tmp_path), "a suggestion job writes nothing"
+
+
+def test_default_processors_refuse_openai_without_url() -> None:
+    from integrations.processors import default_processors
+    from rush.config import Config, ConfigError
+
+    config = Config()
+    config.suggester.backend = "openai"
+    with pytest.raises(ConfigError, match=r"suggester: .*url"):
+        default_processors(config)
+    config.suggester.url = "http://127.0.0.1:11434/v1"
+    config.suggester.model = "llama3"
+    procs = default_processors(config)
+    assert procs[-1].capabilities()["backend"] == "openai"
