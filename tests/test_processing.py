@@ -445,3 +445,13 @@ async def test_failing_heartbeat_aborts_and_cleans_up(library: Path) -> None:
         await _proc().run(job, ctx)
     assert not ctx.abs_path(job.derived_dir).exists(), "temps and partial outputs removed"
     assert _ffmpeg_children_on(library / "INBOX/shoot/clip.mp4") == []
+
+
+@pytest.mark.parametrize("bad", ["INBOX/shoot", "../outside", ".derived"])
+async def test_derivatives_never_go_outside_derived(library: Path, bad: str) -> None:
+    ctx = mh.Ctx(library)
+    job = mh.make_job(MediaKind.PHOTO, "INBOX/shoot/o1.jpg").model_copy(update={"derived_dir": bad})
+    before = mh.listing(library)
+    with pytest.raises(JobFailed, match="refusing derived_dir"):
+        await _proc().run(job, ctx)
+    assert mh.listing(library) == before
