@@ -319,6 +319,36 @@ async def test_raw_dng_through_libraw_is_upright(library: Path, orientation: int
     assert facts["camera_make"] == "Canon" and facts["camera_model"] == "Canon EOS R5"
 
 
+def test_photo_facts_exposure_lens_gps(tmp_path: Path) -> None:
+    from PIL import ExifTags
+
+    from integrations.photo import photo_facts
+
+    exif = Image.Exif()
+    gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
+    gps.update({1: "N", 2: (48.0, 51.0, 29.6), 3: "W", 4: (2.0, 17.0, 40.2), 6: 35.5})
+    sub = exif.get_ifd(ExifTags.IFD.Exif)
+    sub.update(
+        {
+            ExifTags.Base.ExposureTime: 0.004,
+            ExifTags.Base.FNumber: 2.8,
+            ExifTags.Base.ISOSpeedRatings: 400,
+            ExifTags.Base.LensModel: "RF 24-70mm F2.8",
+            ExifTags.Base.FocalLength: 35.0,
+            ExifTags.Base.DateTimeOriginal: "2024:07:14 18:03:22",
+            ExifTags.Base.OffsetTimeOriginal: "+02:00",
+        }
+    )
+    Image.new("RGB", (20, 10)).save(tmp_path / "p.jpg", exif=exif)
+    facts = photo_facts(tmp_path / "p.jpg")
+    assert facts["exposure_time"] == "1/250" and facts["f_number"] == 2.8
+    assert facts["iso"] == 400 and facts["focal_length_mm"] == 35.0
+    assert facts["lens_model"] == "RF 24-70mm F2.8"
+    assert facts["taken_at"] == "2024-07-14T18:03:22+02:00"
+    assert facts["gps"] == {"lat": 48.8582222, "lon": -2.2945, "alt": 35.5}
+    assert facts["camera_make"] is None
+
+
 async def test_photo_exif_date_and_software(library: Path) -> None:
     out, _, _ = await _run(library, MediaKind.PHOTO, "INBOX/shoot/exif.jpg")
     facts = out.facts or {}
