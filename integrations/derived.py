@@ -7,6 +7,7 @@ so the UI and the server never see a half-written proxy.  A failed job leaves no
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import secrets
@@ -99,6 +100,15 @@ class DerivedWriter:
         tmp = self.tmp(name)
         tmp.write_bytes(data)
         return self.commit(tmp, name, role, mime)
+
+    async def acommit(self, tmp: Path, name: str, role: DerivativeRole, mime: str) -> DerivativeRef:
+        """`commit` in a worker thread: an fsync on a NAS share must not stall heartbeats."""
+        return await asyncio.to_thread(self.commit, tmp, name, role, mime)
+
+    async def awrite_bytes(
+        self, name: str, data: bytes, role: DerivativeRole, mime: str
+    ) -> DerivativeRef:
+        return await asyncio.to_thread(self.write_bytes, name, data, role, mime)
 
     def discard_temps(self) -> None:
         for path in self._temps:

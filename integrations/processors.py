@@ -130,7 +130,9 @@ class ReviewProcessor:
         thumbs = await asyncio.to_thread(photo.photo_thumbnails, src, self.cfg.photo_sizes)
         with DerivedWriter(ctx, job.derived_dir) as out:
             for size, data in thumbs:
-                out.write_bytes(f"thumb_{size}.jpg", data, DerivativeRole.THUMB, "image/jpeg")
+                await out.awrite_bytes(
+                    f"thumb_{size}.jpg", data, DerivativeRole.THUMB, "image/jpeg"
+                )
             refs = list(out.refs)
         return JobOutput(facts=facts, derivatives=refs)
 
@@ -198,19 +200,21 @@ class ReviewProcessor:
                 continue
             break
         _check_complete(decoded, duration)
-        out.commit(proxy, "proxy.mp4", DerivativeRole.PROXY, "video/mp4")
+        await out.acommit(proxy, "proxy.mp4", DerivativeRole.PROXY, "video/mp4")
         frames = sorted(seq.glob("thumb_*.jpg"))
         if not frames:
             raise JobFailed("no thumbnail could be decoded from this video")
         for frame in frames:
-            out.commit(frame, frame.name, DerivativeRole.THUMB, "image/jpeg")
+            await out.acommit(frame, frame.name, DerivativeRole.THUMB, "image/jpeg")
         if poster.exists() and poster.stat().st_size > 0:
-            out.commit(poster, "poster.jpg", DerivativeRole.POSTER, "image/jpeg")
+            await out.acommit(poster, "poster.jpg", DerivativeRole.POSTER, "image/jpeg")
         else:  # very short clips: the middle thumbnail stands in
             middle = out.root / frames[len(frames) // 2].name
-            out.write_bytes("poster.jpg", middle.read_bytes(), DerivativeRole.POSTER, "image/jpeg")
+            await out.awrite_bytes(
+                "poster.jpg", middle.read_bytes(), DerivativeRole.POSTER, "image/jpeg"
+            )
         strip = await asyncio.to_thread(_sprite, [out.root / f.name for f in frames])
-        out.write_bytes("strip.jpg", strip, DerivativeRole.STRIP, "image/jpeg")
+        await out.awrite_bytes("strip.jpg", strip, DerivativeRole.STRIP, "image/jpeg")
         return {
             "encoder": ffcmd.HW_ENCODERS.get(hw, "libx264"),
             "hw_fallback": fallback_reason,
@@ -232,7 +236,7 @@ class ReviewProcessor:
             heartbeat=lambda p: ctx.heartbeat(p * 0.8),
         )
         _check_complete(decoded, duration)
-        out.commit(proxy, "proxy.m4a", DerivativeRole.PROXY, "audio/mp4")
+        await out.acommit(proxy, "proxy.m4a", DerivativeRole.PROXY, "audio/mp4")
         peaks = waveform.PeakAccumulator(waveform.bucket_samples(duration))
 
         async def feed(chunk: bytes) -> None:
@@ -241,14 +245,14 @@ class ReviewProcessor:
         await ffrun.decode_pcm(str(src), waveform.SAMPLE_RATE, timeout, feed)
         data = peaks.finish()
         await ctx.heartbeat(0.95)
-        out.write_bytes(
+        await out.awrite_bytes(
             "waveform.json",
             json.dumps(data, separators=(",", ":")).encode(),
             DerivativeRole.WAVEFORM_JSON,
             "application/json",
         )
         png = await asyncio.to_thread(waveform.render_png, data["peaks"])
-        out.write_bytes("waveform.png", png, DerivativeRole.WAVEFORM_PNG, "image/png")
+        await out.awrite_bytes("waveform.png", png, DerivativeRole.WAVEFORM_PNG, "image/png")
         return {"encoder": "aac"}
 
 
@@ -337,13 +341,13 @@ class TranscriptionProcessor:
             "words": rec.words,
         }
         with DerivedWriter(ctx, job.derived_dir) as out:
-            vtt = out.write_bytes(
+            vtt = await out.awrite_bytes(
                 "transcript.vtt",
                 transcribe.to_vtt(rec.words).encode(),
                 DerivativeRole.VTT,
                 "text/vtt",
             )
-            out.write_bytes(
+            await out.awrite_bytes(
                 "transcript.json",
                 json.dumps(transcript, ensure_ascii=False).encode(),
                 DerivativeRole.TRANSCRIPT_JSON,
