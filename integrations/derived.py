@@ -60,15 +60,19 @@ class DerivedWriter:
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         self.discard_temps()
-        if exc_type is not None:
-            for path in self._committed:
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
-            self.refs.clear()
-            # Leave no empty version/asset folders behind a failed first attempt.
-            for folder in (self.root, self.root.parent):
-                with contextlib.suppress(OSError):
-                    folder.rmdir()
+        if exc_type is None:
+            # One directory fsync makes every rename durable before the job reports them.
+            if self._committed:
+                fsync_dir(self.root)
+            return
+        for path in self._committed:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        self.refs.clear()
+        # Leave no empty version/asset folders behind a failed first attempt.
+        for folder in (self.root, self.root.parent):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
 
     def tmp(self, name: str) -> Path:
         """A fresh temporary path in the derived folder, keeping `name`'s extension."""
@@ -83,14 +87,16 @@ class DerivedWriter:
         return path
 
     def commit(self, tmp: Path, name: str, role: DerivativeRole, mime: str) -> DerivativeRef:
-        """fsync + rename `tmp` to `name`; returns its library-relative reference."""
+        """fsync + rename `tmp` to `name`; returns its library-relative reference.
+
+        The folder itself is fsynced once when the writer closes successfully.
+        """
         final = self.root / name
         size = tmp.stat().st_size
         if size <= 0:
             raise JobFailed(f"ffmpeg produced an empty {role} ({name})")
         fsync_file(tmp)
         os.replace(tmp, final)
-        fsync_dir(self.root)
         self._committed.append(final)
         ref = DerivativeRef(role=role, path=f"{self.rel}/{name}", size=size, mime=mime)
         self.refs.append(ref)
