@@ -27,7 +27,7 @@ from rush.fswalk import Listing, find_available, walk_find, walk_scandir
 from rush.layout import LibraryNotMounted, read_marker
 from rush.lifecycle import AssetState, Trigger
 from rush.media import Area
-from rush.models import PathChange
+from rush.models import KeyValue, PathChange
 from rush.scanplan import DISCOVERED, MOVE_QUEUED, Index, Known, Plan, Planner
 from rush.storage import db_connection
 from rush.transitions import AssetNotFound, StaleState, transition, transition_many
@@ -302,6 +302,16 @@ class Scanner:
         self.last_report = report
         self._log_report(report)
         self.bus.publish("scan", report.as_dict())
+        if report.skipped_reason is None:
+            await KeyValue.update_or_create(
+                key="last_scan",
+                defaults={
+                    "value": {
+                        "finished_at": datetime.now(UTC).isoformat(),
+                        "duration_s": report.duration_s,
+                    }
+                },
+            )
         return report
 
     async def _scan(self, start: datetime) -> ScanReport:

@@ -80,6 +80,26 @@ class BatchReport:
         }
 
 
+def batch_event(kind: str, report: dict[str, Any]) -> dict[str, Any]:
+    """The `batch` bus event (forwarded to MQTT `events/batch` for automations)."""
+    counts = report.get("counts") or {}
+
+    def count(name: str) -> int:
+        value = counts.get(name, report.get(name, 0))
+        return len(value) if isinstance(value, list) else int(value or 0)
+
+    failed = report.get("failed") or []
+    return {
+        "kind": kind,
+        "batch_id": str(report.get("batch_id", "")),
+        "moved": count("moved") if kind == "apply" else count("purged"),
+        "failed": count("failed"),
+        "skipped": count("skipped"),
+        "finished_at": utcnow().isoformat(),
+        "errors": [str(f.get("reason", f)) if isinstance(f, dict) else str(f) for f in failed][:20],
+    }
+
+
 # --- the lock ----------------------------------------------------------------------
 
 
@@ -593,6 +613,7 @@ async def run_apply(
         len(report.skipped),
         len(report.failed),
     )
+    (bus or events.bus).publish("batch", batch_event("apply", report.to_dict()))
     return report
 
 

@@ -236,6 +236,9 @@ async def run_purge(
     finally:
         await release_lock(batch_id)
         journal.report_steps()
+    from rush.batch import batch_event
+
+    (bus or events.bus).publish("batch", batch_event("purge", result))
     return result
 
 
