@@ -208,6 +208,8 @@ class WebConfig(Section):
     #: Public URL of the UI (Home Assistant configuration_url, links in notifications).
     base_url: str = ""
     session_secret: SecretStr | None = None
+    #: Bearer token that lets Prometheus scrape /metrics without a session (unset: login only).
+    metrics_token: SecretStr | None = None
     #: Mark cookies Secure (turn on behind HTTPS).
     secure_cookies: bool = False
     page_size: int = Field(60, ge=10, le=500)

@@ -17,6 +17,11 @@ def test_apply_report_counts() -> None:
 
 
 def test_purge_result_lists() -> None:
-    result = {"batch_id": "b2", "purged": [{"uuid": "a"}, {"uuid": "b"}], "failed": [], "skipped": []}
+    result = {
+        "batch_id": "b2",
+        "purged": [{"uuid": "a"}, {"uuid": "b"}],
+        "failed": [],
+        "skipped": [],
+    }
     event = batch_event("purge", result)
     assert (event["moved"], event["failed"]) == (2, 0)

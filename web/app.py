@@ -187,6 +187,7 @@ def setup_routes(app: web.Application) -> None:
     r.add_post("/bins/{bin}/delete", views.bin_delete)
     r.add_get("/ops", views.ops_page, name="ops")
     r.add_get("/events", views.event_stream)
+    r.add_get("/metrics", views.metrics)
     r.add_get("/actions", views.actions_page, name="actions")
     r.add_post("/actions/{kind}/plan", views.action_plan)
     r.add_post("/actions/{kind}/run", views.action_run)

@@ -42,7 +42,8 @@ SECRET_FILE = "web_session_secret"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 #: Reachable without a session.
 PUBLIC_PREFIXES = ("/static/",)
-PUBLIC_PATHS = frozenset({"/login", "/favicon.ico"})
+# /metrics checks a session or the bearer token itself (Prometheus has no session).
+PUBLIC_PATHS = frozenset({"/login", "/favicon.ico", "/metrics"})
 
 
 @dataclass

@@ -19,6 +19,7 @@ from enum import Enum
 from pathlib import PurePath
 from typing import Any, Protocol
 
+from integrations.metrics import Metrics
 from rush import events
 from rush.config import Config
 
@@ -100,10 +101,14 @@ class WebServices:
 
     actions: ActionService
     bus: events.EventBus = field(default_factory=lambda: events.bus)
+    #: Prometheus registry rendered at /metrics (None: the endpoint answers 404).
+    metrics: Metrics | None = None
 
 
-def default_services(config: Config, bus: events.EventBus | None = None) -> WebServices:
-    return WebServices(actions=ModuleActions(config), bus=bus or events.bus)
+def default_services(
+    config: Config, bus: events.EventBus | None = None, metrics: Metrics | None = None
+) -> WebServices:
+    return WebServices(actions=ModuleActions(config), bus=bus or events.bus, metrics=metrics)
 
 
 def jsonable(value: Any, depth: int = 0) -> Any:

@@ -777,3 +777,23 @@ async def action_run_report(request: web.Request) -> web.StreamResponse:
 
 async def derived(request: web.Request) -> web.StreamResponse:
     return await derived_file(request, request.app[CONFIG].library.root)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text format; a logged-in session or `Authorization: Bearer <metrics_token>`."""
+    import hmac
+
+    from prometheus_client import CONTENT_TYPE_LATEST
+
+    registry = request.app[SERVICES].metrics
+    if registry is None:
+        raise web.HTTPNotFound()
+    session = request.get(auth.SESSION)
+    token = request.app[CONFIG].web.metrics_token
+    header = request.headers.get("Authorization", "")
+    bearer_ok = token is not None and hmac.compare_digest(
+        header.encode(), f"Bearer {token.get_secret_value()}".encode()
+    )
+    if not bearer_ok and (session is None or not session.authenticated):
+        raise web.HTTPUnauthorized(text="login or bearer token required")
+    return web.Response(body=registry.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
