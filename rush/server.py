@@ -63,6 +63,9 @@ async def run_server(
         from rush.recovery import startup
 
         await startup(config, bus=ctx.bus)
+        from rush import actions
+
+        actions.configure(config)
         supervisor = Supervisor(build_actors(ctx))
         if callable(supervisor_hook):
             supervisor_hook(supervisor)
