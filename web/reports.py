@@ -8,9 +8,11 @@ of `to_dict()` / `jsonable`), unit-testable without a server.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from rush.batch_plan import rebase
+from rush.layout import UnsafePath, resolve
 from rush.media import Area
 
 DECISION_OF_AREA = {"ARCHIVE": "KEEP", "REJECTS": "REJECT"}
@@ -78,6 +80,24 @@ def apply_plan_view(plan: dict[str, Any]) -> dict[str, Any]:
             "skipped": len(_as_list(plan.get("skipped"))),
         },
     }
+
+
+def mark_taken(view: dict[str, Any], root: Path) -> None:
+    """Tell, for each renamed file, whether its own name exists at the destination.
+
+    Why: a group is renamed as a whole when any of its names is taken, so the dry run
+    says which name was in the way and which files merely follow their group.  Only
+    reads the library (one `exists` per renamed file).
+    """
+    for group in view.get("groups", []):
+        for f in group["files"]:
+            wanted = f.get("wanted")
+            if not wanted:
+                continue
+            try:
+                f["taken"] = resolve(root, wanted).exists()
+            except (UnsafePath, OSError):
+                f["taken"] = False
 
 
 def purge_plan_view(plan: dict[str, Any]) -> dict[str, Any]:

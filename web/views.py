@@ -741,7 +741,12 @@ async def action_plan(request: web.Request) -> web.StreamResponse:
     data = jsonable(report)
     plan: dict[str, Any] | None = None
     if isinstance(data, dict):
-        plan = reports.apply_plan_view(data) if kind == "apply" else reports.purge_plan_view(data)
+        if kind == "apply":
+            plan = reports.apply_plan_view(data)
+            root = request.app[CONFIG].library.root
+            await asyncio.to_thread(reports.mark_taken, plan, root)
+        else:
+            plan = reports.purge_plan_view(data)
     return render(
         "plan.html",
         request,
@@ -808,6 +813,15 @@ async def action_run_page(request: web.Request) -> web.StreamResponse:
                 .limit(2000)
                 .values("asset_id", "action", "src", "dst", "status", "error")
             )
+    mains = (
+        {str(m.get("path")) for m in report.get("moved", []) if isinstance(m, dict)}
+        if report
+        else set()
+    )
+    for f in files:
+        src, dst = str(f["src"] or ""), str(f["dst"] or "")
+        f["sidecar"] = bool(dst) and dst not in mains
+        f["renamed"] = bool(dst) and _basename(src) != _basename(dst)
     return render("run.html", request, {"run": run, "report": report, "files": files})
 
 
