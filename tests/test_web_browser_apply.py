@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
+import zipfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,7 @@ from playwright.async_api import Page, async_playwright
 
 from rush.config import Config
 from rush.lifecycle import AssetState
-from rush.models import Asset, AssetEvent, PathChange, Sidecar
+from rush.models import Asset, AssetEvent, Bin, PathChange, Sidecar
 from rush.storage import close_db, init_db
 from rush.users import add_user
 from tests.batch_helpers import digest, make_asset, make_config, write
@@ -232,12 +233,31 @@ async def test_cull_then_real_batch_apply_from_the_browser(lib: Lib) -> None:
             await page.wait_for_function(
                 "document.querySelector('#state-badge').textContent === 'DECISION_PENDING'"
             )
+            assert "a new decision moves it only at the next batch apply" in (
+                await page.inner_text("#stays-note")
+            )
             await page.screenshot(path=str(ARTIFACTS / "asset-reopened.png"), full_page=True)
             await page.goto(f"{lib.url}/assets/{reprocessed.id}")
             await page.click("form[action$='/action/reprocess'] button")
             await page.wait_for_function(
                 "document.querySelector('#state-badge').textContent === 'READY'"
             )
+
+            # Export a bin for offline editing and download it as a browser would.
+            kept = await Bin.create(name="Wedding keepers")
+            await kept.assets.add(reopened, lib.assets["C0004.MP4"])
+            await page.goto(f"{lib.url}/bins")
+            await page.click("details.export summary")
+            await page.screenshot(path=str(ARTIFACTS / "bins-export.png"), full_page=True)
+            async with page.expect_download() as info:
+                await page.click(f"form[data-export='{kept.id}'] button")
+            download = await info.value
+            assert download.suggested_filename == "Wedding-keepers-offline.zip"
+            with zipfile.ZipFile(await download.path()) as zf:
+                names = zf.namelist()
+            top = "Wedding-keepers-offline/"
+            assert {top + "timeline.otio", top + "media.csv", top + "manifest.json"} <= set(names)
+            assert len([n for n in names if n.startswith(top + "proxies/")]) == 2
         finally:
             await browser.close()
     r = await Asset.get(id=reopened.id)
