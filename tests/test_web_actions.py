@@ -197,11 +197,11 @@ async def test_export_bin_as_zip_reads_the_library_only(ctx: Ctx, tiny_proxy: by
     # With the folder the editor will unzip into, the timelines point there.
     resp = await c.post(
         f"/bins/{wedding.id}/export",
-        data={"_csrf": ctx.token, "package_as": "/Users/alice/Offline/wedding"},
+        data={"_csrf": ctx.token, "unzip_to": "/Users/alice/Offline"},
     )
     with zipfile.ZipFile(io.BytesIO(await resp.read())) as zf:
         otio_text = zf.read(top + "timeline.otio").decode()
-    assert "file:///Users/alice/Offline/wedding/proxies/" in otio_text
+    assert "file:///Users/alice/Offline/Wedding-2026-06-offline/proxies/" in otio_text
 
     # Errors are shown on the bins page; no CSRF token, no export.
     resp = await c.post(f"/bins/{empty.id}/export", data={"_csrf": ctx.token})

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from rush.offline import ExportReport, OfflineError, Selection, export_selection
+from rush.offline import ExportReport, OfflineError, Selection, export_selection, join_mount
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +54,14 @@ async def stream_bin_package(
     root: Path,
     bin_name: str,
     *,
-    package_as: str | None = None,
+    unzip_to: str | None = None,
     tmp_parent: Path | None = None,
 ) -> web.StreamResponse:
-    """Export `bin_name`, zip it and stream it; raises OfflineError before any byte is sent."""
+    """Export `bin_name`, zip it and stream it; raises OfflineError before any byte is sent.
+
+    `unzip_to` is the folder the editor will unzip into, spelled for the editing machine
+    (POSIX or Windows); the timelines then point at absolute paths inside it.
+    """
     work = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="rush-export-", dir=tmp_parent))
     try:
         filename = package_filename(bin_name)
@@ -70,7 +74,7 @@ async def stream_bin_package(
             name=bin_name,
             # Without a path on the editing machine the timelines point at `proxies/...`
             # relative to the package, never at this server's temporary folder.
-            package_as=package_as or ".",
+            package_as=join_mount(unzip_to, top) if unzip_to else ".",
         )
         archive = work / filename
         size = await asyncio.to_thread(zip_package, package, archive, top)

@@ -588,10 +588,10 @@ async def bin_export(request: web.Request) -> web.StreamResponse:
     if target is None:
         raise web.HTTPNotFound(text="no such bin")
     form = await request.post()
-    package_as = " ".join(str(form.get("package_as", "")).split())[:1024] or None
+    unzip_to = str(form.get("unzip_to", "")).strip()[:1024] or None
     try:
         return await stream_bin_package(
-            request, request.app[CONFIG].library.root, target.name, package_as=package_as
+            request, request.app[CONFIG].library.root, target.name, unzip_to=unzip_to
         )
     except OfflineError as exc:
         return await _bins(request, error=f"Export of {target.name!r} not possible: {exc}")
