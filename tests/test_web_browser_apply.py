@@ -14,6 +14,7 @@ import uuid
 import zipfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -169,6 +170,8 @@ async def test_cull_then_real_batch_apply_from_the_browser(lib: Lib) -> None:
             assert sorted(collision_rows) == [f"{FOLDER}/C0004.MP4", f"{FOLDER}/C0004.XMP"]
             text = await page.inner_text("#plan-moves")
             assert "RENAMED" in text and "C0004.MP4 already exists there" in text
+            renamed = await page.inner_text("#plan-collisions")
+            assert TAKEN in renamed and f"{new_base}.MP4" in renamed
             assert "renamed with its group" in text  # the sidecar follows its group
             assert disk(root) == before  # the dry run moved nothing
 
@@ -258,6 +261,24 @@ async def test_cull_then_real_batch_apply_from_the_browser(lib: Lib) -> None:
             top = "Wedding-keepers-offline/"
             assert {top + "timeline.otio", top + "media.csv", top + "manifest.json"} <= set(names)
             assert len([n for n in names if n.startswith(top + "proxies/")]) == 2
+
+            # Purge, much later: the REJECTED group with two sidecars is past retention.
+            purged = lib.assets["C0005.MP4"]
+            moved_at = datetime.now(UTC) - timedelta(days=181)
+            await Asset.filter(id=purged.id).update(state_changed_at=moved_at)
+            await page.goto(lib.url + "/actions")
+            await page.click("form[action='/actions/purge/plan'] button")
+            await page.wait_for_selector("#plan-purge")
+            await page.screenshot(path=str(ARTIFACTS / "purge-plan.png"), full_page=True)
+            listed = await page.inner_text("#plan-purge")
+            for f in ("C0005.MP4", "C0005.LRF", "C0005.THM"):
+                assert f"REJECTS/2026-06 wedding/{f}" in listed
+            assert f".derived/{purged.id}/" in listed and "C0002" not in listed
+            await page.check("form.confirm input[name=confirm]")
+            await page.click("form.confirm button")
+            await page.wait_for_selector("#run-summary", timeout=60_000)
+            await page.screenshot(path=str(ARTIFACTS / "purge-report.png"), full_page=True)
+            assert "1 asset purged" in await page.inner_text("#run-summary")
         finally:
             await browser.close()
     r = await Asset.get(id=reopened.id)
@@ -265,4 +286,9 @@ async def test_cull_then_real_batch_apply_from_the_browser(lib: Lib) -> None:
     p = await Asset.get(id=reprocessed.id)
     assert (p.state, p.version, p.decision) == (S.READY, 2, "KEEP")
     assert p.rel_path == expected[f"{FOLDER}/day2/C0003.MP4"]
-    assert {f: digest(root / f) for f in disk(root)} == files_now  # nothing moved
+    gone = {f"REJECTS/2026-06 wedding/{f}" for f in ("C0005.MP4", "C0005.LRF", "C0005.THM")}
+    assert {f: digest(root / f) for f in disk(root)} == {  # nothing moved, only the purge
+        f: d for f, d in files_now.items() if f not in gone
+    }
+    assert not (root / f".derived/{lib.assets['C0005.MP4'].id}").exists()
+    assert (await Asset.get(id=lib.assets["C0005.MP4"].id)).state == S.PURGED
