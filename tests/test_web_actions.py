@@ -28,6 +28,7 @@ from rush.users import add_user
 from tests.batch_helpers import make_asset, make_config, write
 from tests.webutil import ffmpeg, login
 from web.app import create_app
+from web.export import package_filename
 from web.reports import apply_plan_view, purge_plan_view
 from web.services import default_services
 
@@ -251,3 +252,9 @@ def test_purge_plan_view_lists_every_deleted_path() -> None:
     )
     assert view["counts"] == {"assets": 1, "files": 2, "skipped": 0}
     assert view["assets"][0]["derived"] == f".derived/{uid}/"
+
+
+def test_package_filename_is_safe_for_any_bin_name() -> None:
+    assert package_filename("Mariage été 2026") == "Mariage-ete-2026-offline.zip"
+    assert package_filename('../../etc/"passwd"') == "etc-passwd-offline.zip"
+    assert package_filename("日本") == "bin-offline.zip"

@@ -13,6 +13,7 @@ import logging
 import re
 import shutil
 import tempfile
+import unicodedata
 import zipfile
 from pathlib import Path
 
@@ -29,7 +30,8 @@ _STORED_SUFFIXES = {".mp4", ".mov", ".m4a", ".mp3", ".jpg", ".jpeg", ".png", ".w
 
 def package_filename(name: str) -> str:
     """A safe download name for a bin: `wedding-2024-06-offline.zip`."""
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "bin"
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", ascii_name).strip("-.") or "bin"
     return f"{slug[:80]}-offline.zip"
 
 
