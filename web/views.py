@@ -795,6 +795,10 @@ def _run(request: web.Request) -> ActionRun:
     return run
 
 
+#: Files of a run listed on its page (the journal keeps them all).
+RUN_FILES_SHOWN = 2000
+
+
 async def action_run_page(request: web.Request) -> web.StreamResponse:
     run = _run(request)
     files: list[dict[str, Any]] = []
@@ -810,7 +814,7 @@ async def action_run_page(request: web.Request) -> web.StreamResponse:
             files = (
                 await FsAction.filter(batch_id=bid, action__in=("move", "delete", "rmtree"))
                 .order_by("id")
-                .limit(2000)
+                .limit(RUN_FILES_SHOWN)
                 .values("asset_id", "action", "src", "dst", "status", "error")
             )
     mains = (
@@ -822,7 +826,11 @@ async def action_run_page(request: web.Request) -> web.StreamResponse:
         src, dst = str(f["src"] or ""), str(f["dst"] or "")
         f["sidecar"] = bool(dst) and dst not in mains
         f["renamed"] = bool(dst) and _basename(src) != _basename(dst)
-    return render("run.html", request, {"run": run, "report": report, "files": files})
+    return render(
+        "run.html",
+        request,
+        {"run": run, "report": report, "files": files, "files_cap": RUN_FILES_SHOWN},
+    )
 
 
 async def action_run_report(request: web.Request) -> web.StreamResponse:
