@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import re
 import stat
@@ -418,12 +417,23 @@ async def test_actions_through_the_service_protocol(db: str, tmp_path: Path) -> 
         assert resp.status == 503 and "not part of this test build" in await resp.text()
 
 
-async def test_default_actions_report_missing_modules(client: TestClient) -> None:
+async def test_default_actions_use_the_real_modules(client: TestClient) -> None:
+    """`default_services` binds `rush.actions`: reopening an ARCHIVED asset really works."""
     token = await login(client)
-    a = await make_asset(state="ARCHIVED")
+    a = await make_asset(state="ARCHIVED", rel="ARCHIVE/shoot/a.mp4", area="ARCHIVE")
+    resp = await client.post(
+        f"/assets/{a.id}/action/reopen", data={"_csrf": token}, allow_redirects=False
+    )
+    assert resp.status == 303, await resp.text()
+    reopened = await Asset.get(id=a.id)
+    assert (reopened.state, reopened.rel_path) == (
+        AssetState.DECISION_PENDING,
+        "ARCHIVE/shoot/a.mp4",
+    )
+    # A second reopen is refused by the domain (409), never a 500 nor a silent success.
     resp = await client.post(f"/assets/{a.id}/action/reopen", data={"_csrf": token})
-    if importlib.util.find_spec("rush.actions") is None:
-        assert resp.status == 503 and "not installed" in await resp.text()
+    assert resp.status == 409 and "only ARCHIVED or REJECTED" in await resp.text()
+    assert (await Asset.get(id=a.id)).state == AssetState.DECISION_PENDING
     assert (await client.get("/actions")).status == 200
     assert (await client.get("/ops")).status == 200
     assert (await client.get("/bins")).status == 200

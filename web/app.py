@@ -185,6 +185,7 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/bins", views.bins_page, name="bins")
     r.add_post("/bins", views.bin_create)
     r.add_post("/bins/{bin}/delete", views.bin_delete)
+    r.add_post("/bins/{bin}/export", views.bin_export)
     r.add_get("/ops", views.ops_page, name="ops")
     r.add_get("/events", views.event_stream)
     r.add_get("/metrics", views.metrics)

@@ -123,6 +123,9 @@ def jsonable(value: Any, depth: int = 0) -> Any:
         return value.isoformat()
     if isinstance(value, uuid.UUID | PurePath):
         return str(value)
+    to_dict = getattr(value, "to_dict", None)
+    if callable(to_dict) and not isinstance(value, type):  # the report's own public form
+        return jsonable(to_dict(), depth + 1)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {
             f.name: jsonable(getattr(value, f.name), depth + 1) for f in dataclasses.fields(value)

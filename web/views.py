@@ -30,6 +30,7 @@ from rush.models import (
     Bin,
     Derivative,
     Facts,
+    FsAction,
     KeyValue,
     Lease,
     PathChange,
@@ -38,7 +39,7 @@ from rush.models import (
     Transcript,
 )
 from rush.users import authenticate
-from web import auth, queries
+from web import auth, queries, reports
 from web.app import CLOSING, CODEC, CONFIG, COUNTS, LIMITER, RUNS, SERVICES, ActionRun, base_context
 from web.derived import derived_file
 from web.services import ActionUnavailable, jsonable
@@ -549,12 +550,18 @@ async def asset_action(request: web.Request) -> web.StreamResponse:
 
 
 async def bins_page(request: web.Request) -> web.StreamResponse:
+    return await _bins(request)
+
+
+async def _bins(request: web.Request, error: str | None = None) -> web.Response:
     rows = await queries.fetch(
         "SELECT b.id, b.name, COUNT(ba.asset_id) AS n FROM bin b "
         "LEFT JOIN bin_asset ba ON ba.bin_id = b.id GROUP BY b.id, b.name ORDER BY b.name",
         [],
     )
-    return render("bins.html", request, {"bins": rows})
+    return render(
+        "bins.html", request, {"bins": rows, "error": error}, status=409 if error else 200
+    )
 
 
 async def bin_create(request: web.Request) -> web.StreamResponse:
@@ -567,6 +574,27 @@ async def bin_create(request: web.Request) -> web.StreamResponse:
     except IntegrityError as exc:
         raise web.HTTPConflict(text=f"a bin named {name!r} exists already") from exc
     raise web.HTTPSeeOther("/bins")
+
+
+async def bin_export(request: web.Request) -> web.StreamResponse:
+    """Download a bin as an offline editing package (zip); the library is only read."""
+    from web.export import OfflineError, stream_bin_package
+
+    try:
+        bin_id = int(request.match_info["bin"])
+    except ValueError as exc:
+        raise web.HTTPNotFound() from exc
+    target = await Bin.get_or_none(id=bin_id)
+    if target is None:
+        raise web.HTTPNotFound(text="no such bin")
+    form = await request.post()
+    unzip_to = str(form.get("unzip_to", "")).strip()[:1024] or None
+    try:
+        return await stream_bin_package(
+            request, request.app[CONFIG].library.root, target.name, unzip_to=unzip_to
+        )
+    except OfflineError as exc:
+        return await _bins(request, error=f"Export of {target.name!r} not possible: {exc}")
 
 
 async def bin_delete(request: web.Request) -> web.StreamResponse:
@@ -705,12 +733,24 @@ async def action_plan(request: web.Request) -> web.StreamResponse:
         report = await (actions.plan_apply() if kind == "apply" else actions.plan_purge())
     except ActionUnavailable as exc:
         return render(
-            "plan.html", request, {"kind": kind, "error": str(exc), "report": None}, status=503
+            "plan.html",
+            request,
+            {"kind": kind, "error": str(exc), "report": None, "plan": None},
+            status=503,
         )
+    data = jsonable(report)
+    plan: dict[str, Any] | None = None
+    if isinstance(data, dict):
+        if kind == "apply":
+            plan = reports.apply_plan_view(data)
+            root = request.app[CONFIG].library.root
+            await asyncio.to_thread(reports.mark_taken, plan, root)
+        else:
+            plan = reports.purge_plan_view(data)
     return render(
         "plan.html",
         request,
-        {"kind": kind, "error": None, "report": json.dumps(jsonable(report), indent=2)},
+        {"kind": kind, "error": None, "report": json.dumps(data, indent=2), "plan": plan},
     )
 
 
@@ -755,8 +795,42 @@ def _run(request: web.Request) -> ActionRun:
     return run
 
 
+#: Files of a run listed on its page (the journal keeps them all).
+RUN_FILES_SHOWN = 2000
+
+
 async def action_run_page(request: web.Request) -> web.StreamResponse:
-    return render("run.html", request, {"run": _run(request)})
+    run = _run(request)
+    files: list[dict[str, Any]] = []
+    report = run.report if isinstance(run.report, dict) else None
+    batch_id = report.get("batch_id") if report else None
+    if batch_id:
+        try:
+            bid = uuid.UUID(str(batch_id))
+        except ValueError:
+            bid = None
+        if bid is not None:
+            # Every file the run touched, from the journal: sidecars included.
+            files = (
+                await FsAction.filter(batch_id=bid, action__in=("move", "delete", "rmtree"))
+                .order_by("id")
+                .limit(RUN_FILES_SHOWN)
+                .values("asset_id", "action", "src", "dst", "status", "error")
+            )
+    mains = (
+        {str(m.get("path")) for m in report.get("moved", []) if isinstance(m, dict)}
+        if report
+        else set()
+    )
+    for f in files:
+        src, dst = str(f["src"] or ""), str(f["dst"] or "")
+        f["sidecar"] = bool(dst) and dst not in mains
+        f["renamed"] = bool(dst) and _basename(src) != _basename(dst)
+    return render(
+        "run.html",
+        request,
+        {"run": run, "report": report, "files": files, "files_cap": RUN_FILES_SHOWN},
+    )
 
 
 async def action_run_report(request: web.Request) -> web.StreamResponse:

@@ -388,8 +388,9 @@
       const data = await r.json();
       $("#run-status").textContent = data.status;
       $("#run-error").textContent = data.error || "";
-      if (data.report !== null) $("#run-report").textContent = JSON.stringify(data.report, null, 2);
       if (data.status === "running") setTimeout(poll, 1000);
+      // The run is over: the server renders the full report (files from the journal).
+      else if (runEl.dataset.status === "running") location.reload();
     };
     poll();
   }
