@@ -8,6 +8,7 @@ the server's retained LWT.  Random prefixes keep parallel runs apart.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -134,8 +135,9 @@ def _clear_retained(names: dict[str, str]) -> None:
         )  # fmt: skip
 
 
-@pytest.fixture
-async def collector(names: dict[str, str]) -> AsyncIterator[Collector]:
+@contextlib.asynccontextmanager
+async def collecting(names: dict[str, str]) -> AsyncIterator[Collector]:
+    """A subscriber to everything this test's server publishes, pumped in a TaskGroup."""
     async with aiomqtt.Client(
         BROKER[0], BROKER[1], identifier=f"ha-test-{uuid.uuid4().hex[:6]}"
     ) as client:
@@ -144,8 +146,10 @@ async def collector(names: dict[str, str]) -> AsyncIterator[Collector]:
         col = Collector(client)
         async with asyncio.TaskGroup() as group:
             task = group.create_task(col.pump())
-            yield col
-            task.cancel()
+            try:
+                yield col
+            finally:
+                task.cancel()
 
 
 def _configs(col: Collector, names: dict[str, str]) -> dict[str, dict[str, Any]]:
@@ -162,6 +166,13 @@ def _state(col: Collector, names: dict[str, str]) -> dict[str, Any] | None:
 
 
 async def test_discovery_states_buttons_republish_and_lwt(
+    server: subprocess.Popen[bytes], names: dict[str, str]
+) -> None:
+    async with collecting(names) as collector:
+        await _scenario(server, collector, names)
+
+
+async def _scenario(
     server: subprocess.Popen[bytes], collector: Collector, names: dict[str, str]
 ) -> None:
     prefix, node = names["prefix"], names["node"]
