@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 
 from actors.supervisor import Actor, Supervisor
 from rush import events
+from rush.commands import CommandRegistry, scan_handler
 from rush.config import Config
+from rush.messaging import Messenger
 from rush.storage import close_db, init_db
 
 log = logging.getLogger(__name__)
@@ -24,13 +26,52 @@ class ServerContext:
 
     config: Config
     bus: events.EventBus = field(default_factory=lambda: events.bus)
+    #: Manual triggers (`rush/cmd/{name}`); each feature registers its handler.
+    commands: CommandRegistry = field(default_factory=CommandRegistry)
+    #: Set by `build_mqtt_actors`: how actors publish/subscribe without importing MQTT.
+    messenger: Messenger | None = None
 
 
 def build_actors(ctx: ServerContext) -> list[Actor]:
     """Every long-lived actor of the server, in start order."""
     from actors.scanner import Scanner
 
-    return [Scanner(ctx.config, bus=ctx.bus)]
+    scanner = Scanner(ctx.config, bus=ctx.bus)
+    ctx.commands.register("scan", scan_handler(scanner))
+    return [scanner, *build_mqtt_actors(ctx)]
+
+
+def build_mqtt_actors(ctx: ServerContext) -> list[Actor]:
+    """The MQTT bridge (+ embedded broker when `mqtt.host` is empty) and the job actors."""
+    from actors.jobs import CommandService, JobService, LeaseKeeper
+    from integrations.mqtt.broker import EmbeddedBroker
+    from integrations.mqtt.client import MqttBridge
+    from integrations.mqtt.topics import Topics
+
+    config = ctx.config
+    mqtt = config.mqtt
+    topics = Topics(mqtt.prefix)
+    actors: list[Actor] = []
+    host, port = mqtt.host, mqtt.port
+    if not host:
+        actors.append(EmbeddedBroker(mqtt.embedded_port))
+        host, port = "127.0.0.1", mqtt.embedded_port
+    bridge = MqttBridge(
+        mqtt,
+        status_topic=topics.server_status,
+        name="mqtt",
+        host=host,
+        port=port,
+        bus=ctx.bus,
+        events_topic=topics.events_asset,
+    )
+    ctx.messenger = bridge
+    jobs = JobService(config, bridge, bus=ctx.bus)
+    jobs.install()
+    commands = CommandService(config, bridge, ctx.commands)
+    commands.install()
+    actors += [bridge, jobs, LeaseKeeper(config, bus=ctx.bus), commands]
+    return actors
 
 
 async def run_server(config: Config, *, supervisor_hook: object = None) -> None:

@@ -59,7 +59,9 @@ async def make_asset(
 
 
 async def make_assets(root: Path, count: int, instruction: str = "ok") -> list[Asset]:
-    return [await make_asset(root, f"clip{i:04d}.mp4", instruction=instruction) for i in range(count)]
+    return [
+        await make_asset(root, f"clip{i:04d}.mp4", instruction=instruction) for i in range(count)
+    ]
 
 
 def write_outputs(root: Path, job: JobSpec) -> list[DerivativeRef]:

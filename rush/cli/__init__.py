@@ -18,6 +18,7 @@ COMMANDS = (
     "config_cmd",
     "scan",
     "serve",
+    "agent",
 )
 
 
