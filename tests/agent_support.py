@@ -153,6 +153,10 @@ def mosquitto_conf(
         elif key == "persistence_location":
             line = f"persistence_location {workdir}/"
         lines.append(line)
+    if os.geteuid() == 0:
+        # Started as root, mosquitto drops to user `mosquitto`, which cannot read the
+        # test's private temporary folder; keep the test's own identity instead.
+        lines.append("user root")
     conf = workdir / "mosquitto.conf"
     conf.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return conf
