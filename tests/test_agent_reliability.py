@@ -77,10 +77,11 @@ async def test_killed_agent_lease_expires_and_late_result_is_refused(
     workdir = tmp_path / "agent"
     workdir.mkdir()
     async with server_actors(config):
-        with open(workdir / "agent.log", "wb") as log:
-            proc = subprocess.Popen(
-                agent_command(), env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT
-            )
+        log_fd = os.open(workdir / "agent.log", os.O_WRONLY | os.O_CREAT, 0o600)
+        proc = await asyncio.create_subprocess_exec(
+            *agent_command(), env=env, cwd=workdir, stdout=log_fd, stderr=subprocess.STDOUT
+        )
+        os.close(log_fd)
         try:
             await wait_until(lambda: Lease.filter(agent_id="victim").exists(), limit_s=60)
             # Heartbeats keep the lease alive well past its TTL while the agent lives.
@@ -88,11 +89,11 @@ async def test_killed_agent_lease_expires_and_late_result_is_refused(
             lease = await Lease.get(agent_id="victim")
             assert lease.status == "active", (workdir / "agent.log").read_text()[-3000:]
             os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+            await asyncio.wait_for(proc.wait(), 10)
         finally:
-            if proc.poll() is None:
+            if proc.returncode is None:
                 proc.kill()
-                proc.wait()
+                await proc.wait()
         await wait_until(lambda: _status(lease.id, "expired"), limit_s=20)
         a = await Asset.get(id=asset.id)
         assert a.state is AssetState.READY and a.attempts == 1 and not a.failed
@@ -202,41 +203,41 @@ async def test_acl_confines_agents(db: str, root: Path, tmp_path: Path) -> None:
 
         registry = CommandRegistry()
         registry.register("scan", scan_handler(scanner))
-        async with server_actors(config, commands=registry):
-            async with (
-                make_client(creds("rush-server")) as spy,
-                make_client(creds("ag1")) as ag1,
-                make_client(creds("operator")) as operator,
+        async with (
+            server_actors(config, commands=registry),
+            make_client(creds("rush-server")) as spy,
+            make_client(creds("ag1")) as ag1,
+            make_client(creds("operator")) as operator,
+        ):
+            await spy.subscribe("rush/#", qos=1)
+            await ag1.subscribe("rush/agents/ag1/job", qos=1)
+            await ag1.subscribe("rush/agents/ag2/job", qos=1)  # not allowed to read
+            claim = {"request_id": "x1", "job_types": ["process_for_review"]}
+            for topic, body in (
+                ("rush/cmd/scan", {}),
+                ("rush/cmd/purge", {"confirm": True}),
+                ("rush/agents/ag2/register", {"client_id": "impostor"}),
+                ("rush/agents/ag2/claim", claim),
             ):
-                await spy.subscribe("rush/#", qos=1)
-                await ag1.subscribe("rush/agents/ag1/job", qos=1)
-                await ag1.subscribe("rush/agents/ag2/job", qos=1)  # not allowed to read
-                claim = {"request_id": "x1", "job_types": ["process_for_review"]}
-                for topic, body in (
-                    ("rush/cmd/scan", {}),
-                    ("rush/cmd/purge", {"confirm": True}),
-                    ("rush/agents/ag2/register", {"client_id": "impostor"}),
-                    ("rush/agents/ag2/claim", claim),
-                ):
-                    await ag1.publish(topic, orjson.dumps(body), qos=1)
-                # Its own registration and claim go through.
-                await ag1.publish("rush/agents/ag1/register", b'{"client_id":"ag1"}', qos=1)
-                await wait_until(lambda: Agent.filter(id="ag1").exists(), limit_s=10)
-                await ag1.publish("rush/agents/ag1/claim", orjson.dumps(claim), qos=1)
-                answer = await _next_payload(ag1)
-                assert answer["request_id"] == "x1" and answer["job"] is not None
-                # The operator may trigger a scan.
-                await operator.subscribe("rush/cmd/scan/result", qos=1)
-                await operator.publish("rush/cmd/scan", b"{}", qos=1)
-                outcome = await _next_payload(operator)
-                assert outcome["ok"] is True and outcome["result"] == {"seen": 0}
-                seen: list[str] = []
-                while True:
-                    try:
-                        msg = await asyncio.wait_for(spy.messages.__anext__(), 0.5)
-                    except TimeoutError:
-                        break
-                    seen.append(msg.topic.value)
+                await ag1.publish(topic, orjson.dumps(body), qos=1)
+            # Its own registration and claim go through.
+            await ag1.publish("rush/agents/ag1/register", b'{"client_id":"ag1"}', qos=1)
+            await wait_until(lambda: Agent.filter(id="ag1").exists(), limit_s=10)
+            await ag1.publish("rush/agents/ag1/claim", orjson.dumps(claim), qos=1)
+            answer = await _next_payload(ag1)
+            assert answer["request_id"] == "x1" and answer["job"] is not None
+            # The operator may trigger a scan.
+            await operator.subscribe("rush/cmd/scan/result", qos=1)
+            await operator.publish("rush/cmd/scan", b"{}", qos=1)
+            outcome = await _next_payload(operator)
+            assert outcome["ok"] is True and outcome["result"] == {"seen": 0}
+            seen: list[str] = []
+            while True:
+                try:
+                    msg = await asyncio.wait_for(spy.messages.__anext__(), 0.5)
+                except TimeoutError:
+                    break
+                seen.append(msg.topic.value)
         assert scanner.calls == 1  # only the operator's
         assert "rush/agents/ag2/claim" not in seen and "rush/cmd/purge" not in seen
         assert seen.count("rush/cmd/scan") == 1
