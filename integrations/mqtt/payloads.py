@@ -40,7 +40,7 @@ class RegisterPayload(Payload):
     hostname: ShortText = ""
     capabilities: dict[str, Any] = Field(default_factory=dict)
     #: Concurrent jobs the agent would like; the server may assign fewer.
-    max_jobs: int = Field(1, ge=1, le=64)
+    max_jobs: int = Field(1, ge=1, le=10_000)
     #: Job types the agent can run (its processors).
     job_types: list[JobType] = Field(default_factory=list, max_length=8)
 
