@@ -84,6 +84,7 @@ class JobService:
         reg = decode(RegisterPayload, payload, topic=topic, max_bytes=self.max_bytes)
         if reg is None:
             return
+        self.dispatcher.forget_agent(parsed.agent_id)
         params = await leasing.register_agent(
             parsed.agent_id,
             self.settings,

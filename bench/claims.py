@@ -118,11 +118,15 @@ async def raw_roundtrip(port: int, prefix: str, rounds: int) -> float:
         await b.subscribe(ping, qos=1)
 
         async def echo() -> None:
+            echoed = 0
             async for message in b.messages:
                 await b.publish(pong, message.payload, qos=1)
+                echoed += 1
+                if echoed == rounds:
+                    return
 
         async with asyncio.TaskGroup() as group:
-            echo_task = group.create_task(echo())
+            group.create_task(echo())
             times: list[float] = []
             stream = a.messages
             for i in range(rounds):
@@ -130,7 +134,6 @@ async def raw_roundtrip(port: int, prefix: str, rounds: int) -> float:
                 await a.publish(ping, str(i).encode(), qos=1)
                 await stream.__anext__()
                 times.append((time.perf_counter() - t0) * 1000)
-            echo_task.cancel()
     return statistics.median(times)
 
 

@@ -26,6 +26,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
+from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
 from rush import events
@@ -43,7 +44,14 @@ from rush.layout import UnsafePath, derived_dir, resolve, safe_relpath
 from rush.lifecycle import AssetState, Trigger
 from rush.media import MediaKind
 from rush.models import Agent, Asset, Derivative, Facts, Lease, Sidecar, Suggestion, Transcript
-from rush.transitions import AssetNotFound, StaleState, transition, utcnow
+from rush.transitions import (
+    AssetNotFound,
+    StaleState,
+    emit_transitions,
+    transition,
+    transition_batch,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -184,6 +192,14 @@ class _Lost(Exception):
     """A secondary claim lost its race on the status column."""
 
 
+@dataclass
+class _Request:
+    agent_id: str
+    request_id: str
+    job_types: list[JobType]
+    future: asyncio.Future[JobSpec | None]
+
+
 class Dispatcher:
     """Hands out leases.  Keeps a small in-memory queue of candidates per job type so
     concurrent claims take different assets instead of racing for the same first row,
@@ -209,6 +225,10 @@ class Dispatcher:
         )
         self._answers_max = answers
         self.lost_races = 0
+        self._inflight: dict[tuple[str, str], asyncio.Future[JobSpec | None]] = {}
+        self._pending: list[_Request] = []
+        self._batch_lock = asyncio.Lock()
+        self._agent_params: dict[str, dict[str, Any]] = {}
 
     def _remember(self, key: tuple[str, str], answer: JobSpec | None) -> None:
         self._answers[key] = answer
@@ -218,7 +238,192 @@ class Dispatcher:
     async def claim(
         self, agent_id: str, request_id: str, job_types: Iterable[str]
     ) -> JobSpec | None:
-        """One job for this agent, or None; the same answer again for a known request_id."""
+        """One job for this agent, or None; the same answer again for a known request_id.
+
+        Concurrent claims are served in batches (group commit): whoever holds the batch
+        lock serves every claim queued meanwhile in one transaction."""
+        key = (agent_id, request_id)
+        if key in self._answers:
+            return self._answers[key]
+        inflight = self._inflight.get(key)
+        if inflight is not None:  # the same request redelivered while being served
+            return await asyncio.shield(inflight)
+        future: asyncio.Future[JobSpec | None] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        wanted = [JobType(t) for t in job_types if t in JobType.__members__.values()]
+        self._pending.append(_Request(agent_id, request_id, wanted, future))
+        try:
+            while not future.done():
+                async with self._batch_lock:
+                    if not future.done():
+                        batch, self._pending = self._pending, []
+                        await self._serve(batch)
+            return future.result()
+        finally:
+            self._inflight.pop(key, None)
+
+    def forget_agent(self, agent_id: str) -> None:
+        """Drop cached parameters (the agent registered again)."""
+        self._agent_params.pop(agent_id, None)
+
+    async def _serve(self, batch: list[_Request]) -> None:
+        try:
+            await self._serve_batch(batch)
+        except Exception as exc:
+            for request in batch:
+                if not request.future.done():
+                    request.future.set_exception(exc)
+            raise
+
+    async def _serve_batch(self, batch: list[_Request]) -> None:
+        todo: list[_Request] = []
+        for request in batch:
+            key = (request.agent_id, request.request_id)
+            if key in self._answers:
+                request.future.set_result(self._answers[key])
+            else:
+                todo.append(request)
+        if not todo:
+            return
+        # Idempotency across restarts: a request_id that already has a lease.
+        known = await Lease.filter(request_id__in=[r.request_id for r in todo])
+        by_key = {(x.agent_id, x.request_id): x for x in known}
+        fresh: list[_Request] = []
+        for request in todo:
+            lease = by_key.get((request.agent_id, request.request_id))
+            if lease is None:
+                fresh.append(request)
+                continue
+            spec = await spec_for_lease(lease)
+            self._finish(request, spec)
+        if not fresh:
+            return
+        missing = {r.agent_id for r in fresh} - set(self._agent_params)
+        if missing:
+            for agent in await Agent.filter(id__in=list(missing)):
+                self._agent_params[agent.id] = dict(agent.params)
+        agents = list({r.agent_id for r in fresh})
+        rows = (
+            await Lease.filter(status="active", agent_id__in=agents)
+            .group_by("agent_id")
+            .annotate(n=Count("id"))
+            .values("agent_id", "n")
+        )
+        active = {str(row["agent_id"]): int(row["n"]) for row in rows}
+        moves: list[tuple[_Request, uuid.UUID]] = []
+        taken: set[uuid.UUID] = set()
+        slow: list[_Request] = []
+        for request in fresh:
+            params = self._agent_params.get(request.agent_id)
+            if params is None:
+                log.warning("claim from unregistered agent %s refused", request.agent_id)
+                self._finish(request, None)
+                continue
+            quota = int(params.get("quota", self.settings.default_quota))
+            if active.get(request.agent_id, 0) >= quota:
+                self._finish(request, None)
+                continue
+            order = self._order(params, request.job_types)
+            if not order:
+                self._finish(request, None)
+                continue
+            if order[0] is not JobType.PROCESS_FOR_REVIEW:
+                slow.append(request)
+                continue
+            asset_id = await self._next_candidate(JobType.PROCESS_FOR_REVIEW, taken)
+            if asset_id is None:
+                slow.append(request) if len(order) > 1 else self._finish(request, None)
+                continue
+            active[request.agent_id] = active.get(request.agent_id, 0) + 1
+            taken.add(asset_id)
+            moves.append((request, asset_id))
+        if moves:
+            await self._claim_main_batch(moves)
+        for request in slow:
+            if not request.future.done():
+                spec = await self._claim_sequential(
+                    request.agent_id, request.request_id, request.job_types
+                )
+                self._finish(request, spec)
+
+    def _order(self, params: dict[str, Any], wanted: list[JobType]) -> list[JobType]:
+        order = [JobType(p) for p in params.get("priorities", self.settings.priorities)]
+        order += [t for t in self.settings.priorities if t not in order]
+        return [t for t in order if t in wanted]
+
+    def _finish(self, request: _Request, spec: JobSpec | None) -> None:
+        self._remember((request.agent_id, request.request_id), spec)
+        if not request.future.done():
+            request.future.set_result(spec)
+
+    async def _claim_main_batch(self, moves: list[tuple[_Request, uuid.UUID]]) -> None:
+        """Claim one asset per request in one transaction; lost races are retried."""
+        now = utcnow()
+        job_type = JobType.PROCESS_FOR_REVIEW
+        by_asset = {asset_id: request for request, asset_id in moves}
+        try:
+            async with in_transaction() as conn:
+                moved = await transition_batch(
+                    [(a, f"agent:{r.agent_id}") for r, a in moves],
+                    AssetState.READY,
+                    AssetState.PROCESSING_REVIEW,
+                    Trigger.CLAIM,
+                    extra_filter=CLAIMABLE,
+                    at=now,
+                    emit=False,
+                )
+                assets = {a.id: a for a in await Asset.filter(id__in=moved).using_db(conn)}
+                leases = [
+                    Lease(
+                        asset_id=asset_id,
+                        job_type=job_type,
+                        agent_id=by_asset[asset_id].agent_id,
+                        request_id=by_asset[asset_id].request_id,
+                        lock_token=secrets.token_hex(16),
+                        version=assets[asset_id].version,
+                        active_key=f"{asset_id}:{job_type}",
+                        expires_at=now + timedelta(seconds=self.settings.ttl_s),
+                        created_at=now,
+                    )
+                    for asset_id in moved
+                ]
+                if leases:
+                    await Lease.bulk_create(leases, using_db=conn)
+        except IntegrityError:
+            # A leftover active lease on one of these assets: take the careful path.
+            log.warning("batch claim conflicted; serving %d claims one by one", len(moves))
+            for request, _asset in moves:
+                spec = await self._claim_sequential(
+                    request.agent_id, request.request_id, request.job_types
+                )
+                self._finish(request, spec)
+            return
+        emit_transitions(
+            [(a, f"agent:{by_asset[a].agent_id}") for a in moved],
+            AssetState.READY,
+            AssetState.PROCESSING_REVIEW,
+            Trigger.CLAIM,
+            now,
+            self.bus,
+        )
+        sidecars: dict[uuid.UUID, list[str]] = {a: [] for a in moved}
+        if moved:
+            for row in await Sidecar.filter(asset_id__in=moved, missing=False).order_by("id"):
+                sidecars[row.asset_id].append(row.rel_path)  # type: ignore[attr-defined]
+        for lease in leases:
+            asset_id = lease.asset_id  # type: ignore[attr-defined]
+            self._finish(
+                by_asset[asset_id], build_spec(lease, assets[asset_id], sidecars[asset_id])
+            )
+        lost = [r for r, _a in moves if not r.future.done()]
+        if lost:
+            self.lost_races += len(lost)
+            self._pending[:0] = lost  # served again by the next batch, with other assets
+
+    async def _claim_sequential(
+        self, agent_id: str, request_id: str, job_types: Iterable[str]
+    ) -> JobSpec | None:
+        """The one-claim-at-a-time path (secondary jobs, and the fallback of a batch)."""
         key = (agent_id, request_id)
         if key in self._answers:
             return self._answers[key]
@@ -247,13 +452,22 @@ class Dispatcher:
         self._remember(key, spec)
         return spec
 
-    async def _next_candidate(self, job_type: JobType) -> uuid.UUID | None:
+    async def _next_candidate(
+        self, job_type: JobType, exclude: set[uuid.UUID] | frozenset[uuid.UUID] = frozenset()
+    ) -> uuid.UUID | None:
+        """The next asset to try; `exclude` = assets already promised in this batch."""
         queue = self._candidates[job_type]
-        if not queue:
+        while True:
+            while queue:
+                asset_id = queue.popleft()
+                if asset_id not in exclude:
+                    return asset_id
             async with self._refill_locks[job_type]:
                 if not queue:
-                    queue.extend(await _candidates(job_type, self.batch))
-        return queue.popleft() if queue else None
+                    found = await _candidates(job_type, self.batch + len(exclude))
+                    queue.extend(a for a in found if a not in exclude)
+                    if not queue:
+                        return None
 
     async def _claim_type(
         self, agent_id: str, request_id: str, job_type: JobType

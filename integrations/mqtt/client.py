@@ -70,7 +70,7 @@ def make_client(
         tls_context = ssl.create_default_context(
             cafile=str(config.ca_file) if config.ca_file else None
         )
-    return aiomqtt.Client(
+    client = aiomqtt.Client(
         host or config.host or "127.0.0.1",
         port or config.port,
         identifier=identifier,
@@ -84,6 +84,9 @@ def make_client(
         max_inflight_messages=200,
         timeout=10,
     )
+    # Many publishes in flight are normal here (claim bursts); do not warn about them.
+    client.pending_calls_threshold = 10_000
+    return client
 
 
 class MqttBridge:
