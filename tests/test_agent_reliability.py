@@ -248,3 +248,35 @@ async def test_acl_confines_agents(db: str, root: Path, tmp_path: Path) -> None:
     finally:
         broker.stop(kill=True)
     assert "set_tcp_nodelay true" in (DEPLOY / "mosquitto.conf").read_text()
+
+
+async def test_sigterm_releases_the_running_job(db: str, root: Path, tmp_path: Path) -> None:
+    prefix = new_prefix()
+    config = make_config(root, prefix=prefix, ttl=30, heartbeat=1)
+    asset = await make_asset(root, "long.mp4", instruction="sleep=60")
+    env = rush_env(
+        RUSH_MQTT__HOST="127.0.0.1",
+        RUSH_MQTT__PORT=str(config.mqtt.port),
+        RUSH_MQTT__PREFIX=prefix,
+        RUSH_AGENT__ID="polite",
+        RUSH_AGENT__LIBRARY_MOUNT=str(root),
+        RUSH_AGENT__PROCESSORS="tests.agent_support:processors",
+        RUSH_AGENT__JOB_TYPES='["process_for_review"]',
+        RUSH_AGENT__SHUTDOWN_GRACE_S="0.5",
+    )
+    async with server_actors(config):
+        proc = await asyncio.create_subprocess_exec(
+            *agent_command(), env=env, cwd=tmp_path, stderr=subprocess.DEVNULL
+        )
+        try:
+            await wait_until(lambda: Lease.filter(agent_id="polite").exists(), limit_s=60)
+            proc.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(proc.wait(), 20) == 0
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        await wait_until(lambda: Agent.filter(id="polite", online=False).exists(), limit_s=10)
+    lease = await Lease.get(agent_id="polite")
+    a = await Asset.get(id=asset.id)
+    assert lease.status == "released" and a.state is AssetState.READY and a.attempts == 0
