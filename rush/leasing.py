@@ -229,6 +229,7 @@ class Dispatcher:
         self._pending: list[_Request] = []
         self._batch_lock = asyncio.Lock()
         self._agent_params: dict[str, dict[str, Any]] = {}
+        self._known_requests: set[tuple[str, str]] | None = None
 
     def _remember(self, key: tuple[str, str], answer: JobSpec | None) -> None:
         self._answers[key] = answer
@@ -285,8 +286,14 @@ class Dispatcher:
                 todo.append(request)
         if not todo:
             return
-        # Idempotency across restarts: a request_id that already has a lease.
-        known = await Lease.filter(request_id__in=[r.request_id for r in todo])
+        # Idempotency across restarts: a request_id that already has an active lease.
+        # Requests answered by this process are in `_answers`; the DB is asked only
+        # about those seen on an active lease at start-up.
+        if self._known_requests is None:
+            pairs = await Lease.filter(status="active").values_list("agent_id", "request_id")
+            self._known_requests = {(str(a), str(r)) for a, r in pairs if r}
+        lookups = [r.request_id for r in todo if (r.agent_id, r.request_id) in self._known_requests]
+        known = await Lease.filter(request_id__in=lookups) if lookups else []
         by_key = {(x.agent_id, x.request_id): x for x in known}
         fresh: list[_Request] = []
         for request in todo:

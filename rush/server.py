@@ -64,6 +64,7 @@ def build_mqtt_actors(ctx: ServerContext) -> list[Actor]:
         port=port,
         bus=ctx.bus,
         events_topic=topics.events_asset,
+        workers=64,
     )
     ctx.messenger = bridge
     jobs = JobService(config, bridge, bus=ctx.bus)
