@@ -77,7 +77,7 @@ def test_decode_drops_bad_payloads(caplog: pytest.LogCaptureFixture) -> None:
     ):
         assert decode(ClaimPayload, raw, topic="t", max_bytes=4096) is None, raw
     assert (
-        decode(RegisterPayload, b'{"client_id":"a","max_jobs":1000}', topic="t", max_bytes=99)
+        decode(RegisterPayload, b'{"client_id":"a","max_jobs":100000}', topic="t", max_bytes=99)
         is None
     )
     assert (
