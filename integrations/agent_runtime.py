@@ -286,7 +286,11 @@ class AgentRuntime:
             self._running[job.job_id] = jobs.create_task(self._run_job(job))
 
     async def _wait_job_or_stop(self) -> None:
-        a = asyncio.ensure_future(self._job_finished.wait())
+        await self._wait_either(self._job_finished)
+
+    async def _wait_either(self, event: asyncio.Event) -> None:
+        """Until `event` is set or the agent is asked to stop."""
+        a = asyncio.ensure_future(event.wait())
         b = asyncio.ensure_future(self._stopping.wait())
         try:
             await asyncio.wait({a, b}, return_when=asyncio.FIRST_COMPLETED)
@@ -302,7 +306,9 @@ class AgentRuntime:
         payload = {"request_id": request_id, "job_types": [str(t) for t in self._job_types()]}
         try:
             while not self._stopping.is_set():
-                await self.bridge.connected.wait()
+                if not self.bridge.connected.is_set():
+                    await self._wait_either(self.bridge.connected)
+                    continue
                 await self.bridge.publish(self.topics.agent_claim(self.agent_id), payload)
                 with contextlib.suppress(TimeoutError):
                     return await asyncio.wait_for(asyncio.shield(future), CLAIM_TIMEOUT_S)
