@@ -284,3 +284,33 @@ async def test_secondary_error_and_expiry(db: str, root: Path) -> None:
     statuses = {str(x.id): x.transcript_status for x in await Asset.all()}
     assert statuses[j1.asset_uuid] == "error" and statuses[j2.asset_uuid] == "error"
     assert all(x.state is AssetState.PROCESSED for x in await Asset.all())
+
+
+async def test_transition_batch_moves_only_eligible(db: str, root: Path) -> None:
+    from rush.lifecycle import Trigger
+    from rush.transitions import transition_batch
+
+    a = await make_asset(root, "a.mp4")
+    b = await make_asset(root, "b.mp4")
+    c = await make_asset(root, "c.mp4", state=AssetState.DISCOVERED)
+    await Asset.filter(id=b.id).update(failed=True)
+    moved = await transition_batch(
+        [(a.id, "agent:x"), (b.id, "agent:y"), (c.id, "agent:z")],
+        AssetState.READY,
+        AssetState.PROCESSING_REVIEW,
+        Trigger.CLAIM,
+        extra_filter={"failed": False},
+    )
+    assert moved == [a.id]
+    states = {x.id: x.state for x in await Asset.all()}
+    assert states == {
+        a.id: AssetState.PROCESSING_REVIEW,
+        b.id: AssetState.READY,
+        c.id: AssetState.DISCOVERED,
+    }
+    events = await AssetEvent.all()
+    assert [(e.asset_id, e.actor, e.trigger) for e in events] == [(a.id, "agent:x", "claim")]
+    again = await transition_batch(
+        [(a.id, "agent:x")], AssetState.READY, AssetState.PROCESSING_REVIEW, Trigger.CLAIM
+    )
+    assert again == [] and await AssetEvent.all().count() == 1
