@@ -175,6 +175,11 @@ class AgentConfig(Section):
     work_dir: Path | None = None
     vosk_model: Path | None = None
     proxy: ProxyConfig = Field(default_factory=ProxyConfig)
+    #: "module:function" returning the agent's processors (given the Config); a plug-in
+    #: point for custom processors.
+    processors: str = "integrations.processors:default_processors"
+    #: On SIGTERM, running jobs get this long to finish before they are released.
+    shutdown_grace_s: float = Field(30.0, ge=0)
 
     @field_validator("id")
     @classmethod

@@ -9,10 +9,13 @@ from __future__ import annotations
 import contextlib
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 from actors.supervisor import Actor, Supervisor
 from rush import events
+from rush.commands import CommandRegistry, scan_handler
 from rush.config import Config
+from rush.messaging import Messenger
 from rush.storage import close_db, init_db
 
 log = logging.getLogger(__name__)
@@ -24,24 +27,92 @@ class ServerContext:
 
     config: Config
     bus: events.EventBus = field(default_factory=lambda: events.bus)
+    #: Manual triggers (`rush/cmd/{name}`); each feature registers its handler.
+    commands: CommandRegistry = field(default_factory=CommandRegistry)
+    #: Set by `build_mqtt_actors`: how actors publish/subscribe without importing MQTT.
+    messenger: Messenger | None = None
 
 
 def build_actors(ctx: ServerContext) -> list[Actor]:
     """Every long-lived actor of the server, in start order."""
     from actors.purger import Purger
     from actors.scanner import Scanner
+    from integrations.metrics import Metrics, MetricsCollector
     from web.app import WebServer
     from web.services import default_services
 
-    actors: list[Actor] = [
-        Scanner(ctx.config, bus=ctx.bus),
-        Purger(ctx.config, bus=ctx.bus),
-        WebServer(ctx.config, default_services(ctx.config, bus=ctx.bus)),
-    ]
-    if ctx.config.seedbox.enabled:
+    config = ctx.config
+    scanner = Scanner(config, bus=ctx.bus)
+    actors: list[Actor] = [scanner, Purger(config, bus=ctx.bus)]
+    ctx.commands.register("scan", scan_handler(scanner))
+    _register_commands(ctx)
+    if config.seedbox.enabled:
         from actors.seed_relocator import SeedRelocator
 
-        actors.append(SeedRelocator(ctx.config))
+        actors.append(SeedRelocator(config))
+    actors += build_mqtt_actors(ctx)
+    metrics = Metrics()
+    actors.append(MetricsCollector(config, metrics, bus=ctx.bus))
+    actors.append(WebServer(config, default_services(config, bus=ctx.bus, metrics=metrics)))
+    return actors
+
+
+def _register_commands(ctx: ServerContext) -> None:
+    """`rush/cmd/{name}` triggers: dry runs unless the payload explicitly confirms."""
+    from rush.batch_commands import cmd_apply, cmd_purge
+    from rush.seedbox.service import cmd_seedbox_run
+
+    config = ctx.config
+
+    async def apply(payload: dict[str, Any]) -> dict[str, Any]:
+        return await cmd_apply(config, payload)
+
+    async def purge(payload: dict[str, Any]) -> dict[str, Any]:
+        return await cmd_purge(config, payload)
+
+    async def seedbox_run(payload: dict[str, Any]) -> dict[str, Any]:
+        return await cmd_seedbox_run(config, payload)
+
+    ctx.commands.register("apply", apply)
+    ctx.commands.register("purge", purge)
+    ctx.commands.register("seedbox/run", seedbox_run)
+
+
+def build_mqtt_actors(ctx: ServerContext) -> list[Actor]:
+    """The MQTT bridge (+ embedded broker when `mqtt.host` is empty), jobs, Home Assistant."""
+    from actors.event_forwarder import EventForwarder
+    from actors.jobs import CommandService, JobService, LeaseKeeper
+    from integrations.homeassistant.publisher import HomeAssistantPublisher
+    from integrations.mqtt.broker import EmbeddedBroker
+    from integrations.mqtt.client import MqttBridge
+    from integrations.mqtt.topics import Topics
+
+    config = ctx.config
+    mqtt = config.mqtt
+    topics = Topics(mqtt.prefix)
+    actors: list[Actor] = []
+    host, port = mqtt.host, mqtt.port
+    if not host:
+        actors.append(EmbeddedBroker(mqtt.embedded_port))
+        host, port = "127.0.0.1", mqtt.embedded_port
+    bridge = MqttBridge(
+        mqtt,
+        status_topic=topics.server_status,
+        name="mqtt",
+        host=host,
+        port=port,
+        bus=ctx.bus,
+        events_topic=topics.events_asset,
+        workers=64,
+    )
+    ctx.messenger = bridge
+    jobs = JobService(config, bridge, bus=ctx.bus)
+    jobs.install()
+    commands = CommandService(config, bridge, ctx.commands)
+    commands.install()
+    actors += [bridge, jobs, LeaseKeeper(config, bus=ctx.bus), commands]
+    actors.append(EventForwarder(ctx.bus, bridge, {"batch": f"{mqtt.prefix}/events/batch"}))
+    actors.append(HomeAssistantPublisher(config, bridge, ctx.bus))
     return actors
 
 

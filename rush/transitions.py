@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tortoise.transactions import in_transaction
@@ -191,3 +191,93 @@ async def history(asset_id: uuid.UUID | str) -> list[AssetEvent]:
 
 def ids(values: Iterable[Any]) -> list[uuid.UUID]:
     return [v if isinstance(v, uuid.UUID) else uuid.UUID(str(v)) for v in values]
+
+
+async def transition_batch(
+    moves: Sequence[tuple[uuid.UUID, str]],
+    source: AssetState,
+    target: AssetState,
+    trigger: Trigger,
+    *,
+    extra_filter: dict[str, Any] | None = None,
+    updates: dict[str, Any] | None = None,
+    at: datetime | None = None,
+    bus: events.EventBus | None = None,
+    emit: bool = True,
+) -> list[uuid.UUID]:
+    """Many single-asset transitions, each with its own actor, in one transaction.
+
+    Why: the dispatcher hands out hundreds of claims per second; one conditional UPDATE
+    and one history insert per batch instead of per asset keeps SQLite fast.  Like
+    `transition`, only assets still in `source` (and matching `extra_filter`) move; the
+    others are skipped and left out of the returned ids, and the ids returned are
+    exactly those this call moved.  Call inside an outer transaction with `emit=False` and
+    emit `asset_events(...)` after the commit when more writes must be atomic with it.
+    """
+    check_transition(source, target, trigger)
+    at = _unique_time(at or utcnow())
+    values: dict[str, Any] = {"state": target, "state_changed_at": at, "updated_at": at}
+    if updates:
+        values.update(updates)
+    actors = dict(moves)
+    if not actors:
+        return []
+    async with in_transaction() as conn:
+        # Update first, then read back which rows this very UPDATE moved: they carry
+        # this batch's unique `state_changed_at`.  No row is reported that another
+        # transaction moved, on either backend, without relying on row locks.
+        query = Asset.filter(id__in=list(actors), state=source)
+        if extra_filter:
+            query = query.filter(**extra_filter)
+        changed = await query.using_db(conn).update(**values)
+        if not changed:
+            return []
+        moved = ids(
+            await Asset.filter(id__in=list(actors), state=target, state_changed_at=at)
+            .using_db(conn)
+            .values_list("id", flat=True)
+        )
+        if len(moved) != changed:  # pragma: no cover - would mean a clock collision
+            raise StaleState(moved[0] if moved else next(iter(actors)), source)
+        await AssetEvent.bulk_create(
+            [
+                AssetEvent(
+                    asset_id=aid,
+                    from_state=source,
+                    to_state=target,
+                    trigger=trigger,
+                    actor=actors[aid],
+                    at=at,
+                )
+                for aid in moved
+            ],
+            using_db=conn,
+        )
+    if emit:
+        emit_transitions([(aid, actors[aid]) for aid in moved], source, target, trigger, at, bus)
+    return moved
+
+
+def emit_transitions(
+    moved: Sequence[tuple[uuid.UUID, str]],
+    source: AssetState,
+    target: AssetState,
+    trigger: Trigger,
+    at: datetime,
+    bus: events.EventBus | None = None,
+) -> None:
+    """Announce committed transitions on the event bus (see `transition_batch`)."""
+    target_bus = bus or events.bus
+    for aid, actor in moved:
+        target_bus.emit(events.asset_transitioned(str(aid), source, target, at, trigger, actor))
+
+
+_last_time: list[datetime] = []
+
+
+def _unique_time(at: datetime) -> datetime:
+    """A timestamp no earlier batch of this process used (microsecond resolution)."""
+    if _last_time and at <= _last_time[0]:
+        at = _last_time[0] + timedelta(microseconds=1)
+    _last_time[:] = [at]
+    return at

@@ -25,6 +25,8 @@ COMMANDS = (
     "purge_cli",
     "asset_cmd",
     "user",
+    "agent",
+    "demo",
 )
 
 

@@ -1,0 +1,249 @@
+"""Thin MQTT handlers around `rush.leasing`: registry, dispatcher, result intake, keeper.
+
+Why thin: every rule lives in `rush.leasing` (tested on both databases without a
+broker); these actors only decode payloads (bad ones are logged and dropped), call the
+service and publish the answer.  They talk to the broker through `Messenger` only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from integrations.mqtt.payloads import (
+    AckPayload,
+    ClaimPayload,
+    DerivativesPayload,
+    FactsPayload,
+    HeartbeatPayload,
+    JobAnswer,
+    RegisterPayload,
+    ResultPayload,
+    decode,
+)
+from integrations.mqtt.topics import TopicKind, Topics
+from rush import events, leasing
+from rush.config import Config
+from rush.leasing import Dispatcher, JobResult, LeaseSettings
+from rush.messaging import Messenger
+
+log = logging.getLogger(__name__)
+
+
+class JobService:
+    """Agent registry (Workflow 2), dispatcher (Workflow 3) and result intake."""
+
+    name = "jobs"
+
+    def __init__(
+        self, config: Config, messenger: Messenger, *, bus: events.EventBus | None = None
+    ) -> None:
+        self.config = config
+        self.messenger = messenger
+        self.topics = Topics(config.mqtt.prefix)
+        self.settings = LeaseSettings.from_config(config)
+        self.bus = bus
+        self.dispatcher = Dispatcher(self.settings, bus=bus)
+        self.max_bytes = config.mqtt.max_payload_bytes
+        self.refused = 0
+        self._installed = False
+
+    def install(self) -> None:
+        """Subscribe the handlers (idempotent)."""
+        if self._installed:
+            return
+        self._installed = True
+        t = self.topics
+        sub = self.messenger.subscribe
+        sub(t.agents_filter("status"), self.on_status)
+        sub(t.agents_filter("register"), self.on_register)
+        sub(t.agents_filter("claim"), self.on_claim)
+        for message in ("heartbeat", "facts", "derivatives", "result"):
+            sub(t.jobs_filter(message), self.on_job_message)
+
+    async def run(self) -> None:
+        self.install()
+        await asyncio.Event().wait()
+
+    # --- handlers ---------------------------------------------------------------
+    async def on_status(self, topic: str, payload: bytes) -> None:
+        parsed = self.topics.parse(topic)
+        if parsed is None or parsed.kind is not TopicKind.AGENT_STATUS or not parsed.agent_id:
+            return
+        text = payload.decode("utf-8", "replace").strip()
+        if text not in ("online", "offline"):
+            log.warning("ignored agent status %r on %s", text[:32], topic)
+            return
+        await leasing.set_agent_online(parsed.agent_id, text == "online")
+
+    async def on_register(self, topic: str, payload: bytes) -> None:
+        parsed = self.topics.parse(topic)
+        if parsed is None or parsed.agent_id is None:
+            return
+        reg = decode(RegisterPayload, payload, topic=topic, max_bytes=self.max_bytes)
+        if reg is None:
+            return
+        self.dispatcher.forget_agent(parsed.agent_id)
+        params = await leasing.register_agent(
+            parsed.agent_id,
+            self.settings,
+            client_id=reg.client_id,
+            version=reg.version,
+            hostname=reg.hostname,
+            capabilities=reg.capabilities,
+            max_jobs=reg.max_jobs,
+            job_types=[str(t) for t in reg.job_types],
+        )
+        log.info(
+            "agent %s registered (%s, %s): %s", parsed.agent_id, reg.hostname, reg.version, params
+        )
+        await self.messenger.publish(self.topics.agent_config(parsed.agent_id), params, retain=True)
+
+    async def on_claim(self, topic: str, payload: bytes) -> None:
+        parsed = self.topics.parse(topic)
+        if parsed is None or parsed.agent_id is None:
+            return
+        claim = decode(ClaimPayload, payload, topic=topic, max_bytes=self.max_bytes)
+        if claim is None:
+            return
+        job = await self.dispatcher.claim(
+            parsed.agent_id, claim.request_id, [str(t) for t in claim.job_types]
+        )
+        answer = JobAnswer(request_id=claim.request_id, job=job)
+        await self.messenger.publish(self.topics.agent_job(parsed.agent_id), answer)
+
+    async def on_job_message(self, topic: str, payload: bytes) -> None:
+        parsed = self.topics.parse(topic)
+        if parsed is None or parsed.agent_id is None or parsed.job_id is None:
+            return
+        agent, job = parsed.agent_id, parsed.job_id
+        mb = self.max_bytes
+        verdict: leasing.Verdict
+        if parsed.kind is TopicKind.HEARTBEAT:
+            hb = decode(HeartbeatPayload, payload, topic=topic, max_bytes=mb)
+            if hb is None:
+                return
+            verdict = await leasing.heartbeat(agent, job, hb.lock_token, hb.progress, self.settings)
+        elif parsed.kind is TopicKind.FACTS:
+            facts = decode(FactsPayload, payload, topic=topic, max_bytes=mb)
+            if facts is None:
+                return
+            verdict = await leasing.store_facts(agent, job, facts.lock_token, facts.facts)
+        elif parsed.kind is TopicKind.DERIVATIVES:
+            der = decode(DerivativesPayload, payload, topic=topic, max_bytes=mb)
+            if der is None:
+                return
+            verdict = await leasing.store_derivatives(
+                agent, job, der.lock_token, list(der.derivatives)
+            )
+        elif parsed.kind is TopicKind.RESULT:
+            res = decode(ResultPayload, payload, topic=topic, max_bytes=mb)
+            if res is None:
+                return
+            verdict = await leasing.finish_job(
+                agent, job, res.lock_token, to_job_result(res), self.settings, bus=self.bus
+            )
+            ack = AckPayload(
+                lock_token=res.lock_token, accepted=verdict.accepted, reason=verdict.reason
+            )
+            await self.messenger.publish(self.topics.job_ack(agent, job), ack)
+        else:
+            return
+        if not verdict.accepted:
+            self.refused += 1
+            log.warning(
+                "refused %s from agent %s for job %s: %s", parsed.kind, agent, job, verdict.reason
+            )
+
+
+def to_job_result(res: ResultPayload) -> JobResult:
+    return JobResult(
+        status=res.status,
+        error=res.error,
+        facts=res.facts,
+        derivatives=list(res.derivatives) if res.derivatives is not None else None,
+        transcript=res.transcript.model_dump() if res.transcript is not None else None,
+        suggestions=[s.model_dump() for s in res.suggestions] if res.suggestions else None,
+    )
+
+
+class LeaseKeeper:
+    """Expires leases whose TTL passed without a heartbeat (Workflow 15: locks expire)."""
+
+    name = "lease-keeper"
+
+    def __init__(self, config: Config, *, bus: events.EventBus | None = None) -> None:
+        self.settings = LeaseSettings.from_config(config)
+        self.interval = config.leases.check_interval_s
+        self.bus = bus
+
+    async def run(self) -> None:
+        while True:
+            expired = await leasing.expire_leases(self.settings, bus=self.bus)
+            if expired:
+                log.info("lease keeper: %d lease(s) expired", expired)
+            await asyncio.sleep(self.interval)
+
+
+class CommandService:
+    """`{prefix}/cmd/{name}` -> `CommandRegistry`, outcome on `{prefix}/cmd/{name}/result`.
+
+    Commands run one at a time in this actor's own loop so a long scan never holds up
+    the agents' messages."""
+
+    name = "commands"
+
+    def __init__(self, config: Config, messenger: Messenger, registry: Any) -> None:
+        self.topics = Topics(config.mqtt.prefix)
+        self.messenger = messenger
+        self.registry = registry
+        self.max_bytes = config.mqtt.max_payload_bytes
+        self._queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue(100)
+        self._installed = False
+
+    def install(self) -> None:
+        if not self._installed:
+            self._installed = True
+            self.messenger.subscribe(self.topics.cmd_filter, self.on_command)
+
+    async def on_command(self, topic: str, payload: bytes) -> None:
+        parsed = self.topics.parse(topic)
+        if parsed is None or parsed.kind is not TopicKind.COMMAND or parsed.command is None:
+            return
+        args = parse_command_payload(payload, topic=topic, max_bytes=self.max_bytes)
+        if args is None:
+            await self.messenger.publish(
+                self.topics.cmd_result(parsed.command),
+                {"command": parsed.command, "ok": False, "error": "payload must be a JSON object"},
+            )
+            return
+        if self._queue.full():
+            log.warning("command queue full: dropped %s", parsed.command)
+            return
+        self._queue.put_nowait((parsed.command, args))
+
+    async def run(self) -> None:
+        self.install()
+        while True:
+            name, args = await self._queue.get()
+            log.info("command %s %s", name, args)
+            outcome = await self.registry.execute(name, args)
+            await self.messenger.publish(self.topics.cmd_result(name), outcome)
+
+
+def parse_command_payload(payload: bytes, *, topic: str, max_bytes: int) -> dict[str, Any] | None:
+    """Empty payload = no arguments; otherwise a JSON object, else None (logged)."""
+    import orjson
+
+    if not payload.strip():
+        return {}
+    if len(payload) > max_bytes:
+        log.warning("dropped oversized command on %s", topic)
+        return None
+    try:
+        data = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        log.warning("dropped malformed command payload on %s", topic)
+        return None
+    return data if isinstance(data, dict) else None

@@ -1,0 +1,237 @@
+"""Claim throughput: N simulated agents against a real Mosquitto and a SQLite pool.
+
+Starts its own Mosquitto with the shipped `deploy/mosquitto/mosquitto.conf` settings
+(anonymous for the bench, on a free port), fills a SQLite database with READY assets,
+runs the server's MQTT actors in this process and the simulated agents in a child
+process (so both sides get their own CPU), then prints claims per second, the p50/p99
+claim round trip, the number of double claims (must be 0) and a raw aiomqtt QoS 1
+ping-pong round trip measured through the same broker.  The last line is JSON.
+
+    python bench/claims.py [--quick] [--agents 20] [--assets 6000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+# --- child process: the simulated agents -------------------------------------------------
+
+
+async def agents_main(port: int, prefix: str, agents: int) -> None:
+    import orjson
+
+    from integrations.mqtt.client import make_client
+    from rush.config import MqttConfig
+
+    cfg = MqttConfig(host="127.0.0.1", port=port, prefix=prefix)
+    ready = asyncio.Barrier(agents + 1)
+    start_box: dict[str, float] = {}
+    results: list[dict[str, Any]] = []
+
+    async def agent(n: int) -> None:
+        agent_id = f"bench{n:03d}"
+        base = f"{prefix}/agents/{agent_id}"
+        rtts: list[float] = []
+        got: list[str] = []
+        async with make_client(cfg, identifier=f"{agent_id}-{uuid.uuid4().hex[:6]}") as client:
+            await client.subscribe(f"{base}/job", qos=1)
+            await client.subscribe(f"{base}/config", qos=1)
+            register = {"client_id": agent_id, "max_jobs": 10_000}
+            await client.publish(f"{base}/register", orjson.dumps(register), qos=1)
+            messages = client.messages
+            async for message in messages:
+                if message.topic.value.endswith("/config"):
+                    break
+            await ready.wait()
+            while True:
+                request_id = uuid.uuid4().hex
+                body = orjson.dumps({"request_id": request_id, "job_types": ["process_for_review"]})
+                t0 = time.perf_counter()
+                await client.publish(f"{base}/claim", body, qos=1)
+                answer: dict[str, Any] = {}
+                async for message in messages:
+                    answer = orjson.loads(message.payload)
+                    if answer.get("request_id") == request_id:
+                        break
+                rtts.append((time.perf_counter() - t0) * 1000)
+                job = answer.get("job")
+                if job is None:
+                    rtts.pop()  # the empty answer that ends the run is not a claim
+                    break
+                got.append(job["asset_uuid"])
+        results.append({"agent": agent_id, "rtts": rtts, "assets": got, "end": time.perf_counter()})
+
+    async with asyncio.TaskGroup() as group:
+        for n in range(agents):
+            group.create_task(agent(n))
+        await ready.wait()
+        start_box["t"] = time.perf_counter()
+    end = max(r["end"] for r in results)
+    rtts = [x for r in results for x in r["rtts"]]
+    assets = [a for r in results for a in r["assets"]]
+    print(
+        json.dumps(
+            {
+                "claims": len(assets),
+                "wall_s": end - start_box["t"],
+                "rtts": rtts,
+                "assets": assets,
+            }
+        )
+    )
+
+
+# --- parent: broker, database, server ----------------------------------------------------
+
+
+async def raw_roundtrip(port: int, prefix: str, rounds: int) -> float:
+    """p50 of a QoS 1 request/response between two aiomqtt clients through the broker."""
+    from integrations.mqtt.client import make_client
+    from rush.config import MqttConfig
+
+    cfg = MqttConfig(host="127.0.0.1", port=port)
+    ping, pong = f"{prefix}/raw/ping", f"{prefix}/raw/pong"
+    async with make_client(cfg) as a, make_client(cfg) as b:
+        await a.subscribe(pong, qos=1)
+        await b.subscribe(ping, qos=1)
+
+        async def echo() -> None:
+            echoed = 0
+            async for message in b.messages:
+                await b.publish(pong, message.payload, qos=1)
+                echoed += 1
+                if echoed == rounds:
+                    return
+
+        async with asyncio.TaskGroup() as group:
+            group.create_task(echo())
+            times: list[float] = []
+            stream = a.messages
+            for i in range(rounds):
+                t0 = time.perf_counter()
+                await a.publish(ping, str(i).encode(), qos=1)
+                await stream.__anext__()
+                times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    from rush.layout import init_library
+    from rush.lifecycle import AssetState
+    from rush.media import MediaKind
+    from rush.models import Asset, AssetEvent, Lease
+    from rush.storage import close_db, init_db
+    from tests.agent_support import Mosquitto, make_config, server_actors
+
+    work = Path(tempfile.mkdtemp(prefix="rush-bench-"))
+    broker = Mosquitto(work / "broker")
+    broker.start()
+    prefix = f"rush-bench-{uuid.uuid4().hex[:8]}"
+    try:
+        root = work / "lib"
+        init_library(root)
+        await init_db(f"sqlite://{work / 'rush.db'}")
+        try:
+            assets = [
+                Asset(
+                    kind=MediaKind.VIDEO,
+                    rel_path=f"INBOX/b/{i:06d}.mp4",
+                    path_key=f"INBOX/b/{i:06d}.mp4",
+                    state=AssetState.READY,
+                )
+                for i in range(args.assets)
+            ]
+            await Asset.bulk_create(assets, batch_size=1000)
+            raw = await raw_roundtrip(broker.port, prefix, 300 if args.quick else 1000)
+            config = make_config(root, prefix=prefix, port=broker.port, ttl=600, heartbeat=60)
+            config.leases.default_quota = 100_000
+            config.leases.check_interval_s = 30
+            async with server_actors(config):
+                proc = await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    __file__,
+                    "--child",
+                    str(broker.port),
+                    prefix,
+                    str(args.agents),
+                    stdout=asyncio.subprocess.PIPE,
+                    env={**os.environ, "PYTHONPATH": str(REPO)},
+                )
+                out, _ = await proc.communicate()
+            child = json.loads(out.decode().strip().splitlines()[-1])
+            per_asset: dict[str, int] = {}
+            for event in await AssetEvent.filter(trigger="claim"):
+                per_asset[str(event.asset_id)] = per_asset.get(str(event.asset_id), 0) + 1
+            db_doubles = sum(n - 1 for n in per_asset.values() if n > 1)
+            leases = await Lease.all().values_list("asset_id", flat=True)
+            lease_doubles = len(leases) - len(set(leases))
+            answer_doubles = len(child["assets"]) - len(set(child["assets"]))
+        finally:
+            await close_db()
+    finally:
+        broker.stop(kill=True)
+    rtts = child["rtts"]
+    return {
+        "agents": args.agents,
+        "claims": child["claims"],
+        "claims_per_s": round(child["claims"] / child["wall_s"], 1),
+        "p50_ms": round(percentile(rtts, 0.5), 3),
+        "p99_ms": round(percentile(rtts, 0.99), 3),
+        "double_claims": db_doubles + lease_doubles + answer_doubles,
+        "raw_roundtrip_ms": round(raw, 3),
+    }
+
+
+def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        import uvloop
+
+        uvloop.run(agents_main(int(sys.argv[2]), sys.argv[3], int(sys.argv[4])))
+        return 0
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small pool, under a minute")
+    parser.add_argument("--agents", type=int, default=20)
+    parser.add_argument("--assets", type=int, default=None)
+    args = parser.parse_args()
+    if args.assets is None:
+        args.assets = 1500 if args.quick else 10_000
+    import logging
+
+    logging.basicConfig(level=logging.WARNING)
+    import uvloop
+
+    result = uvloop.run(main_async(args))
+    print(
+        f"{result['agents']} agents, {result['claims']} claims: "
+        f"{result['claims_per_s']} claims/s, p50 {result['p50_ms']} ms, "
+        f"p99 {result['p99_ms']} ms, double claims {result['double_claims']}; "
+        f"raw MQTT QoS 1 round trip p50 {result['raw_roundtrip_ms']} ms"
+    )
+    print(json.dumps(result))
+    return 0 if result["double_claims"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

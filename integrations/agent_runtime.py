@@ -1,0 +1,431 @@
+"""The RushIndexer agent runtime behind `rush agent` (Workflows 2, 3, 4, 15).
+
+Why this shape: an agent runs for hours on a laptop or a Raspberry Pi whose network
+and broker come and go.  It registers on every connection, honours the parameters the
+server assigns (quota, priorities, heartbeat period), claims only with spare capacity
+and with the NAS share mounted, and keeps every final result in an outbox that is
+re-sent until the server acknowledges it, so a broker restart loses nothing.  Claims
+are retried with the same `request_id`, which the server answers idempotently.
+On SIGTERM it stops claiming, lets running jobs finish for `agent.shutdown_grace_s`,
+then releases the rest (no attempt is counted for a released job).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+import re
+import socket
+import uuid
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from integrations.mqtt.client import MqttBridge
+from integrations.mqtt.payloads import (
+    AckPayload,
+    AgentParams,
+    JobAnswer,
+    ResultPayload,
+    decode,
+    encode,
+)
+from integrations.mqtt.topics import TopicKind, Topics
+from rush import __version__
+from rush.config import Config
+from rush.jobs import JobFailed, JobOutput, JobSpec, JobType, Processor
+from rush.layout import LibraryNotMounted, read_marker, resolve
+
+log = logging.getLogger(__name__)
+
+CLAIM_TIMEOUT_S = 5.0
+
+
+class NoProcessors(RuntimeError):
+    """The configured processors could not be loaded."""
+
+
+def default_agent_id() -> str:
+    """The host name made topic-safe (the default `agent.id`)."""
+    name = re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname().split(".")[0])[:64]
+    return name or "agent"
+
+
+def load_processors(config: Config) -> list[Processor]:
+    """Import `agent.processors` ("module:function") lazily and build the processors."""
+    spec = config.agent.processors
+    module_name, _, func_name = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+        factory: Callable[[Config], Iterable[Processor]] = getattr(
+            module, func_name or "processors"
+        )
+    except (ImportError, AttributeError) as exc:
+        raise NoProcessors(
+            f"cannot load processors {spec!r} (agent.processors): {exc}; "
+            "this agent has nothing to run"
+        ) from exc
+    return list(factory(config))
+
+
+def check_mount(mount: Path | None, library_id: str) -> str | None:
+    """Why the library is not usable here, or None when the share is mounted."""
+    if mount is None:
+        return "agent.library_mount is not set"
+    try:
+        marker = read_marker(mount)
+    except LibraryNotMounted as exc:
+        return str(exc)
+    if library_id and marker.library_id != library_id:
+        return f"{mount} holds library {marker.library_id}, expected {library_id}"
+    return None
+
+
+class _Context:
+    """`rush.jobs.JobContext` for one job."""
+
+    def __init__(self, runtime: AgentRuntime, job: JobSpec, root: Path) -> None:
+        self.library_root = root
+        self._runtime = runtime
+        self._job = job
+        self.progress = 0.0
+
+    async def heartbeat(self, progress: float) -> None:
+        self.progress = max(0.0, min(1.0, progress))
+        await self._runtime.send_heartbeat(self._job, self.progress)
+
+    def abs_path(self, rel: str) -> Path:
+        return resolve(self.library_root, rel)
+
+
+class AgentRuntime:
+    name = "agent"
+
+    def __init__(
+        self,
+        config: Config,
+        processors: Iterable[Processor],
+        *,
+        agent_id: str | None = None,
+        host: str | None = None,
+        port: int | None = None,
+        resend_s: float = 2.0,
+    ) -> None:
+        self.config = config
+        self.agent_id = agent_id or config.agent.id or default_agent_id()
+        self.topics = Topics(config.mqtt.prefix)
+        self.processors: dict[JobType, Processor] = {p.job_type: p for p in processors}
+        mqtt = config.mqtt
+        self.bridge = MqttBridge(
+            mqtt,
+            status_topic=self.topics.agent_status(self.agent_id),
+            name=f"agent-{self.agent_id}",
+            host=host or mqtt.host or "127.0.0.1",
+            port=port or (mqtt.port if mqtt.host else mqtt.embedded_port),
+            identifier=f"rush-agent-{self.agent_id}-{uuid.uuid4().hex[:6]}",
+            workers=1,
+        )
+        self.resend_s = resend_s
+        self.params: AgentParams | None = None
+        self.completed = 0
+        self.failed = 0
+        self.released = 0
+        self._config_event = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._job_finished = asyncio.Event()
+        self._pending_claim: tuple[str, asyncio.Future[JobSpec | None]] | None = None
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._outbox: dict[str, tuple[str, bytes, str]] = {}
+        self._outbox_empty = asyncio.Event()
+        self._outbox_empty.set()
+        self._mount_warned = False
+
+    # --- public -------------------------------------------------------------------
+    def stop(self) -> None:
+        """Stop claiming, finish or release running jobs, flush results, disconnect."""
+        self._stopping.set()
+
+    @property
+    def running_jobs(self) -> int:
+        return len(self._running)
+
+    async def run(self) -> None:
+        if not self.processors:
+            raise NoProcessors("no processors: nothing to run")
+        t = self.topics
+        self.bridge.subscribe(t.agent_config(self.agent_id), self._on_config)
+        self.bridge.subscribe(t.agent_job(self.agent_id), self._on_answer)
+        self.bridge.subscribe(f"{t.prefix}/agents/{self.agent_id}/jobs/+/ack", self._on_ack)
+        self.bridge.add_on_connect(self._on_connect)
+        async with asyncio.TaskGroup() as outer:
+            bridge = outer.create_task(self.bridge.run(), name=f"{self.agent_id}-mqtt")
+            resender = outer.create_task(self._resender())
+            async with asyncio.TaskGroup() as jobs:
+                await self._claim_loop(jobs)
+                await self._drain()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._outbox_empty.wait(), timeout=10)
+            if self._outbox:
+                log.warning(
+                    "agent %s stops with %d unacknowledged result(s)",
+                    self.agent_id,
+                    len(self._outbox),
+                )
+            resender.cancel()
+            bridge.cancel()
+
+    # --- MQTT handlers ----------------------------------------------------------------
+    async def _on_connect(self) -> None:
+        register = {
+            "client_id": self.bridge.identifier,
+            "version": __version__,
+            "hostname": socket.gethostname(),
+            "capabilities": {str(t): p.capabilities() for t, p in self.processors.items()},
+            "max_jobs": self.config.agent.max_jobs,
+            "job_types": [str(t) for t in self._job_types()],
+        }
+        await self.bridge.publish(self.topics.agent_register(self.agent_id), register)
+        for topic, payload, _token in list(self._outbox.values()):
+            await self.bridge.publish(topic, payload)
+
+    async def _on_config(self, topic: str, payload: bytes) -> None:
+        params = decode(
+            AgentParams, payload, topic=topic, max_bytes=self.config.mqtt.max_payload_bytes
+        )
+        if params is None:
+            return
+        if params != self.params:
+            log.info("agent %s parameters: %s", self.agent_id, params.model_dump())
+        self.params = params
+        self._config_event.set()
+
+    async def _on_answer(self, topic: str, payload: bytes) -> None:
+        answer = decode(
+            JobAnswer, payload, topic=topic, max_bytes=self.config.mqtt.max_payload_bytes
+        )
+        if answer is None:
+            return
+        pending = self._pending_claim
+        if pending is not None and pending[0] == answer.request_id:
+            if not pending[1].done():
+                pending[1].set_result(answer.job)
+            return
+        job = answer.job
+        if job is not None and job.job_id not in self._running:
+            # An answer to a claim we gave up on: give the job back at once.
+            log.warning(
+                "agent %s got an unexpected job %s; releasing it", self.agent_id, job.job_id
+            )
+            await self._send_result(
+                job, ResultPayload(lock_token=job.lock_token, status="released")
+            )
+
+    async def _on_ack(self, topic: str, payload: bytes) -> None:
+        parsed = self.topics.parse(topic)
+        ack = decode(AckPayload, payload, topic=topic, max_bytes=self.config.mqtt.max_payload_bytes)
+        if parsed is None or parsed.kind is not TopicKind.ACK or ack is None or not parsed.job_id:
+            return
+        entry = self._outbox.get(parsed.job_id)
+        if entry is not None and entry[2] == ack.lock_token:
+            del self._outbox[parsed.job_id]
+            if not ack.accepted:
+                log.warning(
+                    "server refused the result of job %s: %s", parsed.job_id, ack.reason or "?"
+                )
+            if not self._outbox:
+                self._outbox_empty.set()
+
+    # --- claiming -------------------------------------------------------------------
+    def _job_types(self) -> list[JobType]:
+        wanted = [JobType(t) for t in self.config.agent.job_types]
+        return [t for t in wanted if t in self.processors]
+
+    def _capacity(self) -> int:
+        quota = self.params.quota if self.params else 1
+        return min(quota, self.config.agent.max_jobs) - len(self._running)
+
+    async def _sleep_or_stop(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+
+    async def _claim_loop(self, jobs: asyncio.TaskGroup) -> None:
+        stop_wait = asyncio.ensure_future(self._stopping.wait())
+        config_wait = asyncio.ensure_future(self._config_event.wait())
+        try:
+            await asyncio.wait({stop_wait, config_wait}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop_wait.cancel()
+            config_wait.cancel()
+        idle = self.config.agent.idle_poll_s
+        while not self._stopping.is_set():
+            if self._capacity() <= 0:
+                self._job_finished.clear()
+                await self._wait_job_or_stop()
+                continue
+            problem = check_mount(self.config.agent.library_mount, self.config.agent.library_id)
+            if problem:
+                if not self._mount_warned:
+                    log.warning("agent %s not claiming: %s", self.agent_id, problem)
+                    self._mount_warned = True
+                await self._sleep_or_stop(idle)
+                continue
+            self._mount_warned = False
+            job = await self._claim()
+            if job is None:
+                await self._sleep_or_stop(idle)
+                continue
+            log.info(
+                "agent %s took job %s (%s) for asset %s",
+                self.agent_id,
+                job.job_id,
+                job.type,
+                job.asset_uuid,
+            )
+            self._running[job.job_id] = jobs.create_task(self._run_job(job))
+
+    async def _wait_job_or_stop(self) -> None:
+        await self._wait_either(self._job_finished)
+
+    async def _wait_either(self, event: asyncio.Event) -> None:
+        """Until `event` is set or the agent is asked to stop."""
+        a = asyncio.ensure_future(event.wait())
+        b = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({a, b}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            a.cancel()
+            b.cancel()
+
+    async def _claim(self) -> JobSpec | None:
+        """One claim, re-sent with the same request_id until answered or stopping."""
+        request_id = uuid.uuid4().hex
+        future: asyncio.Future[JobSpec | None] = asyncio.get_running_loop().create_future()
+        self._pending_claim = (request_id, future)
+        payload = {"request_id": request_id, "job_types": [str(t) for t in self._job_types()]}
+        try:
+            while not self._stopping.is_set():
+                if not self.bridge.connected.is_set():
+                    await self._wait_either(self.bridge.connected)
+                    continue
+                await self.bridge.publish(self.topics.agent_claim(self.agent_id), payload)
+                with contextlib.suppress(TimeoutError):
+                    return await asyncio.wait_for(asyncio.shield(future), CLAIM_TIMEOUT_S)
+                log.info("agent %s: claim %s unanswered; asking again", self.agent_id, request_id)
+            return None
+        finally:
+            self._pending_claim = None
+
+    # --- jobs -------------------------------------------------------------------------
+    async def send_heartbeat(self, job: JobSpec, progress: float) -> None:
+        await self.bridge.publish(
+            self.topics.job_heartbeat(self.agent_id, job.job_id),
+            {"lock_token": job.lock_token, "progress": progress},
+        )
+
+    async def _heartbeats(self, job: JobSpec, ctx: _Context) -> None:
+        while True:
+            period = self.params.heartbeat_s if self.params else 30.0
+            await asyncio.sleep(period)
+            await self.send_heartbeat(job, ctx.progress)
+
+    async def _run_job(self, job: JobSpec) -> None:
+        root = self.config.agent.library_mount or Path(".")
+        ctx = _Context(self, job, root)
+        processor = self.processors.get(job.type)
+        try:
+            async with asyncio.TaskGroup() as group:
+                beats = group.create_task(self._heartbeats(job, ctx))
+                try:
+                    result = await self._process(processor, job, ctx)
+                finally:
+                    beats.cancel()
+            await self._send_result(job, result)
+        except asyncio.CancelledError:
+            log.info("agent %s releases job %s", self.agent_id, job.job_id)
+            self.released += 1
+            await self._send_result(
+                job, ResultPayload(lock_token=job.lock_token, status="released")
+            )
+            raise
+        finally:
+            self._running.pop(job.job_id, None)
+            self._job_finished.set()
+
+    async def _process(
+        self, processor: Processor | None, job: JobSpec, ctx: _Context
+    ) -> ResultPayload:
+        if processor is None:
+            self.failed += 1
+            return ResultPayload(
+                lock_token=job.lock_token, status="error", error=f"no processor for {job.type}"
+            )
+        try:
+            output: JobOutput = await processor.run(job, ctx)
+        except JobFailed as exc:
+            self.failed += 1
+            log.warning("job %s failed: %s", job.job_id, exc)
+            return ResultPayload(lock_token=job.lock_token, status="error", error=str(exc)[:4000])
+        except Exception as exc:
+            self.failed += 1
+            log.exception("processor %s crashed on job %s", job.type, job.job_id)
+            return ResultPayload(
+                lock_token=job.lock_token,
+                status="error",
+                error=f"processor crashed: {type(exc).__name__}: {exc}"[:4000],
+            )
+        token = job.lock_token
+        if output.facts is not None:
+            await self.bridge.publish(
+                self.topics.job_facts(self.agent_id, job.job_id),
+                {"lock_token": token, "facts": output.facts},
+            )
+        if output.derivatives:
+            await self.bridge.publish(
+                self.topics.job_derivatives(self.agent_id, job.job_id),
+                {
+                    "lock_token": token,
+                    "derivatives": [d.model_dump(mode="json") for d in output.derivatives],
+                },
+            )
+        self.completed += 1
+        data: dict[str, Any] = {
+            "lock_token": token,
+            "status": "ok",
+            "facts": output.facts,
+            "derivatives": output.derivatives,
+            "transcript": output.transcript,
+            "suggestions": output.suggestions,
+        }
+        return ResultPayload.model_validate(data)
+
+    async def _send_result(self, job: JobSpec, result: ResultPayload) -> None:
+        topic = self.topics.job_result(self.agent_id, job.job_id)
+        payload = encode(result.model_dump_json(exclude_none=True))
+        self._outbox[job.job_id] = (topic, payload, job.lock_token)
+        self._outbox_empty.clear()
+        await self.bridge.publish(topic, payload)
+
+    async def _resender(self) -> None:
+        """Results stay in the outbox until acknowledged; re-send them now and then."""
+        while True:
+            await asyncio.sleep(self.resend_s)
+            if self.bridge.connected.is_set():
+                for topic, payload, _token in list(self._outbox.values()):
+                    await self.bridge.publish(topic, payload)
+
+    async def _drain(self) -> None:
+        """After stop: give running jobs the grace period, then cancel (= release) them."""
+        if not self._running:
+            return
+        grace = self.config.agent.shutdown_grace_s
+        log.info(
+            "agent %s: waiting up to %.0f s for %d job(s)", self.agent_id, grace, len(self._running)
+        )
+        tasks = list(self._running.values())
+        _done, pending = await asyncio.wait(tasks, timeout=grace)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending)

@@ -1,0 +1,1 @@
+"""The MQTT integration: the only package that imports aiomqtt."""

@@ -1,0 +1,162 @@
+"""Pydantic models of every MQTT payload, and one safe way to decode them.
+
+Why: anything on the wire may be hostile or just buggy.  `decode` refuses an oversized
+payload before parsing it, then validates against a model with bounded sizes; any
+failure is logged at WARNING and yields None, so a bad message is dropped and the
+server keeps serving.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Annotated, Any, Literal, TypeVar
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from rush.jobs import DerivativeRef, JobSpec, JobType
+
+log = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=BaseModel)
+
+Token = Annotated[str, StringConstraints(min_length=8, max_length=64)]
+RequestId = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+]
+ShortText = Annotated[str, StringConstraints(max_length=255)]
+
+
+class Payload(BaseModel):
+    """Agent -> server payloads: unknown keys are ignored (newer agents), sizes bounded."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class RegisterPayload(Payload):
+    client_id: ShortText
+    version: Annotated[str, StringConstraints(max_length=32)] = ""
+    hostname: ShortText = ""
+    capabilities: dict[str, Any] = Field(default_factory=dict)
+    #: Concurrent jobs the agent would like; the server may assign fewer.
+    max_jobs: int = Field(1, ge=1, le=10_000)
+    #: Job types the agent can run (its processors).
+    job_types: list[JobType] = Field(default_factory=list, max_length=8)
+
+
+class AgentParams(BaseModel):
+    """Server -> agent, retained on `…/config`: what the agent must honour."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    quota: int = Field(ge=1)
+    priorities: list[JobType]
+    lease_ttl_s: float = Field(gt=0)
+    heartbeat_s: float = Field(gt=0)
+
+
+class ClaimPayload(Payload):
+    request_id: RequestId
+    job_types: list[JobType] = Field(min_length=1, max_length=8)
+
+
+class JobAnswer(BaseModel):
+    """Server -> agent on `…/job`: the same answer for a repeated `request_id`."""
+
+    model_config = ConfigDict(extra="ignore")
+    request_id: RequestId
+    job: JobSpec | None
+
+
+class HeartbeatPayload(Payload):
+    lock_token: Token
+    progress: float = Field(0.0, ge=0.0, le=1.0)
+
+
+class FactsPayload(Payload):
+    lock_token: Token
+    facts: dict[str, Any]
+
+
+class DerivativesPayload(Payload):
+    lock_token: Token
+    derivatives: list[DerivativeRef] = Field(max_length=500)
+
+
+class TranscriptData(Payload):
+    language: Annotated[str, StringConstraints(max_length=16)] = ""
+    text: str = ""
+    words: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class SuggestionData(Payload):
+    tag: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    score: float = 0.0
+
+
+class ResultPayload(Payload):
+    """The final word on a job.  It may repeat facts and derivatives so that it is
+    self-sufficient when an earlier message was lost (it is re-sent until acknowledged)."""
+
+    lock_token: Token
+    status: Literal["ok", "error", "released"]
+    error: Annotated[str, StringConstraints(max_length=4000)] | None = None
+    facts: dict[str, Any] | None = None
+    derivatives: list[DerivativeRef] | None = Field(None, max_length=500)
+    transcript: TranscriptData | None = None
+    suggestions: list[SuggestionData] | None = Field(None, max_length=200)
+
+
+class AckPayload(BaseModel):
+    """Server -> agent on `…/jobs/{job_id}/ack` (extension of SPEC §5, see docs/mqtt.md)."""
+
+    model_config = ConfigDict(extra="ignore")
+    lock_token: str
+    accepted: bool
+    reason: str = ""
+
+
+class AssetEventPayload(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    uuid: str
+    from_: str = Field(alias="from")
+    to: str
+    at: datetime
+
+
+def decode(model: type[M], payload: bytes, *, topic: str, max_bytes: int) -> M | None:
+    """Parse and validate, or log at WARNING and return None (never raises)."""
+    if len(payload) > max_bytes:
+        log.warning(
+            "dropped %d-byte payload on %s: larger than %d bytes", len(payload), topic, max_bytes
+        )
+        return None
+    try:
+        data = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        log.warning("dropped malformed JSON on %s: %s", topic, exc)
+        return None
+    if not isinstance(data, dict):
+        log.warning("dropped payload on %s: expected a JSON object", topic)
+        return None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors()
+        )
+        log.warning("dropped invalid %s on %s: %s", model.__name__, topic, errors[:500])
+        return None
+
+
+def encode(payload: BaseModel | dict[str, Any] | str | bytes | None) -> bytes:
+    """JSON bytes for the wire (models in JSON mode, aliases used)."""
+    if payload is None:
+        return b""
+    if isinstance(payload, bytes):
+        return payload
+    if isinstance(payload, str):
+        return payload.encode()
+    if isinstance(payload, BaseModel):
+        return payload.model_dump_json(by_alias=True).encode()
+    return orjson.dumps(payload, default=str)

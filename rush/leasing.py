@@ -1,0 +1,1009 @@
+"""Agents, leases and job results: the server-side services of Workflows 2, 3, 5 and 15.
+
+Why here and transport-free: the rules that make processing safe (one asset, one lease;
+only the current `lock_token` counts; an expired lease gives the asset back and counts an
+attempt) are plain async functions over the database, tested on SQLite and PostgreSQL
+without a broker.  `actors/jobs.py` connects them to MQTT.
+
+A claim creates the lease and moves the asset READY -> PROCESSING_REVIEW in one database
+transaction; the unique `Lease.active_key` ("{asset}:{job_type}" while active) forbids a
+second active lease even if two claims pick the same asset, and a lost race simply moves
+on to the next candidate.  Secondary jobs (transcription, tag suggestions) use the same
+leases but flip their own status column (`pending` -> `running`), never the main state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import secrets
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from tortoise.exceptions import IntegrityError
+from tortoise.functions import Count
+from tortoise.transactions import in_transaction
+
+from rush import events
+from rush.config import Config
+from rush.jobs import (
+    SECONDARY_STATUS_FIELD,
+    DerivativeRef,
+    DerivativeRole,
+    JobPaths,
+    JobSpec,
+    JobType,
+    check_required,
+)
+from rush.layout import UnsafePath, derived_dir, resolve, safe_relpath
+from rush.lifecycle import AssetState, Trigger
+from rush.media import MediaKind
+from rush.models import Agent, Asset, Derivative, Facts, Lease, Sidecar, Suggestion, Transcript
+from rush.transitions import (
+    AssetNotFound,
+    StaleState,
+    emit_transitions,
+    transition,
+    transition_batch,
+    utcnow,
+)
+
+log = logging.getLogger(__name__)
+
+#: Main states in which secondary jobs may run (after review, not inside a batch move).
+SECONDARY_STATES = (
+    AssetState.PROCESSED,
+    AssetState.DECISION_PENDING,
+    AssetState.DECIDED_KEEP,
+    AssetState.DECIDED_REJECT,
+    AssetState.ARCHIVED,
+    AssetState.REJECTED,
+)
+#: Eligibility of a main claim besides being READY (SPEC §2: no claim inside a batch,
+#: never a failed or missing asset).
+CLAIMABLE = {"batch_id": None, "failed": False, "missing": False}
+
+
+@dataclass(frozen=True)
+class LeaseSettings:
+    ttl_s: float = 120.0
+    heartbeat_s: float = 30.0
+    max_attempts: int = 3
+    default_quota: int = 1
+    priorities: tuple[JobType, ...] = tuple(JobType)
+    transcription: bool = True
+    suggest_tags: bool = True
+    library_root: Path = Path("RUSHES_DB")
+
+    @classmethod
+    def from_config(cls, config: Config) -> LeaseSettings:
+        leases = config.leases
+        return cls(
+            ttl_s=leases.ttl_s,
+            heartbeat_s=leases.heartbeat_s,
+            max_attempts=leases.max_attempts,
+            default_quota=leases.default_quota,
+            priorities=tuple(JobType(p) for p in leases.priorities),
+            transcription=config.secondary.transcription,
+            suggest_tags=config.secondary.suggest_tags,
+            library_root=config.library.root,
+        )
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Outcome of an agent message that needs a lock token."""
+
+    accepted: bool
+    reason: str = ""
+    duplicate: bool = False
+
+
+REFUSED_TOKEN = Verdict(False, "unknown job, stale or wrong lock_token, or lease not active")
+
+
+@dataclass
+class JobResult:
+    """A job's final report, transport-free (the actor builds it from the payload)."""
+
+    status: str  # ok | error | released
+    error: str | None = None
+    facts: dict[str, Any] | None = None
+    derivatives: list[DerivativeRef] | None = None
+    transcript: dict[str, Any] | None = None
+    suggestions: list[dict[str, Any]] | None = None
+
+
+# --- agents (Workflow 2) ----------------------------------------------------------
+
+
+def assign_params(
+    settings: LeaseSettings,
+    *,
+    requested_jobs: int,
+    job_types: Iterable[str],
+    quota_limit: int | None = None,
+) -> dict[str, Any]:
+    """The parameters an agent must honour (pure): quota never above the server's limit."""
+    limit = quota_limit if quota_limit is not None else settings.default_quota
+    can = set(job_types)
+    return {
+        "quota": max(1, min(requested_jobs, limit)),
+        "priorities": [str(t) for t in settings.priorities if not can or t in can],
+        "lease_ttl_s": settings.ttl_s,
+        "heartbeat_s": settings.heartbeat_s,
+    }
+
+
+async def register_agent(
+    agent_id: str,
+    settings: LeaseSettings,
+    *,
+    client_id: str,
+    version: str = "",
+    hostname: str = "",
+    capabilities: dict[str, Any] | None = None,
+    max_jobs: int = 1,
+    job_types: Iterable[str] = (),
+) -> dict[str, Any]:
+    """Store (or refresh) an agent and return its assigned parameters."""
+    agent = await Agent.get_or_none(id=agent_id)
+    limit = None
+    if agent is not None and isinstance(agent.params.get("quota_limit"), int):
+        limit = int(agent.params["quota_limit"])
+    params = assign_params(
+        settings, requested_jobs=max_jobs, job_types=job_types, quota_limit=limit
+    )
+    stored = dict(params)
+    if limit is not None:
+        stored["quota_limit"] = limit
+    values: dict[str, Any] = {
+        "client_id": client_id,
+        "version": version,
+        "hostname": hostname,
+        "capabilities": capabilities or {},
+        "params": stored,
+        "online": True,
+        "last_seen": utcnow(),
+    }
+    if agent is None:
+        try:
+            await Agent.create(id=agent_id, **values)
+        except IntegrityError:
+            await Agent.filter(id=agent_id).update(**values)
+    else:
+        await Agent.filter(id=agent_id).update(**values)
+    return params
+
+
+async def set_agent_online(agent_id: str, online: bool) -> None:
+    await Agent.filter(id=agent_id).update(online=online, last_seen=utcnow())
+
+
+# --- claims (Workflow 3 and 5) ---------------------------------------------------
+
+
+class _Lost(Exception):
+    """A secondary claim lost its race on the status column."""
+
+
+@dataclass
+class _Request:
+    agent_id: str
+    request_id: str
+    job_types: list[JobType]
+    future: asyncio.Future[JobSpec | None]
+
+
+class Dispatcher:
+    """Hands out leases.  Keeps a small in-memory queue of candidates per job type so
+    concurrent claims take different assets instead of racing for the same first row,
+    and remembers recent answers so a redelivered claim gets the same answer."""
+
+    def __init__(
+        self,
+        settings: LeaseSettings,
+        *,
+        bus: events.EventBus | None = None,
+        batch: int = 256,
+        answers: int = 20_000,
+    ) -> None:
+        self.settings = settings
+        self.bus = bus
+        self.batch = batch
+        self._candidates: dict[JobType, collections.deque[uuid.UUID]] = {
+            t: collections.deque() for t in JobType
+        }
+        self._refill_locks: dict[JobType, asyncio.Lock] = {t: asyncio.Lock() for t in JobType}
+        self._answers: collections.OrderedDict[tuple[str, str], JobSpec | None] = (
+            collections.OrderedDict()
+        )
+        self._answers_max = answers
+        self.lost_races = 0
+        self._inflight: dict[tuple[str, str], asyncio.Future[JobSpec | None]] = {}
+        self._pending: list[_Request] = []
+        self._batch_lock = asyncio.Lock()
+        self._agent_params: dict[str, dict[str, Any]] = {}
+        self._known_requests: set[tuple[str, str]] | None = None
+
+    def _remember(self, key: tuple[str, str], answer: JobSpec | None) -> None:
+        self._answers[key] = answer
+        if len(self._answers) > self._answers_max:
+            self._answers.popitem(last=False)
+
+    async def claim(
+        self, agent_id: str, request_id: str, job_types: Iterable[str]
+    ) -> JobSpec | None:
+        """One job for this agent, or None; the same answer again for a known request_id.
+
+        Concurrent claims are served in batches (group commit): whoever holds the batch
+        lock serves every claim queued meanwhile in one transaction."""
+        key = (agent_id, request_id)
+        if key in self._answers:
+            return self._answers[key]
+        inflight = self._inflight.get(key)
+        if inflight is not None:  # the same request redelivered while being served
+            return await asyncio.shield(inflight)
+        future: asyncio.Future[JobSpec | None] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        wanted = [JobType(t) for t in job_types if t in JobType.__members__.values()]
+        self._pending.append(_Request(agent_id, request_id, wanted, future))
+        try:
+            while not future.done():
+                async with self._batch_lock:
+                    if not future.done():
+                        batch, self._pending = self._pending, []
+                        await self._serve(batch)
+            return future.result()
+        finally:
+            self._inflight.pop(key, None)
+
+    def forget_agent(self, agent_id: str) -> None:
+        """Drop cached parameters (the agent registered again)."""
+        self._agent_params.pop(agent_id, None)
+
+    async def _serve(self, batch: list[_Request]) -> None:
+        try:
+            await self._serve_batch(batch)
+        except Exception as exc:
+            for request in batch:
+                if not request.future.done():
+                    request.future.set_exception(exc)
+            raise
+
+    async def _serve_batch(self, batch: list[_Request]) -> None:
+        todo: list[_Request] = []
+        for request in batch:
+            key = (request.agent_id, request.request_id)
+            if key in self._answers:
+                request.future.set_result(self._answers[key])
+            else:
+                todo.append(request)
+        if not todo:
+            return
+        # Idempotency across restarts: a request_id that already has an active lease.
+        # Requests answered by this process are in `_answers`; the DB is asked only
+        # about those seen on an active lease at start-up.
+        if self._known_requests is None:
+            pairs = await Lease.filter(status="active").values_list("agent_id", "request_id")
+            self._known_requests = {(str(a), str(r)) for a, r in pairs if r}
+        lookups = [r.request_id for r in todo if (r.agent_id, r.request_id) in self._known_requests]
+        known = await Lease.filter(request_id__in=lookups) if lookups else []
+        by_key = {(x.agent_id, x.request_id): x for x in known}
+        fresh: list[_Request] = []
+        for request in todo:
+            lease = by_key.get((request.agent_id, request.request_id))
+            if lease is None:
+                fresh.append(request)
+                continue
+            spec = await spec_for_lease(lease)
+            self._finish(request, spec)
+        if not fresh:
+            return
+        missing = {r.agent_id for r in fresh} - set(self._agent_params)
+        if missing:
+            for agent in await Agent.filter(id__in=list(missing)):
+                self._agent_params[agent.id] = dict(agent.params)
+        agents = list({r.agent_id for r in fresh})
+        rows = (
+            await Lease.filter(status="active", agent_id__in=agents)
+            .group_by("agent_id")
+            .annotate(n=Count("id"))
+            .values("agent_id", "n")
+        )
+        active = {str(row["agent_id"]): int(row["n"]) for row in rows}
+        moves: list[tuple[_Request, uuid.UUID]] = []
+        taken: set[uuid.UUID] = set()
+        slow: list[_Request] = []
+        for request in fresh:
+            params = self._agent_params.get(request.agent_id)
+            if params is None:
+                log.warning("claim from unregistered agent %s refused", request.agent_id)
+                self._finish(request, None)
+                continue
+            quota = int(params.get("quota", self.settings.default_quota))
+            if active.get(request.agent_id, 0) >= quota:
+                self._finish(request, None)
+                continue
+            order = self._order(params, request.job_types)
+            if not order:
+                self._finish(request, None)
+                continue
+            if order[0] is not JobType.PROCESS_FOR_REVIEW:
+                slow.append(request)
+                continue
+            asset_id = await self._next_candidate(JobType.PROCESS_FOR_REVIEW, taken)
+            if asset_id is None:
+                slow.append(request) if len(order) > 1 else self._finish(request, None)
+                continue
+            active[request.agent_id] = active.get(request.agent_id, 0) + 1
+            taken.add(asset_id)
+            moves.append((request, asset_id))
+        if moves:
+            await self._claim_main_batch(moves)
+        for request in slow:
+            if not request.future.done():
+                spec = await self._claim_sequential(
+                    request.agent_id, request.request_id, request.job_types
+                )
+                self._finish(request, spec)
+
+    def _order(self, params: dict[str, Any], wanted: list[JobType]) -> list[JobType]:
+        order = [JobType(p) for p in params.get("priorities", self.settings.priorities)]
+        order += [t for t in self.settings.priorities if t not in order]
+        return [t for t in order if t in wanted]
+
+    def _finish(self, request: _Request, spec: JobSpec | None) -> None:
+        self._remember((request.agent_id, request.request_id), spec)
+        if not request.future.done():
+            request.future.set_result(spec)
+
+    async def _claim_main_batch(self, moves: list[tuple[_Request, uuid.UUID]]) -> None:
+        """Claim one asset per request in one transaction; lost races are retried."""
+        now = utcnow()
+        job_type = JobType.PROCESS_FOR_REVIEW
+        by_asset = {asset_id: request for request, asset_id in moves}
+        try:
+            async with in_transaction() as conn:
+                moved = await transition_batch(
+                    [(a, f"agent:{r.agent_id}") for r, a in moves],
+                    AssetState.READY,
+                    AssetState.PROCESSING_REVIEW,
+                    Trigger.CLAIM,
+                    extra_filter=CLAIMABLE,
+                    at=now,
+                    emit=False,
+                )
+                assets = {a.id: a for a in await Asset.filter(id__in=moved).using_db(conn)}
+                leases = [
+                    Lease(
+                        asset_id=asset_id,
+                        job_type=job_type,
+                        agent_id=by_asset[asset_id].agent_id,
+                        request_id=by_asset[asset_id].request_id,
+                        lock_token=secrets.token_hex(16),
+                        version=assets[asset_id].version,
+                        active_key=f"{asset_id}:{job_type}",
+                        expires_at=now + timedelta(seconds=self.settings.ttl_s),
+                        created_at=now,
+                    )
+                    for asset_id in moved
+                ]
+                if leases:
+                    await Lease.bulk_create(leases, using_db=conn)
+        except IntegrityError:
+            # A leftover active lease on one of these assets: take the careful path.
+            log.warning("batch claim conflicted; serving %d claims one by one", len(moves))
+            for request, _asset in moves:
+                spec = await self._claim_sequential(
+                    request.agent_id, request.request_id, request.job_types
+                )
+                self._finish(request, spec)
+            return
+        emit_transitions(
+            [(a, f"agent:{by_asset[a].agent_id}") for a in moved],
+            AssetState.READY,
+            AssetState.PROCESSING_REVIEW,
+            Trigger.CLAIM,
+            now,
+            self.bus,
+        )
+        sidecars: dict[uuid.UUID, list[str]] = {a: [] for a in moved}
+        if moved:
+            for row in await Sidecar.filter(asset_id__in=moved, missing=False).order_by("id"):
+                sidecars[row.asset_id].append(row.rel_path)  # type: ignore[attr-defined]
+        for lease in leases:
+            asset_id = lease.asset_id  # type: ignore[attr-defined]
+            self._finish(
+                by_asset[asset_id], build_spec(lease, assets[asset_id], sidecars[asset_id])
+            )
+        lost = [r for r, _a in moves if not r.future.done()]
+        if lost:
+            self.lost_races += len(lost)
+            self._pending[:0] = lost  # served again by the next batch, with other assets
+
+    async def _claim_sequential(
+        self, agent_id: str, request_id: str, job_types: Iterable[str]
+    ) -> JobSpec | None:
+        """The one-claim-at-a-time path (secondary jobs, and the fallback of a batch)."""
+        key = (agent_id, request_id)
+        if key in self._answers:
+            return self._answers[key]
+        existing = await Lease.get_or_none(agent_id=agent_id, request_id=request_id)
+        if existing is not None:
+            spec = await spec_for_lease(existing)
+            self._remember(key, spec)
+            return spec
+        agent = await Agent.get_or_none(id=agent_id)
+        if agent is None:
+            log.warning("claim from unregistered agent %s refused", agent_id)
+            return None
+        quota = int(agent.params.get("quota", self.settings.default_quota))
+        active = await Lease.filter(agent_id=agent_id, status="active").count()
+        spec = None
+        if active < quota:
+            wanted = {JobType(t) for t in job_types if t in JobType.__members__.values()}
+            order = [JobType(p) for p in agent.params.get("priorities", self.settings.priorities)]
+            order += [t for t in self.settings.priorities if t not in order]
+            for job_type in order:
+                if job_type not in wanted:
+                    continue
+                spec = await self._claim_type(agent_id, request_id, job_type)
+                if spec is not None:
+                    break
+        self._remember(key, spec)
+        return spec
+
+    async def _next_candidate(
+        self, job_type: JobType, exclude: set[uuid.UUID] | frozenset[uuid.UUID] = frozenset()
+    ) -> uuid.UUID | None:
+        """The next asset to try; `exclude` = assets already promised in this batch."""
+        queue = self._candidates[job_type]
+        while True:
+            while queue:
+                asset_id = queue.popleft()
+                if asset_id not in exclude:
+                    return asset_id
+            async with self._refill_locks[job_type]:
+                if not queue:
+                    found = await _candidates(job_type, self.batch + len(exclude))
+                    queue.extend(a for a in found if a not in exclude)
+                    if not queue:
+                        return None
+
+    async def _claim_type(
+        self, agent_id: str, request_id: str, job_type: JobType
+    ) -> JobSpec | None:
+        for _ in range(self.batch * 2):
+            asset_id = await self._next_candidate(job_type)
+            if asset_id is None:
+                return None
+            try:
+                if job_type is JobType.PROCESS_FOR_REVIEW:
+                    return await self._claim_main(agent_id, request_id, asset_id)
+                return await self._claim_secondary(agent_id, request_id, asset_id, job_type)
+            except (StaleState, AssetNotFound, IntegrityError, _Lost):
+                self.lost_races += 1
+                continue
+        return None
+
+    async def _claim_main(self, agent_id: str, request_id: str, asset_id: uuid.UUID) -> JobSpec:
+        now = utcnow()
+        job_type = JobType.PROCESS_FOR_REVIEW
+        async with in_transaction() as conn:
+            lease = await Lease.create(
+                asset_id=asset_id,
+                job_type=job_type,
+                agent_id=agent_id,
+                request_id=request_id,
+                lock_token=secrets.token_hex(16),
+                version=0,
+                active_key=f"{asset_id}:{job_type}",
+                expires_at=now + timedelta(seconds=self.settings.ttl_s),
+                using_db=conn,
+            )
+            await transition(
+                asset_id,
+                AssetState.READY,
+                AssetState.PROCESSING_REVIEW,
+                Trigger.CLAIM,
+                f"agent:{agent_id}",
+                extra_filter=CLAIMABLE,
+                at=now,
+                bus=self.bus,
+            )
+            asset = await Asset.filter(id=asset_id).using_db(conn).get()
+            lease.version = asset.version
+            await Lease.filter(id=lease.id).using_db(conn).update(version=asset.version)
+            sidecars = await _sidecar_paths(asset_id, conn)
+        return build_spec(lease, asset, sidecars)
+
+    async def _claim_secondary(
+        self, agent_id: str, request_id: str, asset_id: uuid.UUID, job_type: JobType
+    ) -> JobSpec:
+        now = utcnow()
+        status_field = SECONDARY_STATUS_FIELD[job_type]
+        async with in_transaction() as conn:
+            asset = await Asset.filter(id=asset_id).using_db(conn).get()
+            lease = await Lease.create(
+                asset_id=asset_id,
+                job_type=job_type,
+                agent_id=agent_id,
+                request_id=request_id,
+                lock_token=secrets.token_hex(16),
+                version=asset.version,
+                active_key=f"{asset_id}:{job_type}",
+                expires_at=now + timedelta(seconds=self.settings.ttl_s),
+                using_db=conn,
+            )
+            query = Asset.filter(
+                id=asset_id,
+                state__in=SECONDARY_STATES,
+                batch_id=None,
+                missing=False,
+                version=asset.version,
+                **{status_field: "pending"},
+            )
+            if job_type is JobType.SUGGEST_TAGS:
+                query = query.filter(transcript_status__not_in=("pending", "running"))
+            if await query.using_db(conn).update(**{status_field: "running"}) == 0:
+                raise _Lost()
+            sidecars = await _sidecar_paths(asset_id, conn)
+            inputs = await _secondary_inputs(asset, job_type, conn)
+        return build_spec(lease, asset, sidecars, inputs)
+
+
+async def _candidates(job_type: JobType, limit: int) -> list[uuid.UUID]:
+    if job_type is JobType.PROCESS_FOR_REVIEW:
+        query = Asset.filter(state=AssetState.READY, **CLAIMABLE).order_by("state_changed_at")
+    else:
+        status_field = SECONDARY_STATUS_FIELD[job_type]
+        query = Asset.filter(
+            state__in=SECONDARY_STATES, batch_id=None, missing=False, **{status_field: "pending"}
+        ).order_by("updated_at")
+        if job_type is JobType.SUGGEST_TAGS:
+            query = query.filter(transcript_status__not_in=("pending", "running"))
+    ids = await query.limit(limit).values_list("id", flat=True)
+    return [i if isinstance(i, uuid.UUID) else uuid.UUID(str(i)) for i in ids]
+
+
+async def _sidecar_paths(asset_id: uuid.UUID, conn: Any = None) -> list[str]:
+    query = Sidecar.filter(asset_id=asset_id, missing=False).order_by("id")
+    if conn is not None:
+        query = query.using_db(conn)
+    return [str(p) for p in await query.values_list("rel_path", flat=True)]
+
+
+async def _secondary_inputs(asset: Asset, job_type: JobType, conn: Any) -> dict[str, Any]:
+    fquery = Facts.filter(asset_id=asset.id, version=asset.version)
+    if conn is not None:
+        fquery = fquery.using_db(conn)
+    facts = await fquery.first()
+    inputs: dict[str, Any] = {"facts": facts.data if facts else {}}
+    if job_type is JobType.SUGGEST_TAGS:
+        transcript = (
+            await (
+                Transcript.filter(asset_id=asset.id, version=asset.version)
+                if conn is None
+                else Transcript.filter(asset_id=asset.id, version=asset.version).using_db(conn)
+            )
+            .order_by("-id")
+            .first()
+        )
+        inputs["transcript"] = transcript.text if transcript else ""
+        inputs["language"] = transcript.language if transcript else ""
+    return inputs
+
+
+def build_spec(
+    lease: Lease, asset: Asset, sidecars: list[str], inputs: dict[str, Any] | None = None
+) -> JobSpec:
+    """The job an agent receives: UUID, token, library-relative paths; never a decision."""
+    return JobSpec(
+        job_id=str(lease.id),
+        type=JobType(lease.job_type),
+        asset_uuid=str(asset.id),
+        kind=MediaKind(asset.kind),
+        lock_token=lease.lock_token,
+        lease_expires_at=lease.expires_at,
+        paths=JobPaths(main=asset.rel_path, sidecars=sidecars),
+        derived_dir=derived_dir(asset.id, lease.version),
+        version=lease.version,
+        inputs=inputs or {},
+    )
+
+
+async def spec_for_lease(lease: Lease) -> JobSpec | None:
+    """Rebuild the answer of an earlier claim (QoS 1 redelivery of the same request_id)."""
+    asset = await Asset.get_or_none(id=lease.asset_id)  # type: ignore[attr-defined]
+    if asset is None:
+        return None
+    inputs: dict[str, Any] = {}
+    if lease.job_type != JobType.PROCESS_FOR_REVIEW:
+        inputs = await _secondary_inputs(asset, JobType(lease.job_type), None)
+    return build_spec(lease, asset, await _sidecar_paths(asset.id), inputs)
+
+
+# --- lease messages (heartbeat, facts, derivatives) ------------------------------
+
+
+def _as_uuid(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except (ValueError, TypeError):
+        return None
+
+
+async def active_lease(agent_id: str, job_id: str, lock_token: str) -> Lease | None:
+    """The lease only if this agent holds it with this token and it is still active."""
+    lease_id = _as_uuid(job_id)
+    if lease_id is None:
+        return None
+    return await Lease.get_or_none(
+        id=lease_id, agent_id=agent_id, lock_token=lock_token, status="active"
+    )
+
+
+async def heartbeat(
+    agent_id: str, job_id: str, lock_token: str, progress: float, settings: LeaseSettings
+) -> Verdict:
+    """Extend a live lease by its TTL; an already expired one cannot be revived."""
+    lease_id = _as_uuid(job_id)
+    if lease_id is None:
+        return REFUSED_TOKEN
+    now = utcnow()
+    changed = await Lease.filter(
+        id=lease_id, agent_id=agent_id, lock_token=lock_token, status="active", expires_at__gt=now
+    ).update(
+        expires_at=now + timedelta(seconds=settings.ttl_s),
+        heartbeat_at=now,
+        progress=max(0.0, min(1.0, progress)),
+    )
+    return Verdict(True) if changed else REFUSED_TOKEN
+
+
+async def store_facts(
+    agent_id: str, job_id: str, lock_token: str, facts: dict[str, Any]
+) -> Verdict:
+    lease = await active_lease(agent_id, job_id, lock_token)
+    if lease is None:
+        return REFUSED_TOKEN
+    await _save_facts(lease, facts)
+    return Verdict(True)
+
+
+async def _save_facts(lease: Lease, facts: dict[str, Any]) -> None:
+    updated = await Facts.filter(asset_id=lease.asset_id, version=lease.version).update(  # type: ignore[attr-defined]
+        data=facts
+    )
+    if not updated:
+        try:
+            await Facts.create(asset_id=lease.asset_id, version=lease.version, data=facts)  # type: ignore[attr-defined]
+        except IntegrityError:
+            await Facts.filter(asset_id=lease.asset_id, version=lease.version).update(data=facts)  # type: ignore[attr-defined]
+
+
+def check_derivative_paths(refs: Iterable[DerivativeRef], allowed_dir: str) -> str | None:
+    """Why the list is refused (a path outside the job's derived_dir), or None (pure)."""
+    base = PurePosixPath(allowed_dir).parts
+    for ref in refs:
+        try:
+            parts = safe_relpath(ref.path).parts
+        except UnsafePath as exc:
+            return str(exc)
+        if len(parts) <= len(base) or parts[: len(base)] != base:
+            return f"derivative {ref.path!r} is not under {allowed_dir}"
+    return None
+
+
+async def store_derivatives(
+    agent_id: str, job_id: str, lock_token: str, refs: list[DerivativeRef]
+) -> Verdict:
+    lease = await active_lease(agent_id, job_id, lock_token)
+    if lease is None:
+        return REFUSED_TOKEN
+    return await _save_derivatives(lease, refs)
+
+
+async def _save_derivatives(lease: Lease, refs: list[DerivativeRef]) -> Verdict:
+    asset_id = lease.asset_id  # type: ignore[attr-defined]
+    problem = check_derivative_paths(refs, derived_dir(asset_id, lease.version))
+    if problem:
+        return Verdict(False, problem)
+    async with in_transaction() as conn:
+        for ref in refs:
+            await (
+                Derivative.filter(asset_id=asset_id, version=lease.version, rel_path=ref.path)
+                .using_db(conn)
+                .delete()
+            )
+            await Derivative.create(
+                asset_id=asset_id,
+                version=lease.version,
+                role=str(ref.role),
+                rel_path=ref.path,
+                size=ref.size,
+                mime=ref.mime,
+                using_db=conn,
+            )
+    return Verdict(True)
+
+
+# --- results and expiry ----------------------------------------------------------
+
+
+def has_audio(kind: MediaKind, facts: dict[str, Any] | None) -> bool:
+    """Whether a transcription makes sense: audio assets, or videos with an audio stream."""
+    if kind is MediaKind.AUDIO:
+        return True
+    if kind is not MediaKind.VIDEO or not facts:
+        return False
+    for key in ("has_audio", "audio"):
+        if key in facts:
+            return bool(facts[key])
+    if facts.get("audio_streams"):
+        return True
+    streams = facts.get("streams")
+    if isinstance(streams, list):
+        return any(isinstance(s, dict) and s.get("codec_type") == "audio" for s in streams)
+    return False
+
+
+def _present_roles(root: Path, rows: list[Derivative]) -> dict[DerivativeRole, int]:
+    """Sizes on the server's own view of the library (blocking: run in a thread)."""
+    present: dict[DerivativeRole, int] = {}
+    for row in rows:
+        try:
+            role = DerivativeRole(row.role)
+            size = resolve(root, row.rel_path).stat().st_size
+        except (ValueError, OSError):
+            continue
+        present[role] = max(present.get(role, 0), size)
+    return present
+
+
+async def finish_job(
+    agent_id: str,
+    job_id: str,
+    lock_token: str,
+    result: JobResult,
+    settings: LeaseSettings,
+    *,
+    bus: events.EventBus | None = None,
+) -> Verdict:
+    """Take a job's final result; refused unless the token is the current active one."""
+    lease = await active_lease(agent_id, job_id, lock_token)
+    if lease is None:
+        lease_id = _as_uuid(job_id)
+        done = lease_id and await Lease.get_or_none(
+            id=lease_id, agent_id=agent_id, lock_token=lock_token
+        )
+        if done and done.status in ("done", "error", "released"):
+            return Verdict(True, "already recorded", duplicate=True)
+        return REFUSED_TOKEN
+    job_type = JobType(lease.job_type)
+    if result.status == "released":
+        await end_lease(lease, "released", settings, reason="released by the agent", bus=bus)
+        return Verdict(True)
+    if result.status != "ok":
+        await end_lease(lease, "error", settings, reason=result.error or "agent error", bus=bus)
+        return Verdict(True)
+    if result.facts is not None:
+        await _save_facts(lease, result.facts)
+    if result.derivatives:
+        saved = await _save_derivatives(lease, result.derivatives)
+        if not saved.accepted:
+            await end_lease(lease, "error", settings, reason=saved.reason, bus=bus)
+            return Verdict(True, saved.reason)
+    if job_type is JobType.PROCESS_FOR_REVIEW:
+        return await _finish_main(lease, settings, bus)
+    return await _finish_secondary(lease, job_type, result, settings)
+
+
+async def _finish_main(
+    lease: Lease, settings: LeaseSettings, bus: events.EventBus | None
+) -> Verdict:
+    asset_id = lease.asset_id  # type: ignore[attr-defined]
+    asset = await Asset.get(id=asset_id)
+    rows = await Derivative.filter(asset_id=asset_id, version=lease.version)
+    present = await asyncio.to_thread(_present_roles, settings.library_root, rows)
+    missing = check_required(MediaKind(asset.kind), present)
+    if missing is not None:
+        await end_lease(lease, "error", settings, reason=str(missing), bus=bus)
+        return Verdict(True, str(missing))
+    facts = await Facts.get_or_none(asset_id=asset_id, version=lease.version)
+    audio = has_audio(MediaKind(asset.kind), facts.data if facts else None)
+    updates: dict[str, Any] = {"attempts": 0, "last_error": None}
+    if settings.transcription and audio:
+        updates["transcript_status"] = "pending"
+    if settings.suggest_tags:
+        updates["suggestions_status"] = "pending"
+    now = utcnow()
+    async with in_transaction() as conn:
+        changed = (
+            await Lease.filter(id=lease.id, status="active")
+            .using_db(conn)
+            .update(status="done", active_key=None, finished_at=now, progress=1.0)
+        )
+        if not changed:
+            return REFUSED_TOKEN
+        await transition(
+            asset_id,
+            AssetState.PROCESSING_REVIEW,
+            AssetState.PROCESSED,
+            Trigger.PROCESSED,
+            f"agent:{lease.agent_id}",
+            updates=updates,
+            at=now,
+            bus=bus,
+        )
+    return Verdict(True)
+
+
+async def _finish_secondary(
+    lease: Lease, job_type: JobType, result: JobResult, settings: LeaseSettings
+) -> Verdict:
+    asset_id = lease.asset_id  # type: ignore[attr-defined]
+    status_field = SECONDARY_STATUS_FIELD[job_type]
+    now = utcnow()
+    async with in_transaction() as conn:
+        changed = (
+            await Lease.filter(id=lease.id, status="active")
+            .using_db(conn)
+            .update(status="done", active_key=None, finished_at=now, progress=1.0)
+        )
+        if not changed:
+            return REFUSED_TOKEN
+        if job_type is JobType.TRANSCRIPTION:
+            data = result.transcript or {}
+            await (
+                Transcript.filter(asset_id=asset_id, version=lease.version).using_db(conn).delete()
+            )
+            await Transcript.create(
+                asset_id=asset_id,
+                version=lease.version,
+                language=str(data.get("language", ""))[:16],
+                text=str(data.get("text", "")),
+                words=list(data.get("words", [])),
+                using_db=conn,
+            )
+        else:
+            # Recomputed suggestions replace the earlier ones; accepted ones were a human's.
+            await Suggestion.filter(asset_id=asset_id, accepted=False).using_db(conn).delete()
+            for item in result.suggestions or []:
+                await Suggestion.create(
+                    asset_id=asset_id,
+                    version=lease.version,
+                    tag=str(item.get("tag", ""))[:128],
+                    score=float(item.get("score", 0.0)),
+                    source=str(item.get("source", "builtin"))[:32],
+                    using_db=conn,
+                )
+        await Asset.filter(id=asset_id).using_db(conn).update(**{status_field: "done"})
+    return Verdict(True)
+
+
+async def end_lease(
+    lease: Lease,
+    outcome: str,
+    settings: LeaseSettings,
+    *,
+    reason: str,
+    bus: events.EventBus | None = None,
+) -> bool:
+    """Close an active lease as expired, error or released and give the asset back.
+
+    Main job: PROCESSING_REVIEW -> READY; expiry and errors count an attempt and flag the
+    asset failed after `max_attempts` (only a human retry clears it).  Secondary job:
+    the status column goes back to `pending`, or to `error` after an error or too many
+    expiries.  Returns False when somebody else closed the lease first.
+    """
+    asset_id = lease.asset_id  # type: ignore[attr-defined]
+    job_type = JobType(lease.job_type)
+    now = utcnow()
+    async with in_transaction() as conn:
+        changed = (
+            await Lease.filter(id=lease.id, status="active")
+            .using_db(conn)
+            .update(status=outcome, active_key=None, finished_at=now, error=reason[:4000])
+        )
+        if not changed:
+            return False
+        if job_type is JobType.PROCESS_FOR_REVIEW:
+            asset = await Asset.filter(id=asset_id).using_db(conn).first()
+            if asset is None:
+                return True
+            trigger = {
+                "expired": Trigger.LEASE_EXPIRED,
+                "error": Trigger.AGENT_ERROR,
+                "released": Trigger.RELEASED,
+            }[outcome]
+            updates: dict[str, Any] = {}
+            if outcome != "released":
+                attempts = asset.attempts + 1
+                updates = {"attempts": attempts, "last_error": reason[:4000]}
+                if attempts >= settings.max_attempts:
+                    updates["failed"] = True
+            try:
+                await transition(
+                    asset_id,
+                    AssetState.PROCESSING_REVIEW,
+                    AssetState.READY,
+                    trigger,
+                    f"agent:{lease.agent_id}" if outcome != "expired" else "lease-keeper",
+                    reason=reason[:500],
+                    updates=updates,
+                    at=now,
+                    bus=bus,
+                )
+            except StaleState:
+                log.warning(
+                    "lease %s ended but asset %s was not PROCESSING_REVIEW", lease.id, asset_id
+                )
+        else:
+            status_field = SECONDARY_STATUS_FIELD[job_type]
+            new_status = "error" if outcome == "error" else "pending"
+            if outcome == "expired":
+                failures = (
+                    await Lease.filter(
+                        asset_id=asset_id,
+                        job_type=job_type,
+                        version=lease.version,
+                        status__in=("expired", "error"),
+                    )
+                    .using_db(conn)
+                    .count()
+                )
+                if failures >= settings.max_attempts:
+                    new_status = "error"
+            await (
+                Asset.filter(id=asset_id, **{status_field: "running"})
+                .using_db(conn)
+                .update(**{status_field: new_status})
+            )
+    log.info(
+        "lease %s (%s, asset %s) ended: %s (%s)", lease.id, job_type, asset_id, outcome, reason
+    )
+    return True
+
+
+async def expire_leases(
+    settings: LeaseSettings,
+    *,
+    now: datetime | None = None,
+    bus: events.EventBus | None = None,
+    limit: int = 500,
+) -> int:
+    """Close every active lease whose TTL passed without a heartbeat; returns how many."""
+    now = now or utcnow()
+    expired = await Lease.filter(status="active", expires_at__lt=now).limit(limit)
+    count = 0
+    for lease in expired:
+        if await end_lease(
+            lease,
+            "expired",
+            settings,
+            reason=f"lease expired without heartbeat (agent {lease.agent_id})",
+            bus=bus,
+        ):
+            count += 1
+    return count
+
+
+@dataclass
+class LeaseStats:
+    active: int = 0
+    by_status: dict[str, int] = field(default_factory=dict)
+
+
+async def lease_stats() -> LeaseStats:
+    stats = LeaseStats()
+    for status in ("active", "done", "expired", "error", "released"):
+        stats.by_status[status] = await Lease.filter(status=status).count()
+    stats.active = stats.by_status["active"]
+    return stats

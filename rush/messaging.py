@@ -1,0 +1,26 @@
+"""The narrow messaging interface domain actors use (no transport imported here).
+
+Why: actors publish and subscribe through this protocol only, so they never import
+aiomqtt (STYLE §2); `integrations.mqtt.client.MqttBridge` is the one implementation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from pydantic import BaseModel
+
+#: An incoming message handler: (topic, raw payload).
+Handler = Callable[[str, bytes], Awaitable[None]]
+PayloadLike = BaseModel | dict[str, Any] | str | bytes | None
+
+
+class Messenger(Protocol):
+    async def publish(
+        self, topic: str, payload: PayloadLike, *, retain: bool = False, qos: int = 1
+    ) -> None:
+        """Queue a message; delivered when connected (the queue is bounded)."""
+
+    def subscribe(self, filter_: str, handler: Handler) -> None:
+        """Route messages matching `filter_` to `handler`; survives reconnects."""

@@ -1,0 +1,193 @@
+"""Agents against the real Mosquitto (127.0.0.1:1883, a random topic prefix per test)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from pathlib import Path
+
+import orjson
+import pytest
+
+from integrations.agent_runtime import AgentRuntime
+from integrations.mqtt.client import make_client
+from rush.lifecycle import AssetState
+from rush.models import Agent, Asset, AssetEvent, Lease
+from tests.agent_support import (
+    TestProcessor,
+    agents_running,
+    make_asset,
+    make_assets,
+    make_config,
+    make_library,
+    new_prefix,
+    server_actors,
+    wait_until,
+)
+
+pytestmark = pytest.mark.mqtt
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    lib = tmp_path / "lib"
+    make_library(lib)
+    return lib
+
+
+async def all_in_state(state: AssetState, count: int) -> bool:
+    return await Asset.filter(state=state).count() == count
+
+
+async def assert_exactly_once(count: int) -> None:
+    claims = Counter(e.asset_id for e in await AssetEvent.filter(trigger="claim"))
+    done = Counter(e.asset_id for e in await AssetEvent.filter(trigger="processed"))
+    assert len(claims) == count and set(claims.values()) == {1}
+    assert len(done) == count and set(done.values()) == {1}
+    leases = await Lease.all()
+    assert len(leases) == count and {x.status for x in leases} == {"done"}
+    assert len({x.asset_id for x in leases}) == count  # type: ignore[attr-defined]
+
+
+async def test_twenty_agents_process_the_pool_exactly_once(db: str, root: Path) -> None:
+    config = make_config(root, prefix=new_prefix(), quota=2, max_jobs=2)
+    await make_assets(root, 60)
+    processors = [TestProcessor() for _ in range(20)]
+    runtimes = [AgentRuntime(config, [p], agent_id=f"ag{i:02d}") for i, p in enumerate(processors)]
+    async with server_actors(config), agents_running(runtimes):
+        await wait_until(lambda: all_in_state(AssetState.PROCESSED, 60), limit_s=60)
+    await assert_exactly_once(60)
+    seen = [a for p in processors for a in p.seen]
+    assert len(seen) == 60 and len(set(seen)) == 60
+    assert sum(1 for p in processors if p.seen) > 1  # the work was actually shared
+    agents = await Agent.all()
+    assert len(agents) == 20 and all(a.params["quota"] == 2 for a in agents)
+
+
+async def test_errors_attempts_and_release(db: str, root: Path) -> None:
+    config = make_config(root, prefix=new_prefix(), max_attempts=2, grace=0.2)
+    failing = await make_asset(root, "fail.mp4", instruction="fail")
+    crashing = await make_asset(root, "crash.mp4", instruction="crash")
+    runtime = AgentRuntime(config, [TestProcessor()], agent_id="solo")
+    async with server_actors(config), agents_running([runtime]):
+        await wait_until(lambda: _failed_count(2), limit_s=30)
+        slow = await make_asset(root, "slow.mp4", instruction="sleep=30")
+        await wait_until(lambda: all_in_state(AssetState.PROCESSING_REVIEW, 1), limit_s=30)
+        runtime.stop()  # SIGTERM: the running job is released after the grace period
+        await wait_until(lambda: _lease_status("released"), limit_s=20)
+    for asset in (failing, crashing):
+        a = await Asset.get(id=asset.id)
+        assert a.state is AssetState.READY and a.failed and a.attempts == 2
+    assert "asked to fail" in ((await Asset.get(id=failing.id)).last_error or "")
+    assert "crashed" in ((await Asset.get(id=crashing.id)).last_error or "")
+    s = await Asset.get(id=slow.id)
+    assert s.state is AssetState.READY and s.attempts == 0 and not s.failed
+    triggers = [e.trigger for e in await AssetEvent.filter(asset_id=slow.id).order_by("id")]
+    assert triggers == ["claim", "released"]
+
+
+async def _failed_count(n: int) -> bool:
+    return await Asset.filter(failed=True).count() == n
+
+
+async def _lease_status(status: str) -> bool:
+    return await Lease.filter(status=status).exists()
+
+
+async def raw_client(config: object) -> object:
+    return make_client(config.mqtt)  # type: ignore[attr-defined]
+
+
+async def test_malformed_payloads_never_stop_the_server(db: str, root: Path) -> None:
+    prefix = new_prefix()
+    config = make_config(root, prefix=prefix)
+    await make_asset(root, "a.mp4")
+    big = b"{" + b'"x":"' + b"a" * (config.mqtt.max_payload_bytes + 10) + b'"}'
+    junk = [b"", b"not json", b"[1,2]", b"null", b"{}", b'{"request_id": 5}', big,
+            b'{"request_id":"r","job_types":["nope"]}', b"\xff\xfe", b'{"lock_token": []}',
+            b'{"client_id": {"a": 1}}', b'{"lock_token":"x","status":"ok"}']  # fmt: skip
+    topics = [
+        f"{prefix}/agents/evil/register",
+        f"{prefix}/agents/evil/status",
+        f"{prefix}/agents/evil/claim",
+        f"{prefix}/agents/evil/jobs/not-a-uuid/heartbeat",
+        f"{prefix}/agents/evil/jobs/00000000-0000-0000-0000-000000000000/facts",
+        f"{prefix}/agents/evil/jobs/00000000-0000-0000-0000-000000000000/derivatives",
+        f"{prefix}/agents/evil/jobs/00000000-0000-0000-0000-000000000000/result",
+        f"{prefix}/cmd/scan",
+        f"{prefix}/cmd/../../x",
+    ]
+    async with server_actors(config) as ctx:
+        async with make_client(config.mqtt) as client:
+            for topic in topics:
+                for payload in junk:
+                    await client.publish(topic, payload, qos=1)
+            # A normal agent afterwards: registers, claims, gets the job done.
+            runtime = AgentRuntime(config, [TestProcessor()], agent_id="good")
+            async with agents_running([runtime]):
+                await wait_until(lambda: all_in_state(AssetState.PROCESSED, 1), limit_s=30)
+        assert ctx.messenger.stats.handler_errors == 0
+    assert not await Agent.filter(id="evil").exists()
+    assert await Lease.all().count() == 1
+
+
+async def test_stale_and_wrong_tokens_over_mqtt(db: str, root: Path) -> None:
+    prefix = new_prefix()
+    config = make_config(root, prefix=prefix, ttl=30)
+    asset = await make_asset(root, "a.mp4")
+    async with server_actors(config), make_client(config.mqtt) as client:
+        await client.subscribe(f"{prefix}/agents/hand/#", qos=1)
+        await client.publish(
+            f"{prefix}/agents/hand/register", orjson.dumps({"client_id": "hand"}), qos=1
+        )
+        await _next(client, f"{prefix}/agents/hand/config")
+        claim = {"request_id": "r1", "job_types": ["process_for_review"]}
+        await client.publish(f"{prefix}/agents/hand/claim", orjson.dumps(claim), qos=1)
+        answer = orjson.loads(await _next(client, f"{prefix}/agents/hand/job"))
+        job = answer["job"]
+        assert answer["request_id"] == "r1" and job["asset_uuid"] == str(asset.id)
+        # QoS 1 redelivery of the same claim: the same job, no second lease.
+        await client.publish(f"{prefix}/agents/hand/claim", orjson.dumps(claim), qos=1)
+        again = orjson.loads(await _next(client, f"{prefix}/agents/hand/job"))
+        assert again == answer
+        before = await Lease.get(id=job["job_id"])
+        base = f"{prefix}/agents/hand/jobs/{job['job_id']}"
+        wrong = "f" * 32
+        for leaf, body in (
+            ("heartbeat", {"lock_token": wrong, "progress": 0.9}),
+            ("facts", {"lock_token": wrong, "facts": {"evil": True}}),
+            ("derivatives", {"lock_token": wrong, "derivatives": []}),
+        ):
+            await client.publish(f"{base}/{leaf}", orjson.dumps(body), qos=1)
+        await client.publish(
+            f"{base}/result", orjson.dumps({"lock_token": wrong, "status": "ok"}), qos=1
+        )
+        ack = orjson.loads(await _next(client, f"{base}/ack"))
+        assert ack["accepted"] is False
+        # Another agent using the right token on a job it does not hold: refused too.
+        body = {"lock_token": job["lock_token"], "status": "error", "error": "x"}
+        await client.publish(
+            f"{prefix}/agents/other/jobs/{job['job_id']}/result", orjson.dumps(body), qos=1
+        )
+        after = await Lease.get(id=job["job_id"])
+        assert (after.status, after.progress, after.expires_at) == (
+            "active",
+            before.progress,
+            before.expires_at,
+        )
+        assert (await Asset.get(id=asset.id)).state is AssetState.PROCESSING_REVIEW
+        # The right token is still accepted.
+        good = {"lock_token": job["lock_token"], "status": "released"}
+        await client.publish(f"{base}/result", orjson.dumps(good), qos=1)
+        assert orjson.loads(await _next(client, f"{base}/ack"))["accepted"] is True
+    assert (await Asset.get(id=asset.id)).state is AssetState.READY
+
+
+async def _next(client: object, topic: str, limit_s: float = 10.0) -> bytes:
+    async def wait() -> bytes:
+        async for message in client.messages:  # type: ignore[attr-defined]
+            if message.topic.value == topic:
+                return bytes(message.payload)
+        raise AssertionError("stream ended")
+
+    return await asyncio.wait_for(wait(), limit_s)

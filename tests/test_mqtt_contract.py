@@ -1,0 +1,222 @@
+"""Topics and payloads of the MQTT contract (pure), manual triggers and the bridge itself."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from integrations.mqtt.broker import EmbeddedBroker
+from integrations.mqtt.client import MqttBridge, make_client
+from integrations.mqtt.payloads import ClaimPayload, RegisterPayload, ResultPayload, decode
+from integrations.mqtt.topics import TopicKind, Topics, topic_matches
+from rush import events
+from rush.commands import CommandRegistry, scan_handler
+from rush.config import MqttConfig
+from tests.agent_support import free_port, make_config, make_library, new_prefix, server_actors
+
+
+def test_topics_build_and_parse() -> None:
+    t = Topics("home/rush")
+    assert t.server_status == "home/rush/server/status"
+    assert t.agent_claim("pi-1") == "home/rush/agents/pi-1/claim"
+    assert t.cmd_result("seedbox/run") == "home/rush/cmd/seedbox/run/result"
+    job = "0f8fad5b-d9cb-469f-a165-70867728950e"
+    assert t.job_result("pi-1", job) == f"home/rush/agents/pi-1/jobs/{job}/result"
+    p = t.parse(f"home/rush/agents/pi-1/jobs/{job}/heartbeat")
+    assert p is not None and (p.kind, p.agent_id, p.job_id) == (TopicKind.HEARTBEAT, "pi-1", job)
+    assert t.parse("home/rush/cmd/seedbox/run") == t.parse("home/rush/cmd/seedbox/run")
+    cmd = t.parse("home/rush/cmd/seedbox/run")
+    assert cmd is not None and cmd.kind is TopicKind.COMMAND and cmd.command == "seedbox/run"
+    res = t.parse("home/rush/cmd/scan/result")
+    assert res is not None and res.kind is TopicKind.COMMAND_RESULT
+    for bad in (
+        "other/agents/a/claim",
+        "home/rush/agents/a b/claim",
+        "home/rush/agents/a/unknown",
+        "home/rush/agents/a/jobs/x/what",
+        "home/rush/cmd/../x",
+        "home/rush/cmd/SCAN",
+        "home/rushx/agents/a/claim",
+    ):
+        assert t.parse(bad) is None, bad
+    with pytest.raises(ValueError):
+        t.agent_claim("a/b")
+    with pytest.raises(ValueError):
+        t.agent_claim("#")
+    with pytest.raises(ValueError):
+        Topics("rush/#")
+    assert topic_matches("rush/agents/+/jobs/+/result", f"rush/agents/a/jobs/{job}/result")
+    assert not topic_matches("rush/agents/+/claim", "rush/agents/a/b/claim")
+    assert topic_matches("rush/cmd/#", "rush/cmd/seedbox/run")
+
+
+def test_decode_drops_bad_payloads(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING)
+    ok = decode(
+        ClaimPayload,
+        b'{"request_id":"r1","job_types":["transcription"]}',
+        topic="t",
+        max_bytes=1024,
+    )
+    assert ok is not None and ok.request_id == "r1"
+    for raw in (
+        b"",
+        b"{",
+        b"[]",
+        b'"s"',
+        b'{"request_id":"r 1","job_types":["transcription"]}',
+        b'{"request_id":"r1","job_types":[]}',
+        b'{"request_id":"r1","job_types":["rm -rf"]}',
+        b'{"request_id":"' + b"x" * 2000 + b'","job_types":["transcription"]}',
+    ):
+        assert decode(ClaimPayload, raw, topic="t", max_bytes=4096) is None, raw
+    assert (
+        decode(RegisterPayload, b'{"client_id":"a","max_jobs":100000}', topic="t", max_bytes=99)
+        is None
+    )
+    assert (
+        decode(
+            ResultPayload, b'{"lock_token":"abcdefgh","status":"maybe"}', topic="t", max_bytes=999
+        )
+        is None
+    )
+    assert "dropped" in caplog.text
+    # Unknown keys from a newer agent are ignored, not fatal.
+    reg = decode(RegisterPayload, b'{"client_id":"a","future":1}', topic="t", max_bytes=999)
+    assert reg is not None and reg.client_id == "a"
+
+
+async def test_command_registry() -> None:
+    reg = CommandRegistry()
+
+    @dataclasses.dataclass
+    class Report:
+        found: int
+        path: Path
+
+    class Scanner:
+        async def scan_once(self) -> Report:
+            return Report(3, Path("INBOX"))
+
+    async def boom(_payload: dict[str, Any]) -> dict[str, Any]:
+        raise RuntimeError("nope")
+
+    reg.register("scan", scan_handler(Scanner()))
+    reg.register("boom", boom)
+    with pytest.raises(ValueError):
+        reg.register("scan", boom)
+    with pytest.raises(ValueError):
+        reg.register("bad/result", boom)
+    assert await reg.execute("scan", {}) == {
+        "command": "scan",
+        "ok": True,
+        "result": {"found": 3, "path": "INBOX"},
+    }
+    out = await reg.execute("boom", {})
+    assert out["ok"] is False and "nope" in out["error"]
+    assert (await reg.execute("nothing", {}))["ok"] is False
+
+
+async def test_commands_and_events_over_mqtt(db: str, tmp_path: Path) -> None:
+    prefix = new_prefix()
+    root = tmp_path / "lib"
+    make_library(root)
+    config = make_config(root, prefix=prefix)
+    reg = CommandRegistry()
+    calls: list[dict[str, Any]] = []
+
+    async def apply(payload: dict[str, Any]) -> dict[str, Any]:
+        calls.append(payload)
+        return {"dry_run": payload.get("dry_run", True)}
+
+    reg.register("apply", apply)
+    bus = events.EventBus()
+    async with server_actors(config, commands=reg, bus=bus), make_client(config.mqtt) as c:
+        await c.subscribe(f"{prefix}/cmd/+/result", qos=1)
+        await c.subscribe(f"{prefix}/events/asset", qos=1)
+        await c.subscribe(f"{prefix}/server/status", qos=1)
+        await c.publish(f"{prefix}/cmd/apply", b"", qos=1)
+        await c.publish(f"{prefix}/cmd/apply", b"[1]", qos=1)
+        await c.publish(f"{prefix}/cmd/nope", b"{}", qos=1)
+        bus.publish("asset", {"uuid": "u", "from": "READY", "to": "PROCESSING_REVIEW", "at": "t"})
+        got: dict[str, list[Any]] = {}
+
+        async def collect() -> None:
+            async for m in c.messages:
+                value = (
+                    m.payload.decode()
+                    if m.topic.value.endswith("status")
+                    else orjson.loads(m.payload)
+                )
+                got.setdefault(m.topic.value, []).append(value)
+                if sum(len(v) for v in got.values()) >= 5:
+                    return
+
+        await asyncio.wait_for(collect(), 10)
+    results = got[f"{prefix}/cmd/apply/result"]
+    assert {"command": "apply", "ok": True, "result": {"dry_run": True}} in results
+    assert any(r["ok"] is False and "JSON object" in r["error"] for r in results)
+    assert got[f"{prefix}/cmd/nope/result"][0]["ok"] is False
+    assert got[f"{prefix}/events/asset"][0]["to"] == "PROCESSING_REVIEW"
+    assert got[f"{prefix}/server/status"] == ["online"]
+    assert calls == [{}]
+
+
+async def test_embedded_broker_and_retained_status() -> None:
+    port = free_port()
+    broker = EmbeddedBroker(port)
+    prefix = new_prefix()
+    cfg = MqttConfig(host="", embedded_port=port, prefix=prefix)
+    bridge = MqttBridge(cfg, status_topic=f"{prefix}/server/status", host="127.0.0.1", port=port)
+    received: list[bytes] = []
+
+    async def handler(_topic: str, payload: bytes) -> None:
+        received.append(payload)
+
+    bridge.subscribe(f"{prefix}/ping", handler)
+    async with asyncio.TaskGroup() as group:
+        tasks = [group.create_task(broker.run()), group.create_task(bridge.run())]
+        await asyncio.wait_for(bridge.connected.wait(), 10)
+        await bridge.publish(f"{prefix}/ping", {"n": 1})
+        async with make_client(MqttConfig(host="127.0.0.1", port=port)) as c:
+            await c.subscribe(f"{prefix}/server/status", qos=1)
+            first = await asyncio.wait_for(c.messages.__anext__(), 5)
+            assert first.payload == b"online" and first.retain
+        for _ in range(100):
+            if received:
+                break
+            await asyncio.sleep(0.05)
+        for task in tasks:
+            task.cancel()
+    assert received == [b'{"n":1}']
+
+
+async def test_bridge_queues_while_broker_is_down(tmp_path: Path) -> None:
+    from tests.agent_support import Mosquitto
+
+    broker = Mosquitto(tmp_path / "b")
+    prefix = new_prefix()
+    cfg = MqttConfig(host="127.0.0.1", port=broker.port, prefix=prefix)
+    bridge = MqttBridge(cfg, status_topic=f"{prefix}/server/status", queue_limit=3, backoff_max=0.3)
+    for n in range(5):
+        await bridge.publish(f"{prefix}/q", {"n": n})  # broker not even started
+    assert bridge.pending() == 3 and bridge.stats.dropped_outgoing == 2
+    try:
+        broker.start()
+        async with asyncio.TaskGroup() as group:
+            task = group.create_task(bridge.run())
+            await asyncio.wait_for(bridge.connected.wait(), 10)
+            for _ in range(100):
+                if bridge.stats.published >= 3:
+                    break
+                await asyncio.sleep(0.05)
+            task.cancel()
+        assert bridge.pending() == 0 and bridge.stats.published >= 3
+    finally:
+        broker.stop(kill=True)
