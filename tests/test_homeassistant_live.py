@@ -25,10 +25,12 @@ from typing import Any
 import aiomqtt
 import pytest
 
+from integrations.homeassistant.discovery import BUTTONS, SENSORS
 from rush.layout import init_library
 from tests.conftest import rush_env
 
 pytestmark = pytest.mark.mqtt
+EXPECTED_CONFIGS = len(SENSORS) + len(BUTTONS)  # no agent registered in this test
 BROKER = ("127.0.0.1", 1883)
 TOPIC_RE = re.compile(
     r"^(?P<prefix>[^/]+)/(?P<component>sensor|binary_sensor|button)/"
@@ -63,7 +65,8 @@ class Collector:
         while not predicate():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise AssertionError("timed out waiting for MQTT messages")
+                seen = sorted(self.messages)[:10]
+                raise AssertionError(f"timed out waiting for MQTT messages; saw {seen}")
             self.changed.clear()
             try:
                 await asyncio.wait_for(self.changed.wait(), remaining)
@@ -178,7 +181,7 @@ async def _scenario(
     prefix, node = names["prefix"], names["node"]
     await collector.wait_for(lambda: collector.messages.get(f"{prefix}/server/status") == b"online")
     await collector.wait_for(
-        lambda: len(_configs(collector, names)) >= 40 and _state(collector, names)
+        lambda: len(_configs(collector, names)) >= EXPECTED_CONFIGS and _state(collector, names)
     )
 
     # Every discovery payload follows Home Assistant's rules.
