@@ -79,6 +79,8 @@ class LeaseSettings:
     transcription: bool = True
     suggest_tags: bool = True
     library_root: Path = Path("RUSHES_DB")
+    #: The full config when built from one (needed to clean up superseded derivatives).
+    config: Config | None = None
 
     @classmethod
     def from_config(cls, config: Config) -> LeaseSettings:
@@ -92,6 +94,7 @@ class LeaseSettings:
             transcription=config.secondary.transcription,
             suggest_tags=config.secondary.suggest_tags,
             library_root=config.library.root,
+            config=config,
         )
 
 
@@ -842,7 +845,30 @@ async def _finish_main(
             at=now,
             bus=bus,
         )
+    await _after_processed(asset_id, settings, bus)
     return Verdict(True)
+
+
+async def _after_processed(
+    asset_id: Any, settings: LeaseSettings, bus: events.EventBus | None
+) -> None:
+    """A reprocessed asset gets its standing human decision back, and the superseded
+    version's derivatives are removed (journaled) now that the new ones exist.  Neither
+    may fail the result: the asset is PROCESSED either way, and both are retried by hand."""
+    from rush import actions
+
+    try:
+        restored = await actions.restore_decision_after_processing(asset_id, bus=bus)
+        if restored is not None:
+            log.info("asset %s: decision restored after reprocess (%s)", asset_id, restored)
+    except Exception:
+        log.exception("asset %s: could not restore its decision after reprocess", asset_id)
+    if settings.config is None:
+        return
+    try:
+        await actions.cleanup_superseded_derivatives(asset_id, settings.config)
+    except Exception:
+        log.exception("asset %s: superseded derivatives not cleaned up", asset_id)
 
 
 async def _finish_secondary(

@@ -314,3 +314,38 @@ async def test_transition_batch_moves_only_eligible(db: str, root: Path) -> None
         [(a.id, "agent:x")], AssetState.READY, AssetState.PROCESSING_REVIEW, Trigger.CLAIM
     )
     assert again == [] and await AssetEvent.all().count() == 1
+
+
+async def test_reprocess_gives_the_decision_back_and_cleans_old_version(
+    db: str, root: Path
+) -> None:
+    from rush import actions, decisions
+    from rush.config import Config
+
+    config = Config()
+    config.library.root = root
+    s = settings_for(root, config=config)
+    await register(s)
+    await make_assets(root, 1)
+    d = Dispatcher(s)
+
+    async def process(request_id: str) -> str:
+        job = await d.claim("a1", request_id, ["process_for_review"])
+        assert job is not None
+        refs = write_outputs(root, job)
+        await leasing.store_facts("a1", job.job_id, job.lock_token, {"fps": 25})
+        await leasing.store_derivatives("a1", job.job_id, job.lock_token, refs)
+        verdict = await leasing.finish_job("a1", job.job_id, job.lock_token, JobResult("ok"), s)
+        assert verdict.accepted
+        return job.asset_uuid
+
+    asset_id = await process("r1")
+    await decisions.decide(asset_id, "KEEP", "user:alice")
+    assert await actions.reprocess(asset_id, "user:alice") == 2
+    assert (root / ".derived" / asset_id / "v1").is_dir()
+    await process("r2")
+    asset = await Asset.get(id=asset_id)
+    assert asset.state is AssetState.DECIDED_KEEP and asset.version == 2
+    assert asset.decision == "KEEP"
+    assert not (root / ".derived" / asset_id / "v1").exists()
+    assert (root / ".derived" / asset_id / "v2").is_dir()
