@@ -73,7 +73,11 @@ def _register_commands(ctx: ServerContext) -> None:
     async def seedbox_run(payload: dict[str, Any]) -> dict[str, Any]:
         return await cmd_seedbox_run(config, payload)
 
+    async def apply_dry_run(_payload: dict[str, Any]) -> dict[str, Any]:
+        return await cmd_apply(config, {"dry_run": True})  # whatever the payload says
+
     ctx.commands.register("apply", apply)
+    ctx.commands.register("apply/dry-run", apply_dry_run)
     ctx.commands.register("purge", purge)
     ctx.commands.register("seedbox/run", seedbox_run)
 

@@ -79,14 +79,14 @@ def test_entities_cover_the_issue_list() -> None:
         "seedbox_errors_permissions",
     ):
         assert key in keys, key
-    assert {b[2] for b in BUTTONS} == {"scan", "seedbox/run", "apply"}
+    assert {b[2] for b in BUTTONS} == {"scan", "seedbox/run", "apply/dry-run"}
 
 
 def test_buttons_are_safe_only() -> None:
     configs = _all()
     buttons = {t: p for t, p in configs.items() if "/button/" in t}
     assert len(buttons) == 3
-    apply = next(p for p in buttons.values() if p["command_topic"] == "rush/cmd/apply")
+    apply = next(p for p in buttons.values() if p["command_topic"] == "rush/cmd/apply/dry-run")
     assert json.loads(str(apply["payload_press"])) == {"dry_run": True}
     assert not any("purge" in str(p["command_topic"]) for p in buttons.values())
 

@@ -111,7 +111,9 @@ BUTTONS: tuple[tuple[str, str, str, str], ...] = (
     # (object id, name, command, payload)
     ("scan_now", "Scan now", "scan", "{}"),
     ("seedbox_run_now", "Seedbox run now", "seedbox/run", "{}"),
-    ("apply_dry_run", "Apply moves — dry run", "apply", '{"dry_run": true}'),
+    # Its own always-dry command, so the broker ACL can let Home Assistant press it without
+    # ever being able to start a real apply on `cmd/apply`.
+    ("apply_dry_run", "Apply moves — dry run", "apply/dry-run", '{"dry_run": true}'),
 )
 
 
