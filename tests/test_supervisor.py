@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from actors.supervisor import Backoff, FunctionActor, Supervisor
-from tests.conftest import rush_env
+from tests.conftest import free_port, rush_env
 
 
 class Crasher:
@@ -182,7 +182,8 @@ def _serve(tmp_path: Path) -> tuple[subprocess.Popen[bytes], Path]:
     log = tmp_path / "serve.log"
     cfg.write_text(
         'data_dir = "data"\n[library]\nroot = "lib"\n[scanner]\ninterval_s = 0.2\n'
-        'stable_after_s = 0\n[logging]\nlevel = "INFO"\n',
+        'stable_after_s = 0\n[logging]\nlevel = "INFO"\n'
+        f"[mqtt]\nembedded_port = {free_port()}\n[web]\nport = {free_port()}\n",
         encoding="utf-8",
     )
     subprocess.run(
