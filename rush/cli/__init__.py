@@ -26,6 +26,7 @@ COMMANDS = (
     "asset_cmd",
     "user",
     "agent",
+    "agents_cmd",
     "demo",
 )
 
