@@ -234,7 +234,9 @@ class MqttBridge:
                         await self._workers[index].put((topic, bytes(payload)))
                     raise aiomqtt.MqttError("message stream ended")
             except* aiomqtt.MqttError as group_exc:
-                raise group_exc.exceptions[0] from None
+                # The sender's own TaskGroup nests groups: re-raise a plain MqttError so
+                # the connection loop reconnects instead of the bridge crashing.
+                raise _first_leaf(group_exc) from None
         except asyncio.CancelledError:
             # Clean shutdown: say `offline` ourselves, the Will is only for crashes.
             with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
@@ -296,3 +298,11 @@ class MqttBridge:
         with bus.subscribe("asset") as sub:
             async for event in sub:
                 await self.publish(topic, event.payload)
+
+
+def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first non-group exception inside (possibly nested) exception groups."""
+    first: BaseException = group
+    while isinstance(first, BaseExceptionGroup):
+        first = first.exceptions[0]
+    return first
