@@ -17,11 +17,10 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-from rush.messaging import Messenger
-
 from integrations.homeassistant.discovery import DiscoveryContext, build_discovery, removed_topics
 from rush import events
 from rush.config import Config
+from rush.messaging import Messenger
 from rush.models import Agent, KeyValue
 from rush.status import collect_status
 
