@@ -39,6 +39,7 @@ from rush.layout import UnsafePath
 from rush.lifecycle import AssetState, Trigger
 from rush.media import Area
 from rush.models import Asset, AssetEvent, Batch, Facts, FsAction, KeyValue, PathChange, Sidecar
+from rush.procs import pid_alive
 from rush.transitions import StaleState, transition, transition_many, utcnow
 
 log = logging.getLogger(__name__)
@@ -103,16 +104,6 @@ def batch_event(kind: str, report: dict[str, Any]) -> dict[str, Any]:
 # --- the lock ----------------------------------------------------------------------
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def lock_is_live(value: dict[str, Any]) -> bool:
     """A lock is live unless its holder was a process of this host that is gone.
 
@@ -122,7 +113,7 @@ def lock_is_live(value: dict[str, Any]) -> bool:
     if value.get("host") != socket.gethostname():
         return True
     pid = value.get("pid")
-    return isinstance(pid, int) and _pid_alive(pid)
+    return isinstance(pid, int) and pid_alive(pid)
 
 
 async def acquire_lock(batch_id: uuid.UUID, kind: str) -> None:

@@ -14,21 +14,13 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from rush.procs import pid_alive
+
 log = logging.getLogger(__name__)
 
 
 class LockBusy(RuntimeError):
     """Another run holds the lock."""
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @contextlib.contextmanager
@@ -47,7 +39,7 @@ def run_lock(lock_dir: Path, name: str = "relocator") -> Iterator[Path]:
             ) from None
         previous = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
         if previous.isdigit() and int(previous) != os.getpid():
-            state = "alive but not holding it" if _pid_alive(int(previous)) else "dead"
+            state = "alive but not holding it" if pid_alive(int(previous)) else "dead"
             log.info("stale lock %s from pid %s (%s) taken over", path, previous, state)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
