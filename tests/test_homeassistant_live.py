@@ -13,7 +13,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,7 +26,7 @@ import pytest
 
 from integrations.homeassistant.discovery import BUTTONS, SENSORS
 from rush.layout import init_library
-from tests.conftest import rush_env
+from tests.conftest import free_port, rush_env
 
 pytestmark = pytest.mark.mqtt
 EXPECTED_CONFIGS = len(SENSORS) + len(BUTTONS)  # no agent registered in this test
@@ -36,12 +35,6 @@ TOPIC_RE = re.compile(
     r"^(?P<prefix>[^/]+)/(?P<component>sensor|binary_sensor|button)/"
     r"(?:(?P<node>[a-zA-Z0-9_-]+)/)?(?P<object>[a-zA-Z0-9_-]+)/config$"
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Collector:
@@ -103,7 +96,7 @@ discovery_prefix = "{names["discovery"]}"
 node_id = "{names["node"]}"
 state_interval_s = 3600
 [web]
-port = {_free_port()}
+port = {free_port()}
 """,
         encoding="utf-8",
     )
