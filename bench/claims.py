@@ -142,6 +142,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     from rush.lifecycle import AssetState
     from rush.media import MediaKind
     from rush.models import Asset, AssetEvent, Lease
+    from rush.server import freeze_startup_heap
     from rush.storage import close_db, init_db
     from tests.agent_support import Mosquitto, make_config, server_actors
 
@@ -168,6 +169,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             config = make_config(root, prefix=prefix, port=broker.port, ttl=600, heartbeat=60)
             config.leases.default_quota = 100_000
             config.leases.check_interval_s = 30
+            freeze_startup_heap()  # as `rush serve` does once its actors are built
             async with server_actors(config):
                 proc = await asyncio.create_subprocess_exec(
                     sys.executable,

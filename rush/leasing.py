@@ -18,6 +18,7 @@ import asyncio
 import collections
 import logging
 import secrets
+import sqlite3
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -44,12 +45,14 @@ from rush.layout import UnsafePath, derived_dir, resolve, safe_relpath
 from rush.lifecycle import AssetState, Trigger
 from rush.media import MediaKind
 from rush.models import Agent, Asset, Derivative, Facts, Lease, Sidecar, Suggestion, Transcript
+from rush.storage import sqlite_transaction, uses_sqlite
 from rush.transitions import (
     AssetNotFound,
     StaleState,
+    TransitionSql,
     emit_transitions,
+    insert_rows,
     transition,
-    transition_batch,
     utcnow,
 )
 
@@ -206,7 +209,11 @@ class _Request:
 class Dispatcher:
     """Hands out leases.  Keeps a small in-memory queue of candidates per job type so
     concurrent claims take different assets instead of racing for the same first row,
-    and remembers recent answers so a redelivered claim gets the same answer."""
+    and remembers recent answers so a redelivered claim gets the same answer.
+
+    Memory is bounded and cheap for the garbage collector: only the last `answers`
+    answers are kept whole; older requests that got a lease are remembered as plain
+    key tuples (`known_requests` of them) and answered again from the database."""
 
     def __init__(
         self,
@@ -214,7 +221,8 @@ class Dispatcher:
         *,
         bus: events.EventBus | None = None,
         batch: int = 256,
-        answers: int = 20_000,
+        answers: int = 2_000,
+        known_requests: int = 200_000,
     ) -> None:
         self.settings = settings
         self.bus = bus
@@ -232,12 +240,20 @@ class Dispatcher:
         self._pending: list[_Request] = []
         self._batch_lock = asyncio.Lock()
         self._agent_params: dict[str, dict[str, Any]] = {}
-        self._known_requests: set[tuple[str, str]] | None = None
+        #: (agent, request_id) of leases granted; None until read from the database.
+        self._known_requests: collections.OrderedDict[tuple[str, str], None] | None = None
+        self._known_max = known_requests
+        #: Active leases per agent, possibly too high, never too low (`_active_counts`).
+        self._active: dict[str, int] = {}
 
     def _remember(self, key: tuple[str, str], answer: JobSpec | None) -> None:
         self._answers[key] = answer
         if len(self._answers) > self._answers_max:
             self._answers.popitem(last=False)
+        if answer is not None and self._known_requests is not None:
+            self._known_requests[key] = None
+            if len(self._known_requests) > self._known_max:
+                self._known_requests.popitem(last=False)
 
     async def claim(
         self, agent_id: str, request_id: str, job_types: Iterable[str]
@@ -269,6 +285,7 @@ class Dispatcher:
     def forget_agent(self, agent_id: str) -> None:
         """Drop cached parameters (the agent registered again)."""
         self._agent_params.pop(agent_id, None)
+        self._active.pop(agent_id, None)
 
     async def _serve(self, batch: list[_Request]) -> None:
         try:
@@ -289,12 +306,14 @@ class Dispatcher:
                 todo.append(request)
         if not todo:
             return
-        # Idempotency across restarts: a request_id that already has an active lease.
-        # Requests answered by this process are in `_answers`; the DB is asked only
-        # about those seen on an active lease at start-up.
+        # Idempotency (QoS 1 redelivery, restarts): recent answers are in `_answers`;
+        # older requests that got a lease, and those on an active lease at start-up,
+        # are in `_known_requests` and answered again from the database.
         if self._known_requests is None:
             pairs = await Lease.filter(status="active").values_list("agent_id", "request_id")
-            self._known_requests = {(str(a), str(r)) for a, r in pairs if r}
+            self._known_requests = collections.OrderedDict(
+                ((str(a), str(r)), None) for a, r in pairs if r
+            )
         lookups = [r.request_id for r in todo if (r.agent_id, r.request_id) in self._known_requests]
         known = await Lease.filter(request_id__in=lookups) if lookups else []
         by_key = {(x.agent_id, x.request_id): x for x in known}
@@ -312,14 +331,7 @@ class Dispatcher:
         if missing:
             for agent in await Agent.filter(id__in=list(missing)):
                 self._agent_params[agent.id] = dict(agent.params)
-        agents = list({r.agent_id for r in fresh})
-        rows = (
-            await Lease.filter(status="active", agent_id__in=agents)
-            .group_by("agent_id")
-            .annotate(n=Count("id"))
-            .values("agent_id", "n")
-        )
-        active = {str(row["agent_id"]): int(row["n"]) for row in rows}
+        active = await self._active_counts(fresh)
         moves: list[tuple[_Request, uuid.UUID]] = []
         taken: set[uuid.UUID] = set()
         slow: list[_Request] = []
@@ -356,6 +368,32 @@ class Dispatcher:
                 )
                 self._finish(request, spec)
 
+    async def _active_counts(self, requests: list[_Request]) -> dict[str, int]:
+        """Active leases per agent of this batch, for the quota check.
+
+        Why a cache: counting an agent's leases on every claim grows with its backlog.
+        The count is only ever too high (leases end in other code paths), never too low
+        (the server's one dispatcher creates every lease), so it is re-read from the
+        database only when it would refuse a claim, or for an agent not seen yet."""
+        recount: set[str] = set()
+        for request in requests:
+            params = self._agent_params.get(request.agent_id)
+            cached = self._active.get(request.agent_id)
+            quota = int((params or {}).get("quota", self.settings.default_quota))
+            if cached is None or cached >= quota:
+                recount.add(request.agent_id)
+        if recount:
+            rows = (
+                await Lease.filter(status="active", agent_id__in=list(recount))
+                .group_by("agent_id")
+                .annotate(n=Count("id"))
+                .values("agent_id", "n")
+            )
+            counted = {str(row["agent_id"]): int(row["n"]) for row in rows}
+            for agent_id in recount:
+                self._active[agent_id] = counted.get(agent_id, 0)
+        return {r.agent_id: self._active[r.agent_id] for r in requests}
+
     def _order(self, params: dict[str, Any], wanted: list[JobType]) -> list[JobType]:
         order = [JobType(p) for p in params.get("priorities", self.settings.priorities)]
         order += [t for t in self.settings.priorities if t not in order]
@@ -368,38 +406,17 @@ class Dispatcher:
 
     async def _claim_main_batch(self, moves: list[tuple[_Request, uuid.UUID]]) -> None:
         """Claim one asset per request in one transaction; lost races are retried."""
-        now = utcnow()
-        job_type = JobType.PROCESS_FOR_REVIEW
         by_asset = {asset_id: request for request, asset_id in moves}
+        batch = MainClaimBatch(
+            [(a, r.agent_id, r.request_id) for r, a in moves], ttl_s=self.settings.ttl_s
+        )
         try:
-            async with in_transaction() as conn:
-                moved = await transition_batch(
-                    [(a, f"agent:{r.agent_id}") for r, a in moves],
-                    AssetState.READY,
-                    AssetState.PROCESSING_REVIEW,
-                    Trigger.CLAIM,
-                    extra_filter=CLAIMABLE,
-                    at=now,
-                    emit=False,
-                )
-                assets = {a.id: a for a in await Asset.filter(id__in=moved).using_db(conn)}
-                leases = [
-                    Lease(
-                        asset_id=asset_id,
-                        job_type=job_type,
-                        agent_id=by_asset[asset_id].agent_id,
-                        request_id=by_asset[asset_id].request_id,
-                        lock_token=secrets.token_hex(16),
-                        version=assets[asset_id].version,
-                        active_key=f"{asset_id}:{job_type}",
-                        expires_at=now + timedelta(seconds=self.settings.ttl_s),
-                        created_at=now,
-                    )
-                    for asset_id in moved
-                ]
-                if leases:
-                    await Lease.bulk_create(leases, using_db=conn)
-        except IntegrityError:
+            if uses_sqlite():
+                granted = await sqlite_transaction(batch.run_sqlite)
+            else:
+                async with in_transaction() as conn:
+                    granted = await batch.run(conn)
+        except (IntegrityError, sqlite3.IntegrityError):
             # A leftover active lease on one of these assets: take the careful path.
             log.warning("batch claim conflicted; serving %d claims one by one", len(moves))
             for request, _asset in moves:
@@ -409,22 +426,17 @@ class Dispatcher:
                 self._finish(request, spec)
             return
         emit_transitions(
-            [(a, f"agent:{by_asset[a].agent_id}") for a in moved],
+            [(asset_id, f"agent:{by_asset[asset_id].agent_id}") for asset_id in granted],
             AssetState.READY,
             AssetState.PROCESSING_REVIEW,
             Trigger.CLAIM,
-            now,
+            batch.now,
             self.bus,
         )
-        sidecars: dict[uuid.UUID, list[str]] = {a: [] for a in moved}
-        if moved:
-            for row in await Sidecar.filter(asset_id__in=moved, missing=False).order_by("id"):
-                sidecars[row.asset_id].append(row.rel_path)  # type: ignore[attr-defined]
-        for lease in leases:
-            asset_id = lease.asset_id  # type: ignore[attr-defined]
-            self._finish(
-                by_asset[asset_id], build_spec(lease, assets[asset_id], sidecars[asset_id])
-            )
+        for asset_id, spec in granted.items():
+            agent_id = by_asset[asset_id].agent_id
+            self._active[agent_id] = self._active.get(agent_id, 0) + 1
+            self._finish(by_asset[asset_id], spec)
         lost = [r for r, _a in moves if not r.future.done()]
         if lost:
             self.lost_races += len(lost)
@@ -458,6 +470,7 @@ class Dispatcher:
                     continue
                 spec = await self._claim_type(agent_id, request_id, job_type)
                 if spec is not None:
+                    self._active.pop(agent_id, None)  # counted again when next needed
                     break
         self._remember(key, spec)
         return spec
@@ -607,18 +620,173 @@ def build_spec(
     lease: Lease, asset: Asset, sidecars: list[str], inputs: dict[str, Any] | None = None
 ) -> JobSpec:
     """The job an agent receives: UUID, token, library-relative paths; never a decision."""
-    return JobSpec(
-        job_id=str(lease.id),
-        type=JobType(lease.job_type),
-        asset_uuid=str(asset.id),
-        kind=MediaKind(asset.kind),
+    return job_spec(
+        job_id=lease.id,
+        job_type=JobType(lease.job_type),
+        asset_id=asset.id,
+        kind=asset.kind,
+        rel_path=asset.rel_path,
         lock_token=lease.lock_token,
-        lease_expires_at=lease.expires_at,
-        paths=JobPaths(main=asset.rel_path, sidecars=sidecars),
-        derived_dir=derived_dir(asset.id, lease.version),
+        expires_at=lease.expires_at,
         version=lease.version,
+        sidecars=sidecars,
+        inputs=inputs,
+    )
+
+
+def job_spec(
+    *,
+    job_id: uuid.UUID,
+    job_type: JobType,
+    asset_id: uuid.UUID,
+    kind: str,
+    rel_path: str,
+    lock_token: str,
+    expires_at: datetime,
+    version: int,
+    sidecars: list[str],
+    inputs: dict[str, Any] | None = None,
+) -> JobSpec:
+    return JobSpec(
+        job_id=str(job_id),
+        type=job_type,
+        asset_uuid=str(asset_id),
+        kind=MediaKind(kind),
+        lock_token=lock_token,
+        lease_expires_at=expires_at,
+        paths=JobPaths(main=rel_path, sidecars=sidecars),
+        derived_dir=derived_dir(asset_id, version),
+        version=version,
         inputs=inputs or {},
     )
+
+
+class MainClaimBatch:
+    """The statements of one batch of main claims (Workflow 3's hot path), for both
+    backends: READY -> PROCESSING_REVIEW for each asset still eligible (one
+    `UPDATE … RETURNING`, see `TransitionSql`), its history rows, one active lease per
+    moved asset (the unique `active_key` forbids a second) and the sidecar paths of the
+    answers.  `run` awaits them on an open transaction; `run_sqlite` runs them inside
+    `sqlite_transaction`, on SQLite's own thread, in one hop.  Both return the job of
+    every asset granted; assets another claim or a human took first are left out."""
+
+    JOB_TYPE = JobType.PROCESS_FOR_REVIEW
+
+    def __init__(self, claims: list[tuple[uuid.UUID, str, str]], *, ttl_s: float) -> None:
+        #: (asset id, agent id, request id), in arrival order.
+        self.claims = claims
+        self.now = utcnow()
+        self.expires = self.now + timedelta(seconds=ttl_s)
+        #: asset id -> (lease id, lock token, agent id, request id), once moved.
+        self._granted: dict[uuid.UUID, tuple[uuid.UUID, str, str, str]] = {}
+
+    def _transition(self, pg: bool) -> TransitionSql | None:
+        return TransitionSql.plan(
+            [(a, f"agent:{agent}") for a, agent, _r in self.claims],
+            AssetState.READY,
+            AssetState.PROCESSING_REVIEW,
+            Trigger.CLAIM,
+            at=self.now,
+            pg=pg,
+            extra_filter=CLAIMABLE,
+            returning=("version", "rel_path", "kind"),
+        )
+
+    def _leases(self, moved: dict[uuid.UUID, dict[str, Any]], pg: bool) -> tuple[str, list[Any]]:
+        """One multi-row INSERT of an active lease per moved asset."""
+        job_type = self.JOB_TYPE.value
+        self._granted = {
+            asset_id: (uuid.uuid4(), secrets.token_hex(16), agent, request)
+            for asset_id, agent, request in self.claims
+            if asset_id in moved
+        }
+        rows = [
+            [
+                str(lease_id),
+                str(asset_id),
+                job_type,
+                agent,
+                request,
+                token,
+                int(moved[asset_id]["version"]),
+                "active",
+                f"{asset_id}:{job_type}",
+                0.0,
+                self.expires,
+                self.now,
+            ]
+            for asset_id, (lease_id, token, agent, request) in self._granted.items()
+        ]
+        return insert_rows(
+            "lease (id, asset_id, job_type, agent_id, request_id, lock_token, version, status,"
+            " active_key, progress, expires_at, created_at)",
+            rows,
+            pg=pg,
+        )
+
+    @staticmethod
+    def _sidecar_sql(pg: bool, n: int) -> str:
+        marks = ", ".join(f"${i}" if pg else "?" for i in range(2, n + 2))
+        return (
+            f"SELECT asset_id, rel_path FROM sidecar WHERE missing = {'$1' if pg else '?'}"
+            f" AND asset_id IN ({marks}) ORDER BY id"
+        )
+
+    def _specs(
+        self, moved: dict[uuid.UUID, dict[str, Any]], sidecar_rows: Iterable[Any]
+    ) -> dict[uuid.UUID, JobSpec]:
+        sidecars: dict[str, list[str]] = {}
+        for row in sidecar_rows:
+            sidecars.setdefault(str(row["asset_id"]), []).append(str(row["rel_path"]))
+        return {
+            asset_id: job_spec(
+                job_id=lease_id,
+                job_type=self.JOB_TYPE,
+                asset_id=asset_id,
+                kind=moved[asset_id]["kind"],
+                rel_path=moved[asset_id]["rel_path"],
+                lock_token=token,
+                expires_at=self.expires,
+                version=int(moved[asset_id]["version"]),
+                sidecars=sidecars.get(str(asset_id), []),
+            )
+            for asset_id, (lease_id, token, _agent, _request) in self._granted.items()
+        }
+
+    async def run(self, conn: Any) -> dict[uuid.UUID, JobSpec]:
+        pg = conn.capabilities.dialect == "postgres"
+        plan = self._transition(pg)
+        if plan is None:
+            return {}
+        rows = await conn.execute_query_dict(plan.update_sql, plan.update_params)
+        moved = {_row_id(row["id"]): dict(row) for row in rows}
+        if not moved:
+            return {}
+        await conn.execute_query(*plan.history(moved))
+        await conn.execute_query(*self._leases(moved, pg))
+        sidecar_rows = await conn.execute_query_dict(
+            self._sidecar_sql(pg, len(moved)), [False, *(str(a) for a in moved)]
+        )
+        return self._specs(moved, sidecar_rows)
+
+    def run_sqlite(self, db: sqlite3.Connection) -> dict[uuid.UUID, JobSpec]:
+        plan = self._transition(False)
+        if plan is None:
+            return {}
+        rows = db.execute(plan.update_sql, plan.update_params).fetchall()
+        moved = {_row_id(row["id"]): dict(row) for row in rows}
+        if not moved:
+            return {}
+        db.execute(*plan.history(moved))
+        db.execute(*self._leases(moved, False))
+        sidecar_rows = db.execute(
+            self._sidecar_sql(False, len(moved)), [False, *(str(a) for a in moved)]
+        ).fetchall()
+        return self._specs(moved, sidecar_rows)
+
+
+def _row_id(value: Any) -> uuid.UUID:
+    return value if type(value) is uuid.UUID else uuid.UUID(str(value))
 
 
 async def spec_for_lease(lease: Lease) -> JobSpec | None:

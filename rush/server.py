@@ -7,6 +7,7 @@ reverse order whatever failed (STYLE §6).
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -120,6 +121,17 @@ def build_mqtt_actors(ctx: ServerContext) -> list[Actor]:
     return actors
 
 
+def freeze_startup_heap() -> None:
+    """Move everything allocated at start-up out of the garbage collector's sight.
+
+    Why: modules, ORM metadata and pydantic schemas make a heap of a few hundred
+    thousand objects that live for ever; without this every full collection walks
+    them again and stalls the event loop for tens of milliseconds (claim latency p99).
+    """
+    gc.collect()
+    gc.freeze()
+
+
 async def run_server(
     config: Config, *, supervisor_hook: object = None, force_exit_after: float | None = None
 ) -> None:
@@ -142,6 +154,7 @@ async def run_server(
 
         actions.configure(config)
         supervisor = Supervisor(build_actors(ctx))
+        freeze_startup_heap()
         if callable(supervisor_hook):
             supervisor_hook(supervisor)
         log.info("rush serve: library %s, database %s", config.library.root, config.database_url())

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from tortoise.transactions import in_transaction
@@ -207,55 +208,183 @@ async def transition_batch(
 ) -> list[uuid.UUID]:
     """Many single-asset transitions, each with its own actor, in one transaction.
 
-    Why: the dispatcher hands out hundreds of claims per second; one conditional UPDATE
-    and one history insert per batch instead of per asset keeps SQLite fast.  Like
-    `transition`, only assets still in `source` (and matching `extra_filter`) move; the
-    others are skipped and left out of the returned ids, and the ids returned are
-    exactly those this call moved.  Call inside an outer transaction with `emit=False` and
-    emit `asset_events(...)` after the commit when more writes must be atomic with it.
+    Like `transition`, only assets still in `source` (and matching `extra_filter`) move;
+    the others are skipped and left out of the returned ids (in the order of `moves`).
+    Call `transition_rows` instead when more writes must be atomic with the moves.
     """
-    check_transition(source, target, trigger)
-    at = _unique_time(at or utcnow())
-    values: dict[str, Any] = {"state": target, "state_changed_at": at, "updated_at": at}
-    if updates:
-        values.update(updates)
-    actors = dict(moves)
-    if not actors:
-        return []
+    at = at or utcnow()
     async with in_transaction() as conn:
-        # Update first, then read back which rows this very UPDATE moved: they carry
-        # this batch's unique `state_changed_at`.  No row is reported that another
-        # transaction moved, on either backend, without relying on row locks.
-        query = Asset.filter(id__in=list(actors), state=source)
-        if extra_filter:
-            query = query.filter(**extra_filter)
-        changed = await query.using_db(conn).update(**values)
-        if not changed:
-            return []
-        moved = ids(
-            await Asset.filter(id__in=list(actors), state=target, state_changed_at=at)
-            .using_db(conn)
-            .values_list("id", flat=True)
+        rows = await transition_rows(
+            conn,
+            moves,
+            source,
+            target,
+            trigger,
+            extra_filter=extra_filter,
+            updates=updates,
+            at=at,
         )
-        if len(moved) != changed:  # pragma: no cover - would mean a clock collision
-            raise StaleState(moved[0] if moved else next(iter(actors)), source)
-        await AssetEvent.bulk_create(
-            [
-                AssetEvent(
-                    asset_id=aid,
-                    from_state=source,
-                    to_state=target,
-                    trigger=trigger,
-                    actor=actors[aid],
-                    at=at,
-                )
-                for aid in moved
-            ],
-            using_db=conn,
-        )
+    actors = {_as_id(aid): actor for aid, actor in moves}
+    moved = [aid for aid in actors if aid in rows]
     if emit:
         emit_transitions([(aid, actors[aid]) for aid in moved], source, target, trigger, at, bus)
     return moved
+
+
+async def transition_rows(
+    conn: Any,
+    moves: Sequence[tuple[uuid.UUID, str]],
+    source: AssetState,
+    target: AssetState,
+    trigger: Trigger,
+    *,
+    at: datetime,
+    extra_filter: dict[str, Any] | None = None,
+    updates: dict[str, Any] | None = None,
+    returning: Sequence[str] = (),
+) -> dict[uuid.UUID, dict[str, Any]]:
+    """The statements of `transition_batch` on the open transaction `conn`.
+
+    Returns {asset id: {column: value}} for the moved assets, with the `returning`
+    columns.  The caller emits the events after its commit.  See `TransitionSql`.
+    """
+    plan = TransitionSql.plan(
+        moves,
+        source,
+        target,
+        trigger,
+        at=at,
+        pg=conn.capabilities.dialect == "postgres",
+        extra_filter=extra_filter,
+        updates=updates,
+        returning=returning,
+    )
+    if plan is None:
+        return {}
+    rows = await conn.execute_query_dict(plan.update_sql, plan.update_params)
+    moved = {_as_id(row["id"]): dict(row) for row in rows}
+    if moved:
+        await conn.execute_query(*plan.history(moved))
+    return moved
+
+
+@dataclass(frozen=True)
+class TransitionSql:
+    """The two statements of a batch transition, built once for either backend.
+
+    Why raw SQL: the dispatcher hands out claims in batches at well over a thousand per
+    second, and the ORM's query building and model instances cost more than the
+    database itself.  One `UPDATE … RETURNING` (SQLite ≥ 3.35 and PostgreSQL) reports
+    exactly the rows this statement moved, so a concurrent mover can never be counted
+    twice; one executemany writes the history.  `extra_filter` takes plain equality only
+    (None means IS NULL); `updates` plain column values only.
+    """
+
+    update_sql: str
+    update_params: list[Any]
+    pg: bool
+    actors: dict[uuid.UUID, str]
+    source: AssetState
+    target: AssetState
+    trigger: Trigger
+    at: datetime
+
+    @classmethod
+    def plan(
+        cls,
+        moves: Sequence[tuple[uuid.UUID, str]],
+        source: AssetState,
+        target: AssetState,
+        trigger: Trigger,
+        *,
+        at: datetime,
+        pg: bool,
+        extra_filter: dict[str, Any] | None = None,
+        updates: dict[str, Any] | None = None,
+        returning: Sequence[str] = (),
+    ) -> TransitionSql | None:
+        """None when there is nothing to move; raises on a transition not in the table."""
+        check_transition(source, target, trigger)
+        actors = {_as_id(aid): actor for aid, actor in moves}
+        if not actors:
+            return None
+        values: dict[str, Any] = {"state": target, "state_changed_at": at, "updated_at": at}
+        if updates:
+            values.update(updates)
+        columns = _raw_columns(values)
+        if columns is None:
+            raise TypeError("a batch transition takes plain column values only")
+        params: list[Any] = []
+
+        def bind(value: Any) -> str:
+            params.append(_raw(value))
+            return f"${len(params)}" if pg else "?"
+
+        # "+col" keeps SQLite on the primary key (see `transition_many`).
+        plus = "" if pg else "+"
+        sets = ", ".join(f'"{col}" = {bind(values[name])}' for col, name in columns.items())
+        marks = ", ".join(bind(str(a)) for a in actors)
+        where = [f"id IN ({marks})", f'{plus}"state" = {bind(source.value)}']
+        projection = Asset._meta.fields_db_projection
+        for name, value in (extra_filter or {}).items():
+            column = projection.get(name)
+            if column is None or not isinstance(value, _RAW_TYPES):
+                raise TypeError(f"a batch transition cannot filter on {name}={value!r}")
+            if value is None:
+                where.append(f'{plus}"{column}" IS NULL')
+            else:
+                where.append(f'{plus}"{column}" = {bind(value)}')
+        wanted = ", ".join(["id", *(projection[name] for name in returning)])
+        return cls(
+            update_sql=f"UPDATE asset SET {sets} WHERE {' AND '.join(where)} RETURNING {wanted}",
+            update_params=params,
+            pg=pg,
+            actors=actors,
+            source=source,
+            target=target,
+            trigger=trigger,
+            at=at,
+        )
+
+    def history(self, moved: Iterable[uuid.UUID]) -> tuple[str, list[Any]]:
+        """One multi-row INSERT of the history rows of the `moved` assets."""
+        at = _raw(self.at)
+        rows = [
+            [
+                str(aid),
+                self.source.value,
+                self.target.value,
+                self.trigger.value,
+                self.actors[aid],
+                None,
+                at,
+            ]
+            for aid in moved
+        ]
+        return insert_rows(
+            "asset_event (asset_id, from_state, to_state, trigger, actor, reason, at)",
+            rows,
+            pg=self.pg,
+        )
+
+
+def insert_rows(head: str, rows: Sequence[Sequence[Any]], *, pg: bool) -> tuple[str, list[Any]]:
+    """`INSERT INTO {head} VALUES (…), (…)` with its flat parameter list.
+
+    Why not executemany: SQLite's driver steps (and hands the GIL over) once per row;
+    one statement with many rows is one step, which matters on the claim hot path."""
+    params: list[Any] = []
+    groups: list[str] = []
+    for row in rows:
+        start = len(params)
+        params.extend(row)
+        marks = (f"${i}" if pg else "?" for i in range(start + 1, len(params) + 1))
+        groups.append(f"({', '.join(marks)})")
+    return f"INSERT INTO {head} VALUES {', '.join(groups)}", params
+
+
+def _as_id(value: Any) -> uuid.UUID:
+    return value if type(value) is uuid.UUID else uuid.UUID(str(value))
 
 
 def emit_transitions(
@@ -270,14 +399,3 @@ def emit_transitions(
     target_bus = bus or events.bus
     for aid, actor in moved:
         target_bus.emit(events.asset_transitioned(str(aid), source, target, at, trigger, actor))
-
-
-_last_time: list[datetime] = []
-
-
-def _unique_time(at: datetime) -> datetime:
-    """A timestamp no earlier batch of this process used (microsecond resolution)."""
-    if _last_time and at <= _last_time[0]:
-        at = _last_time[0] + timedelta(microseconds=1)
-    _last_time[:] = [at]
-    return at

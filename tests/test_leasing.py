@@ -115,6 +115,66 @@ async def test_quota_is_respected(db: str, root: Path) -> None:
     assert [g is not None for g in got] == [True, True, False, False]
 
 
+async def test_quota_counts_again_once_leases_end(db: str, root: Path) -> None:
+    """The in-memory lease count may be too high (a lease ended elsewhere): it is
+    re-read before a claim is refused, never trusted to refuse on its own."""
+    s = settings_for(root, default_quota=1)
+    await register(s, max_jobs=1)
+    await make_assets(root, 3)
+    d = Dispatcher(s)
+    first = await d.claim("a1", "r1", ["process_for_review"])
+    assert first is not None
+    assert await d.claim("a1", "r2", ["process_for_review"]) is None  # at quota
+    verdict = await leasing.finish_job(
+        "a1", first.job_id, first.lock_token, JobResult("released"), s
+    )
+    assert verdict.accepted
+    again = await d.claim("a1", "r3", ["process_for_review"])
+    assert again is not None and again.job_id != first.job_id
+    assert await d.claim("a1", "r4", ["process_for_review"]) is None  # at quota again
+    assert await Lease.filter(agent_id="a1", status="active").count() == 1
+
+
+async def test_old_request_is_answered_again_from_the_database(db: str, root: Path) -> None:
+    s = settings_for(root)
+    await register(s)
+    await make_assets(root, 3)
+    d = Dispatcher(s, answers=1)  # remembers only the last answer whole
+    first = await d.claim("a1", "r1", ["process_for_review"])
+    second = await d.claim("a1", "r2", ["process_for_review"])
+    assert first is not None and second is not None and first != second
+    assert await d.claim("a1", "r1", ["process_for_review"]) == first  # redelivered
+    assert await Lease.all().count() == 2
+
+
+async def test_batch_conflict_rolls_back_and_serves_one_by_one(
+    db: str, root: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A leftover active lease on a READY asset makes the batch INSERT fail on the
+    unique `active_key`: nothing of the batch stays, and the claims are served one by
+    one on the other assets."""
+    s = settings_for(root, default_quota=8)
+    await register(s, max_jobs=8)
+    stuck, *others = await make_assets(root, 4)
+    await Lease.create(
+        asset_id=stuck.id,
+        job_type=JobType.PROCESS_FOR_REVIEW,
+        agent_id="ghost",
+        lock_token="leftover",
+        active_key=f"{stuck.id}:{JobType.PROCESS_FOR_REVIEW}",
+        expires_at=utcnow() + timedelta(hours=1),
+    )
+    d = Dispatcher(s)
+    got = await asyncio.gather(*(d.claim("a1", f"r{i}", ["process_for_review"]) for i in range(4)))
+    granted = sorted(g.asset_uuid for g in got if g is not None)
+    assert granted == sorted(str(a.id) for a in others)
+    assert (await Asset.get(id=stuck.id)).state is AssetState.READY
+    assert await AssetEvent.filter(asset_id=stuck.id).count() == 0
+    assert await AssetEvent.filter(trigger="claim").count() == 3
+    assert await Lease.filter(agent_id="a1").count() == 3
+    assert "batch claim conflicted" in caplog.text
+
+
 async def test_concurrent_claims_never_double_lease(db: str, root: Path) -> None:
     s = settings_for(root, default_quota=64)
     for i in range(5):

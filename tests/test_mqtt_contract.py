@@ -220,3 +220,58 @@ async def test_bridge_queues_while_broker_is_down(tmp_path: Path) -> None:
         assert bridge.pending() == 0 and bridge.stats.published >= 3
     finally:
         broker.stop(kill=True)
+
+
+async def test_bridge_keeps_a_message_the_broker_never_acknowledged(tmp_path: Path) -> None:
+    """A publish still waiting for its PUBACK when the session ends is sent again later."""
+    import os
+    import signal
+
+    from tests.agent_support import Mosquitto
+
+    broker = Mosquitto(tmp_path / "b")
+    prefix = new_prefix()
+    cfg = MqttConfig(host="127.0.0.1", port=broker.port, prefix=prefix)
+    bridge = MqttBridge(cfg, status_topic=f"{prefix}/server/status")
+    broker.start()
+    try:
+        async with asyncio.TaskGroup() as group:
+            task = group.create_task(bridge.run())
+            await asyncio.wait_for(bridge.connected.wait(), 10)
+            os.kill(broker.proc.pid, signal.SIGSTOP)  # the broker hears nothing more
+            try:
+                await bridge.publish(f"{prefix}/q", {"n": 1})
+                for _ in range(100):
+                    if bridge.pending() == 0:
+                        break
+                    await asyncio.sleep(0.01)
+                assert bridge.pending() == 0  # handed to the socket, not acknowledged
+                task.cancel()
+            finally:
+                os.kill(broker.proc.pid, signal.SIGCONT)
+        assert bridge.pending() == 1 and bridge.stats.published == 0
+    finally:
+        broker.stop(kill=True)
+
+
+async def test_bridge_routes_each_topic_to_its_handlers() -> None:
+    prefix = new_prefix()
+    bridge = MqttBridge(MqttConfig(prefix=prefix), status_topic=f"{prefix}/server/status")
+    seen: list[tuple[str, str]] = []
+
+    def handler(name: str) -> Any:
+        async def handle(topic: str, _payload: bytes) -> None:
+            seen.append((name, topic))
+
+        return handle
+
+    bridge.subscribe(f"{prefix}/agents/+/claim", handler("claim"))
+    bridge.subscribe(f"{prefix}/agents/#", handler("all"))
+    topic = f"{prefix}/agents/a1/claim"
+    assert [f for f, _h in bridge._routes(topic)] == [
+        f"{prefix}/agents/+/claim",
+        f"{prefix}/agents/#",
+    ]
+    bridge.subscribe(f"{prefix}/agents/a1/+", handler("late"))  # a later subscription counts
+    assert len(bridge._routes(topic)) == 3
+    assert bridge._routes(f"{prefix}/cmd/scan") == []

@@ -118,3 +118,64 @@ async def test_path_key_is_unique(db: str) -> None:
     await _asset("same.mp4")
     with pytest.raises(IntegrityError):
         await _asset("same.mp4")
+
+
+def test_insert_rows_numbers_parameters_per_dialect() -> None:
+    from rush.transitions import insert_rows
+
+    sql, params = insert_rows("t (a, b)", [[1, "x"], [2, "y"]], pg=True)
+    assert sql == "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4)" and params == [1, "x", 2, "y"]
+    sql, _ = insert_rows("t (a, b)", [[1, "x"], [2, "y"]], pg=False)
+    assert sql == "INSERT INTO t (a, b) VALUES (?, ?), (?, ?)"
+
+
+async def test_batch_transition_sql_refuses_what_it_cannot_express(db: str) -> None:
+    from datetime import UTC, datetime
+
+    from rush.transitions import TransitionSql
+
+    a = await _asset(state=S.READY)
+    at = datetime.now(UTC)
+    with pytest.raises(IllegalTransition):
+        TransitionSql.plan([(a.id, "x")], S.READY, S.ARCHIVED, T.CLAIM, at=at, pg=False)
+    with pytest.raises(TypeError):
+        TransitionSql.plan(
+            [(a.id, "x")],
+            S.READY,
+            S.PROCESSING_REVIEW,
+            T.CLAIM,
+            at=at,
+            pg=False,
+            extra_filter={"state__in": ["READY"]},
+        )
+    assert TransitionSql.plan([], S.READY, S.PROCESSING_REVIEW, T.CLAIM, at=at, pg=True) is None
+
+
+async def test_sqlite_transaction_is_all_or_nothing(tmp_path: object) -> None:
+    """The dispatcher's one-hop SQLite unit of work: an error rolls every statement
+    back, and ordinary queries keep working around it."""
+    from pathlib import Path
+
+    from rush.storage import sqlite_transaction
+
+    assert isinstance(tmp_path, Path)
+    await init_db(f"sqlite://{tmp_path / 'u.db'}")
+    try:
+        a = await _asset(state=S.READY)
+
+        def touch_then_fail(conn: object) -> None:
+            conn.execute("UPDATE asset SET state = 'PROCESSING_REVIEW' WHERE id = ?", [str(a.id)])  # type: ignore[attr-defined]
+            raise RuntimeError("boom")
+
+        with pytest.raises(RuntimeError):
+            await sqlite_transaction(touch_then_fail)
+        assert (await Asset.get(id=a.id)).state is S.READY
+
+        def count(conn: object) -> int:
+            row = conn.execute("SELECT COUNT(*) AS n FROM asset").fetchone()  # type: ignore[attr-defined]
+            return int(row["n"])
+
+        results = await asyncio.gather(sqlite_transaction(count), Asset.all().count())
+        assert results == [1, 1]
+    finally:
+        await close_db()

@@ -16,6 +16,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import math
 import socket
 import ssl
 import uuid
@@ -124,6 +125,7 @@ class MqttBridge:
         self.stats = BridgeStats()
         self.connected = asyncio.Event()
         self._handlers: list[tuple[str, Handler]] = []
+        self._route_cache: dict[str, list[tuple[str, Handler]]] = {}
         self._filters: list[str] = []
         self._new_filters: asyncio.Queue[str] = asyncio.Queue()
         self._outgoing: collections.deque[Outgoing] = collections.deque()
@@ -143,6 +145,7 @@ class MqttBridge:
 
     def subscribe(self, filter_: str, handler: Handler) -> None:
         self._handlers.append((filter_, handler))
+        self._route_cache.clear()
         if filter_ not in self._filters:
             self._filters.append(filter_)
             if self.connected.is_set():
@@ -270,22 +273,35 @@ class MqttBridge:
     async def _send_one(
         self, client: aiomqtt.Client, msg: Outgoing, inflight: asyncio.Semaphore
     ) -> None:
+        # No per-publish timeout (it costs a task per message): a dead connection is
+        # detected by the keepalive and ends the session, which cancels this task.
         try:
-            await client.publish(msg.topic, msg.payload, qos=msg.qos, retain=msg.retain)
+            await client.publish(
+                msg.topic, msg.payload, qos=msg.qos, retain=msg.retain, timeout=math.inf
+            )
             self.stats.published += 1
-        except (aiomqtt.MqttError, TimeoutError):
-            # Keep it for the next connection; the connection loop notices the loss.
+        except (aiomqtt.MqttError, TimeoutError, asyncio.CancelledError):
+            # Not acknowledged: keep it for the next connection (QoS 1 is at least once,
+            # every handler is idempotent); the connection loop notices the loss.
             self._enqueue(msg, front=True)
             raise
         finally:
             inflight.release()
 
+    def _routes(self, topic: str) -> list[tuple[str, Handler]]:
+        """The handlers of a topic (memoised: agents repeat the same topics)."""
+        routes = self._route_cache.get(topic)
+        if routes is None:
+            if len(self._route_cache) >= 4096:
+                self._route_cache.clear()
+            routes = [(f, h) for f, h in self._handlers if topic_matches(f, topic)]
+            self._route_cache[topic] = routes
+        return routes
+
     async def _worker(self, queue: asyncio.Queue[tuple[str, bytes]]) -> None:
         while True:
             topic, payload = await queue.get()
-            for filter_, handler in self._handlers:
-                if not topic_matches(filter_, topic):
-                    continue
+            for filter_, handler in self._routes(topic):
                 try:
                     await handler(topic, payload)
                 except Exception:
