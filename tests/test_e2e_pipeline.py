@@ -123,9 +123,14 @@ vosk_model = "{MODEL_DIR}"
 
 
 async def _all_done(db_file: Path) -> list[Asset]:
+    from tortoise.exceptions import OperationalError
+
     await init_db(f"sqlite://{db_file}", migrate=False)
     try:
-        assets = await Asset.all()
+        try:
+            assets = await Asset.all()
+        except OperationalError:  # the server created the file but has not migrated yet
+            return []
         if len(assets) == 3 and all(
             a.state is AssetState.PROCESSED
             and a.suggestions_status == "done"
