@@ -425,6 +425,11 @@ class Dispatcher:
                 )
                 self._finish(request, spec)
             return
+        for asset_id, spec in granted.items():
+            agent_id = by_asset[asset_id].agent_id
+            self._active[agent_id] = self._active.get(agent_id, 0) + 1
+            self._finish(by_asset[asset_id], spec)
+        # After the answers, so that the agents' jobs leave before the observers' events.
         emit_transitions(
             [(asset_id, f"agent:{by_asset[asset_id].agent_id}") for asset_id in granted],
             AssetState.READY,
@@ -433,10 +438,6 @@ class Dispatcher:
             batch.now,
             self.bus,
         )
-        for asset_id, spec in granted.items():
-            agent_id = by_asset[asset_id].agent_id
-            self._active[agent_id] = self._active.get(agent_id, 0) + 1
-            self._finish(by_asset[asset_id], spec)
         lost = [r for r, _a in moves if not r.future.done()]
         if lost:
             self.lost_races += len(lost)
