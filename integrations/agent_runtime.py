@@ -29,13 +29,14 @@ from integrations.mqtt.payloads import (
     AgentParams,
     JobAnswer,
     ResultPayload,
+    TranscriptData,
     decode,
     encode,
 )
 from integrations.mqtt.topics import TopicKind, Topics
 from rush import __version__
 from rush.config import Config
-from rush.jobs import JobFailed, JobOutput, JobSpec, JobType, Processor
+from rush.jobs import DerivativeRole, JobFailed, JobOutput, JobSpec, JobType, Processor
 from rush.layout import LibraryNotMounted, read_marker, resolve
 
 log = logging.getLogger(__name__)
@@ -398,7 +399,7 @@ class AgentRuntime:
             "transcript": output.transcript,
             "suggestions": output.suggestions,
         }
-        return ResultPayload.model_validate(data)
+        return fit_result(ResultPayload.model_validate(data), self.config.mqtt.max_payload_bytes)
 
     async def _send_result(self, job: JobSpec, result: ResultPayload) -> None:
         topic = self.topics.job_result(self.agent_id, job.job_id)
@@ -429,3 +430,22 @@ class AgentRuntime:
             task.cancel()
         if pending:
             await asyncio.wait(pending)
+
+
+def fit_result(result: ResultPayload, max_bytes: int) -> ResultPayload:
+    """The result as sent: a transcript too long for one message goes by reference to
+    its `transcript.json` derivative (already on the shared disk), not inline.
+
+    Why: the server drops payloads over `mqtt.max_payload_bytes`, and an interview of
+    an hour easily makes a megabyte of words with timings; without this the result
+    would be re-sent for ever and the transcription fail on every attempt."""
+    if result.transcript is None or len(result.model_dump_json(exclude_none=True)) <= max_bytes:
+        return result
+    ref = next(
+        (d.path for d in result.derivatives or () if d.role is DerivativeRole.TRANSCRIPT_JSON),
+        None,
+    )
+    if ref is None:
+        return result
+    slim = TranscriptData(language=result.transcript.language, ref=ref)
+    return result.model_copy(update={"transcript": slim})

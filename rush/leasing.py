@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import orjson
 from tortoise.exceptions import IntegrityError
 from tortoise.functions import Count
 from tortoise.transactions import in_transaction
@@ -974,7 +975,55 @@ async def finish_job(
             return Verdict(True, saved.reason)
     if job_type is JobType.PROCESS_FOR_REVIEW:
         return await _finish_main(lease, settings, bus)
+    if job_type is JobType.TRANSCRIPTION and result.transcript and result.transcript.get("ref"):
+        loaded = await load_transcript_ref(lease, str(result.transcript["ref"]), settings)
+        if isinstance(loaded, str):
+            await end_lease(lease, "error", settings, reason=loaded, bus=bus)
+            return Verdict(True, loaded)
+        result.transcript = loaded
     return await _finish_secondary(lease, job_type, result, settings)
+
+
+#: A transcript read from disk may be long (ten hours of speech is ~20 MB of JSON), but
+#: not unbounded: the agent wrote it, and agents are not trusted with the server's memory.
+TRANSCRIPT_REF_MAX_BYTES = 64 * 1024 * 1024
+
+
+async def load_transcript_ref(
+    lease: Lease, ref: str, settings: LeaseSettings
+) -> dict[str, Any] | str:
+    """The transcript an agent left in the job's derived folder (too long for one MQTT
+    message), read from the server's own disk; or why it cannot be taken."""
+    asset_id = lease.asset_id  # type: ignore[attr-defined]
+    problem = check_derivative_paths(
+        [DerivativeRef(role=DerivativeRole.TRANSCRIPT_JSON, path=ref, size=0)],
+        derived_dir(asset_id, lease.version),
+    )
+    if problem:
+        return f"transcript reference refused: {problem}"
+
+    def read() -> dict[str, Any] | str:
+        path = resolve(settings.library_root, ref)
+        try:
+            with path.open("rb") as fh:
+                raw = fh.read(TRANSCRIPT_REF_MAX_BYTES + 1)
+        except OSError as exc:
+            return f"transcript {ref} unreadable on the server: {exc.strerror or exc}"
+        if len(raw) > TRANSCRIPT_REF_MAX_BYTES:
+            return f"transcript {ref} is larger than {TRANSCRIPT_REF_MAX_BYTES} bytes"
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            return f"transcript {ref} is not JSON: {exc}"
+        if not isinstance(data, dict) or not isinstance(data.get("words", []), list):
+            return f"transcript {ref} is not a transcript"
+        return {
+            "language": str(data.get("language", "")),
+            "text": str(data.get("text", "")),
+            "words": [w for w in data.get("words", []) if isinstance(w, dict)],
+        }
+
+    return await asyncio.to_thread(read)
 
 
 async def _finish_main(

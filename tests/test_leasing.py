@@ -329,6 +329,74 @@ async def test_secondary_jobs(db: str, root: Path) -> None:
     assert events == 2  # claim + processed: secondary jobs never transition
 
 
+async def test_transcript_by_reference_is_read_from_the_servers_disk(db: str, root: Path) -> None:
+    import orjson
+
+    s = settings_for(root)
+    await register(s)
+    asset = await make_asset(root, "a.wav", kind=MediaKind.AUDIO, state=AssetState.PROCESSED)
+    await Asset.filter(id=asset.id).update(transcript_status="pending")
+    d = Dispatcher(s)
+
+    async def attempt(request: str, ref: str, body: bytes | None) -> leasing.Verdict:
+        job = await d.claim("a1", request, ["transcription"])
+        assert job is not None and job.type is JobType.TRANSCRIPTION
+        if body is not None:
+            target = root / job.derived_dir / "transcript.json"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(body)
+        ref = ref.format(dir=job.derived_dir)
+        result = JobResult("ok", transcript={"language": "fr", "ref": ref})
+        return await leasing.finish_job("a1", job.job_id, job.lock_token, result, s)
+
+    # Outside the job's derived folder, missing (checked before any file is written), or
+    # not a transcript: refused, recorded as the attempt's error, nothing stored.
+    for n, (ref, body) in enumerate(
+        [
+            ("INBOX/a.wav", None),
+            ("{dir}/../../../INBOX/a.wav", None),
+            ("{dir}/transcript.json", None),
+            ("{dir}/transcript.json", b"not json"),
+            ("{dir}/transcript.json", b"[1, 2]"),
+        ]
+    ):
+        await Asset.filter(id=asset.id).update(transcript_status="pending")
+        verdict = await attempt(f"bad{n}", ref, body)
+        assert verdict.accepted and verdict.reason, ref
+        assert not await Transcript.filter(asset_id=asset.id).exists()
+    await Asset.filter(id=asset.id).update(transcript_status="pending")
+    words = [{"word": "bonjour", "start": 0.0, "end": 0.5}]
+    body = orjson.dumps({"language": "fr", "text": "bonjour", "words": words})
+    verdict = await attempt("good", "{dir}/transcript.json", body)
+    assert verdict.accepted and not verdict.reason
+    transcript = await Transcript.get(asset_id=asset.id)
+    assert (transcript.text, transcript.words) == ("bonjour", words)
+    assert (await Asset.get(id=asset.id)).transcript_status == "done"
+
+
+def test_fit_result_sends_a_long_transcript_by_reference() -> None:
+    from integrations.agent_runtime import fit_result
+    from integrations.mqtt.payloads import ResultPayload
+
+    ref = DerivativeRef(role=DerivativeRole.TRANSCRIPT_JSON, path=".derived/u/v1/t.json", size=9)
+    words = [{"word": "x", "start": float(i)} for i in range(2000)]
+    big = ResultPayload.model_validate(
+        {
+            "lock_token": "t" * 32,
+            "status": "ok",
+            "transcript": {"language": "fr", "text": "x " * 2000, "words": words},
+            "derivatives": [ref],
+        }
+    )
+    slim = fit_result(big, 8 * 1024)
+    assert slim.transcript is not None and slim.transcript.ref == ref.path
+    assert slim.transcript.words == [] and slim.transcript.language == "fr"
+    assert len(slim.model_dump_json()) < 8 * 1024 and slim.derivatives == [ref]
+    assert fit_result(big, 10 * 1024 * 1024) is big  # fits: unchanged
+    no_file = big.model_copy(update={"derivatives": []})
+    assert fit_result(no_file, 8 * 1024) is no_file  # nothing to point at: unchanged
+
+
 async def test_secondary_error_and_expiry(db: str, root: Path) -> None:
     s = settings_for(root, max_attempts=1)
     await register(s)

@@ -11,8 +11,10 @@ import pytest
 
 from integrations.agent_runtime import AgentRuntime
 from integrations.mqtt.client import make_client
+from rush.jobs import DerivativeRef, DerivativeRole, JobContext, JobOutput, JobSpec, JobType
 from rush.lifecycle import AssetState
-from rush.models import Agent, Asset, AssetEvent, Lease
+from rush.media import MediaKind
+from rush.models import Agent, Asset, AssetEvent, Lease, Transcript
 from tests.agent_support import (
     TestProcessor,
     agents_running,
@@ -191,3 +193,55 @@ async def _next(client: object, topic: str, limit_s: float = 10.0) -> bytes:
         raise AssertionError("stream ended")
 
     return await asyncio.wait_for(wait(), limit_s)
+
+
+class LongTranscriber:
+    """A transcription processor with an interview's worth of words (~1.5 MB of JSON)."""
+
+    job_type = JobType.TRANSCRIPTION
+    __test__ = False
+    WORDS = 20_000
+
+    def capabilities(self) -> dict[str, object]:
+        return {"test": True}
+
+    async def run(self, job: JobSpec, ctx: JobContext) -> JobOutput:
+        words = [
+            {"word": f"mot{i}", "start": i * 0.4, "end": i * 0.4 + 0.3, "conf": 0.9}
+            for i in range(self.WORDS)
+        ]
+        transcript = {"language": "fr", "text": " ".join(w["word"] for w in words), "words": words}
+        folder = ctx.library_root / job.derived_dir
+        folder.mkdir(parents=True, exist_ok=True)
+        body = orjson.dumps(transcript)
+        (folder / "transcript.json").write_bytes(body)
+        ref = DerivativeRef(
+            role=DerivativeRole.TRANSCRIPT_JSON,
+            path=f"{job.derived_dir}/transcript.json",
+            size=len(body),
+            mime="application/json",
+        )
+        return JobOutput(transcript=transcript, derivatives=[ref])
+
+
+async def test_a_transcript_too_long_for_one_message_arrives_whole(db: str, root: Path) -> None:
+    config = make_config(root, prefix=new_prefix())
+    config.secondary.transcription = True
+    config.agent.job_types = ["transcription"]
+    asset = await make_asset(
+        root, "interview.wav", kind=MediaKind.AUDIO, state=AssetState.PROCESSED
+    )
+    await Asset.filter(id=asset.id).update(transcript_status="pending")
+    runtime = AgentRuntime(config, [LongTranscriber()], agent_id="scribe")
+
+    async def done() -> bool:
+        return (await Asset.get(id=asset.id)).transcript_status == "done"
+
+    async with server_actors(config), agents_running([runtime]):
+        await wait_until(done, limit_s=30)
+    transcript = await Transcript.get(asset_id=asset.id)
+    assert len(transcript.words) == LongTranscriber.WORDS and transcript.language == "fr"
+    assert transcript.text.startswith("mot0 mot1 ") and transcript.text.endswith(" mot19999")
+    assert len(orjson.dumps(transcript.words)) > config.mqtt.max_payload_bytes
+    lease = await Lease.get(asset_id=asset.id, job_type="transcription")
+    assert lease.status == "done"

@@ -87,6 +87,10 @@ class TranscriptData(Payload):
     language: Annotated[str, StringConstraints(max_length=16)] = ""
     text: str = ""
     words: list[dict[str, Any]] = Field(default_factory=list)
+    #: A transcript too long for one message (an interview of an hour or more) comes by
+    #: reference: the library-relative path of its `transcript.json` derivative, which
+    #: the server reads from its own disk (see `rush.leasing.load_transcript_ref`).
+    ref: Annotated[str, StringConstraints(max_length=1024)] | None = None
 
 
 class SuggestionData(Payload):
