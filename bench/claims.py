@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
@@ -106,6 +107,71 @@ async def agents_main(port: int, prefix: str, agents: int) -> None:
 # --- parent: broker, database, server ----------------------------------------------------
 
 
+async def run_agents(port: int, prefix: str, agents: int) -> dict[str, Any]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        __file__,
+        "--child",
+        str(port),
+        prefix,
+        str(agents),
+        stdout=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    out, _ = await proc.communicate()
+    result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
+    return result
+
+
+async def transport_ceiling(port: int, agents: int, claims: int) -> float:
+    """Claims per second when the server side is the production MQTT bridge answering
+    each claim at once with a canned job and one `events/asset` message, without any
+    database: what the MQTT stack alone allows on this machine, in the same run."""
+    from integrations.mqtt.client import MqttBridge
+    from integrations.mqtt.topics import Topics
+    from rush.config import MqttConfig
+
+    prefix = f"rush-ceiling-{uuid.uuid4().hex[:8]}"
+    topics = Topics(prefix)
+    bridge = MqttBridge(
+        MqttConfig(host="127.0.0.1", port=port, prefix=prefix),
+        status_topic=topics.server_status,
+        workers=64,
+    )
+    served = 0
+
+    async def on_register(topic: str, _payload: bytes) -> None:
+        agent = topic.split("/")[-2]
+        await bridge.publish(topics.agent_config(agent), {"quota": 1}, retain=True)
+
+    async def on_claim(topic: str, payload: bytes) -> None:
+        nonlocal served
+        import orjson
+
+        agent = topic.split("/")[-2]
+        served += 1
+        job = None
+        if served <= claims:
+            asset = str(uuid.uuid4())
+            job = {"job_id": str(uuid.uuid4()), "asset_uuid": asset, "lock_token": "t" * 32}
+            event = {"uuid": asset, "from": "READY", "to": "PROCESSING_REVIEW", "at": "now"}
+            await bridge.publish(topics.events_asset, event)
+        answer = {"request_id": orjson.loads(payload)["request_id"], "job": job}
+        await bridge.publish(topics.agent_job(agent), answer)
+
+    bridge.subscribe(topics.agents_filter("register"), on_register)
+    bridge.subscribe(topics.agents_filter("claim"), on_claim)
+    task = asyncio.create_task(bridge.run())
+    try:
+        await asyncio.wait_for(bridge.connected.wait(), 10)
+        child = await run_agents(port, prefix, agents)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    return float(child["claims"] / child["wall_s"])
+
+
 async def raw_roundtrip(port: int, prefix: str, rounds: int) -> float:
     """p50 of a QoS 1 request/response between two aiomqtt clients through the broker."""
     from integrations.mqtt.client import make_client
@@ -171,18 +237,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             config.leases.check_interval_s = 30
             freeze_startup_heap()  # as `rush serve` does once its actors are built
             async with server_actors(config):
-                proc = await asyncio.create_subprocess_exec(
-                    sys.executable,
-                    __file__,
-                    "--child",
-                    str(broker.port),
-                    prefix,
-                    str(args.agents),
-                    stdout=asyncio.subprocess.PIPE,
-                    env={**os.environ, "PYTHONPATH": str(REPO)},
-                )
-                out, _ = await proc.communicate()
-            child = json.loads(out.decode().strip().splitlines()[-1])
+                child = await run_agents(broker.port, prefix, args.agents)
             per_asset: dict[str, int] = {}
             for event in await AssetEvent.filter(trigger="claim"):
                 per_asset[str(event.asset_id)] = per_asset.get(str(event.asset_id), 0) + 1
@@ -192,6 +247,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             answer_doubles = len(child["assets"]) - len(set(child["assets"]))
         finally:
             await close_db()
+        ceiling = await transport_ceiling(broker.port, args.agents, min(args.assets, 5000))
     finally:
         broker.stop(kill=True)
     rtts = child["rtts"]
@@ -203,6 +259,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "p99_ms": round(percentile(rtts, 0.99), 3),
         "double_claims": db_doubles + lease_doubles + answer_doubles,
         "raw_roundtrip_ms": round(raw, 3),
+        "transport_ceiling_claims_per_s": round(ceiling, 1),
     }
 
 
@@ -229,7 +286,8 @@ def main() -> int:
         f"{result['agents']} agents, {result['claims']} claims: "
         f"{result['claims_per_s']} claims/s, p50 {result['p50_ms']} ms, "
         f"p99 {result['p99_ms']} ms, double claims {result['double_claims']}; "
-        f"raw MQTT QoS 1 round trip p50 {result['raw_roundtrip_ms']} ms"
+        f"raw MQTT QoS 1 round trip p50 {result['raw_roundtrip_ms']} ms; the MQTT stack "
+        f"alone (no database) allows {result['transport_ceiling_claims_per_s']} claims/s"
     )
     print(json.dumps(result))
     return 0 if result["double_claims"] == 0 else 1
