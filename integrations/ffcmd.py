@@ -8,6 +8,7 @@ every flag without starting ffmpeg.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -83,6 +84,7 @@ def video_pass_args(
     hwaccel: str = "none",
     tonemap: bool = False,
     deinterlace: bool = False,
+    timecode: str | None = None,
 ) -> list[str]:
     """One decode pass writing the proxy, the thumbnail frames and the poster.
 
@@ -90,7 +92,9 @@ def video_pass_args(
     the poster is the first frame at or after a third of the clip.  `tonemap` turns an
     HDR (PQ/HLG) source into SDR BT.709 so proxies and thumbnails are not washed out;
     `deinterlace` runs bwdif on interlaced camcorder footage.  Both apply before the
-    split, so every output gets them.
+    split, so every output gets them.  `timecode` (see `proxy_timecode`) starts the
+    proxy's timecode track where the camera's did, so an editor relinks proxy and
+    original by timecode.
     """
     height = _even_height(cfg, source_height)
     n = cfg.thumb_count
@@ -122,6 +126,8 @@ def video_pass_args(
     args += video_encoder_args(cfg, hwaccel)
     if tonemap:
         args += ["-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709"]
+    if timecode:
+        args += ["-timecode", timecode]
     args += ["-movflags", "+faststart", "-f", "mp4", out.proxy]
     args += [
         "-map",
@@ -137,6 +143,21 @@ def video_pass_args(
     args += ["-map", "[poster]", "-frames:v", "1", "-q:v", "3", "-f", "image2", "-update", "1"]
     args += [out.poster]
     return args
+
+
+_TIMECODE = re.compile(r"\d{2}:[0-5]\d:[0-5]\d[:;.]\d{2}")
+
+
+def proxy_timecode(timecode: Any, frame_rate: Any) -> str | None:
+    """The source's start timecode if ffmpeg can write it for this frame rate, else None
+    (a proxy without a timecode track is better than no proxy)."""
+    if not isinstance(timecode, str) or not _TIMECODE.fullmatch(timecode):
+        return None
+    if not isinstance(frame_rate, int | float) or frame_rate <= 0:
+        return None
+    if int(timecode[-2:]) >= math.ceil(frame_rate - 0.01):
+        return None
+    return timecode
 
 
 def audio_proxy_args(src: str, dst: str, cfg: ProxyConfig) -> list[str]:

@@ -183,6 +183,7 @@ class ReviewProcessor:
                 hwaccel=hw,
                 tonemap=bool(facts["hdr"]) and self.can_tonemap,
                 deinterlace=bool(facts["interlaced"]) and "bwdif" in self.filters,
+                timecode=ffcmd.proxy_timecode(facts.get("timecode"), facts.get("frame_rate")),
             )
             try:
                 decoded = await ffrun.run_ffmpeg(

@@ -159,12 +159,29 @@ async def test_video_proxy_thumbs_poster_strip(library: Path, name: str, has_aud
 
 
 async def test_video_facts_camera_timecode_creation(library: Path) -> None:
-    out, _, _ = await _run(library, MediaKind.VIDEO, "INBOX/shoot/cam.mov")
+    out, derived, _ = await _run(library, MediaKind.VIDEO, "INBOX/shoot/cam.mov")
     facts = out.facts or {}
     assert facts["camera_make"] == "Apple" and facts["camera_model"] == "iPhone 15 Pro"
     assert facts["timecode"] == "01:00:00:00"
     assert facts["created_at"].startswith("2024-07-14T18:03:22")
     assert facts["container"].startswith("mov")
+    # The proxy starts where the camera's timecode did: editors relink by timecode.
+    probe = _probe(derived / "proxy.mp4")
+    tags = [s.get("tags", {}).get("timecode") for s in probe["streams"]]
+    assert "01:00:00:00" in tags
+
+
+def test_proxy_timecode_only_when_ffmpeg_can_write_it() -> None:
+    from integrations.ffcmd import proxy_timecode
+
+    assert proxy_timecode("01:00:00:00", 25.0) == "01:00:00:00"
+    assert proxy_timecode("10:59:59;29", 29.97) == "10:59:59;29"
+    assert proxy_timecode("00:00:00:23", 23.976) == "00:00:00:23"
+    assert proxy_timecode("00:00:00:24", 23.976) is None
+    assert proxy_timecode("00:00:00:25", 25.0) is None  # no frame 25 at 25 fps
+    for bad in (None, "", "1:00:00:00", "01:00:00", "01:61:00:00", "x1:00:00:00", 12):
+        assert proxy_timecode(bad, 25.0) is None
+    assert proxy_timecode("01:00:00:00", None) is None
 
 
 async def test_vertical_video_proxy_is_upright(library: Path) -> None:
