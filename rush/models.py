@@ -328,6 +328,24 @@ class User(Model):
         table = "user"
 
 
+class WebSession(Model):
+    """A logged-in browser, valid only while its row exists.
+
+    The signed cookie names it: logging out, resetting a password or removing a user
+    ends it at once and across restarts (anonymous pre-login sessions stay cookie-only).
+    """
+
+    sid = fields.CharField(max_length=64, primary_key=True)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "rush.User", related_name="sessions", on_delete=fields.CASCADE
+    )
+    created_at = fields.DatetimeField(auto_now_add=True)
+    expires_at = fields.DatetimeField(db_index=True)
+
+    class Meta:
+        table = "web_session"
+
+
 class Bin(Model):
     """A saved selection of assets (for later work, offline export)."""
 

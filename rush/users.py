@@ -8,7 +8,7 @@ import re
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from rush.models import User
+from rush.models import User, WebSession
 
 _hasher = PasswordHasher()
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
@@ -55,8 +55,21 @@ async def add_user(username: str, password: str, *, replace: bool = False) -> Us
             raise UserError(f"user {username!r} already exists (use --replace to reset it)")
         user.password_hash = digest
         await user.save(update_fields=["password_hash"])
+        # A reset password is often a leaked one: every browser logged in as this user
+        # must log in again.
+        await WebSession.filter(user_id=user.id).delete()
         return user
     return await User.create(username=username, password_hash=digest)
+
+
+async def remove_user(username: str) -> int:
+    """Delete a user; its sessions go with it (cascade).  Returns how many were ended."""
+    user = await User.get_or_none(username=username)
+    if user is None:
+        raise UserError(f"no user {username!r}")
+    sessions = await WebSession.filter(user_id=user.id).count()
+    await user.delete()
+    return sessions
 
 
 async def authenticate(username: str, password: str) -> User | None:

@@ -1,4 +1,4 @@
-"""`rush user add`: argon2 hashes in the database, duplicates refused, stdin password."""
+"""`rush user add|remove`: argon2 hashes in the database, duplicates refused, stdin password."""
 
 from __future__ import annotations
 
@@ -64,3 +64,13 @@ def test_user_add_from_stdin(
     import asyncio
 
     asyncio.run(check())
+    assert run_cli(["user", "remove", "bob"], config, "", monkeypatch) == 0
+    assert "bob removed" in capsys.readouterr().out
+    assert run_cli(["user", "remove", "bob"], config, "", monkeypatch) == 1
+    assert "no user 'bob'" in capsys.readouterr().err
+
+    async def gone() -> None:
+        async with open_db(config.database_url()):
+            assert await User.filter(username="bob").count() == 0
+
+    asyncio.run(gone())

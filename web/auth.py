@@ -1,10 +1,11 @@
 """Login sessions, CSRF protection and login rate limiting for the web UI.
 
-Sessions are stateless signed cookies (HMAC-SHA256 over a small JSON payload with an
-expiry), so a server restart keeps people logged in and nothing needs a session table.
-Every browser gets a session before logging in (an anonymous one on the login page) so the
-login form itself carries a CSRF token; logging in rotates the session id and the token
-(no session fixation).  Logging out revokes the session id in memory until it expires.
+Sessions are signed cookies (HMAC-SHA256 over a small JSON payload with an expiry).
+Every browser gets a session before logging in (an anonymous one on the login page, cookie
+only) so the login form itself carries a CSRF token; logging in rotates the session id and
+the token (no session fixation) and records the id in the `web_session` table.  A logged-in
+cookie counts only while its row exists: logging out, a password reset (`rush user add
+--replace`) or `rush user remove` ends it at once, restarts included.
 
 CSRF: every state-changing request (POST/PUT/PATCH/DELETE) must carry the session's token,
 in the `_csrf` form field or the `X-CSRF-Token` header (fetch).  SameSite=Lax cookies are a
@@ -24,12 +25,14 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from rush.config import Config
+from rush.models import WebSession
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +101,6 @@ def _unb64(text: str) -> bytes:
 class SessionCodec:
     def __init__(self, secret: bytes) -> None:
         self._key = hashlib.sha256(b"rush-session\x00" + secret).digest()
-        self.revoked: dict[str, float] = {}
 
     def _sign(self, body: str) -> str:
         return _b64(hmac.new(self._key, body.encode(), hashlib.sha256).digest())
@@ -129,14 +131,32 @@ class SessionCodec:
         except (ValueError, KeyError, TypeError):
             return None
         now = time.time() if now is None else now
-        if session.exp < now or session.sid in self.revoked:
+        if session.exp < now:
             return None
         return session
 
-    def revoke(self, session: Session) -> None:
-        now = time.time()
-        self.revoked = {sid: exp for sid, exp in self.revoked.items() if exp > now}
-        self.revoked[session.sid] = session.exp
+
+async def open_session(session: Session) -> None:
+    """Record a logged-in session (and forget the expired ones on the way)."""
+    now = datetime.now(UTC)
+    await WebSession.filter(expires_at__lt=now).delete()
+    await WebSession.create(
+        sid=session.sid, user_id=session.uid, expires_at=datetime.fromtimestamp(session.exp, UTC)
+    )
+
+
+async def session_alive(session: Session) -> bool:
+    """Whether a logged-in cookie still has its row (same user, not expired)."""
+    row = await WebSession.get_or_none(sid=session.sid)
+    return (
+        row is not None
+        and row.user_id == session.uid  # type: ignore[attr-defined]
+        and row.expires_at > datetime.now(UTC)
+    )
+
+
+async def close_session(session: Session) -> None:
+    await WebSession.filter(sid=session.sid).delete()
 
 
 def new_session(user: str | None = None, uid: int | None = None) -> Session:
@@ -231,6 +251,8 @@ def make_middleware(codec_of: Callable[[web.Request], SessionCodec]) -> Any:
     async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         codec = codec_of(request)
         session = codec.decode(request.cookies.get(COOKIE))
+        if session is not None and session.authenticated and not await session_alive(session):
+            session = None  # logged out, password reset or user removed
         request[SESSION] = session
         path = request.path
         if not is_public(path) and (session is None or not session.authenticated):

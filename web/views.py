@@ -226,6 +226,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
         )
     limiter.succeeded(keys)
     fresh = auth.new_session(user.username, user.id)
+    await auth.open_session(fresh)
     response = web.HTTPSeeOther(target)
     auth.set_session_cookie(
         response, request.app[CODEC], fresh, request.app[CONFIG].web.secure_cookies
@@ -235,7 +236,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
 
 
 async def logout(request: web.Request) -> web.StreamResponse:
-    request.app[CODEC].revoke(_session(request))
+    await auth.close_session(_session(request))
     response = web.HTTPSeeOther("/login")
     response.del_cookie(auth.COOKIE, path="/")
     raise response

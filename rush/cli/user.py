@@ -1,4 +1,4 @@
-"""`rush user add USERNAME`: create a web UI account (password prompted or read from stdin)."""
+"""`rush user add|list|remove`: web UI accounts (password prompted or read from stdin)."""
 
 from __future__ import annotations
 
@@ -27,6 +27,10 @@ def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> Non
     lst = inner.add_parser("list", help="list users")
     common(lst)
     lst.set_defaults(func=list_cmd)
+    rm = inner.add_parser("remove", help="delete a user and end its logged-in sessions")
+    common(rm)
+    rm.add_argument("username")
+    rm.set_defaults(func=remove_cmd)
 
 
 def _read_password(from_stdin: bool) -> str:
@@ -73,6 +77,25 @@ def list_cmd(_args: argparse.Namespace, config: Config) -> int:
         async with open_db(config.database_url()):
             for name in await User.all().order_by("username").values_list("username", flat=True):
                 print(name)
+        return 0
+
+    result: int = run_async(go())  # type: ignore[assignment]
+    return result
+
+
+def remove_cmd(args: argparse.Namespace, config: Config) -> int:
+    from rush.cli import run_async
+    from rush.storage import open_db
+    from rush.users import UserError, remove_user
+
+    async def go() -> int:
+        async with open_db(config.database_url()):
+            try:
+                ended = await remove_user(args.username)
+            except UserError as exc:
+                print(f"rush user remove: {exc}", file=sys.stderr)
+                return 1
+        print(f"user {args.username} removed ({ended} logged-in session(s) ended)")
         return 0
 
     result: int = run_async(go())  # type: ignore[assignment]
