@@ -186,7 +186,8 @@ def cmd_stats(args: argparse.Namespace, config: Config) -> int:
     ratio = kpis["success_ratio"]
     print(
         f"attempts: {kpis['attempts']}  successes: {kpis['successes']}  "
-        f"success ratio: {'-' if ratio is None else f'{ratio:.1%}'}"
+        f"success ratio: {'-' if ratio is None else f'{ratio:.1%}'}  "
+        f"deferred (kept on NVMe on purpose): {kpis['deferred']}"
     )
     print(f"mean relocation time: {kpis['mean_relocation_s'] or '-'} s")
     print(f"moved today: {kpis['bytes_moved_today']} bytes")

@@ -28,6 +28,8 @@ log = logging.getLogger("rush.seedbox")
 
 #: Error causes reported by the KPIs (always present, zero when none).
 CAUSES = ("network", "api", "permissions", "space", "unavailable", "hardlink", "conflict", "other")
+#: Causes that leave a torrent where it is by design: not failed moves (see `seedbox_kpis`).
+DEFERRAL_CAUSES = frozenset({"unavailable", "hardlink"})
 MAPPING_COLUMNS = ("infohash", "path_nvme", "path_syno", "last_update_epoch")
 
 
@@ -86,7 +88,10 @@ async def seedbox_kpis(
     rows = await SeedRelocation.all().values(
         "ok", "started_at", "finished_at", "bytes_moved", "error_cause"
     )
-    attempts = len(rows)
+    # A torrent kept on NVMe on purpose (hard links, Synology away) was not a move that
+    # failed: it is counted under its cause, and deferred, not in the success ratio.
+    deferred = sum(1 for r in rows if not r["ok"] and r["error_cause"] in DEFERRAL_CAUSES)
+    attempts = len(rows) - deferred
     successes = [r for r in rows if r["ok"]]
     durations = [
         (r["finished_at"] - r["started_at"]).total_seconds()
@@ -117,6 +122,7 @@ async def seedbox_kpis(
     today = now.astimezone(UTC).date().isoformat()
     return {
         "attempts": attempts,
+        "deferred": deferred,
         "successes": len(successes),
         "success_ratio": round(len(successes) / attempts, 4) if attempts else None,
         "mean_relocation_s": round(sum(durations) / len(durations), 3) if durations else None,
