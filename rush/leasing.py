@@ -53,6 +53,7 @@ from rush.transitions import (
     TransitionSql,
     emit_transitions,
     insert_rows,
+    to_uuid,
     transition,
     utcnow,
 )
@@ -761,7 +762,7 @@ class MainClaimBatch:
         if plan is None:
             return {}
         rows = await conn.execute_query_dict(plan.update_sql, plan.update_params)
-        moved = {_row_id(row["id"]): dict(row) for row in rows}
+        moved = {to_uuid(row["id"]): dict(row) for row in rows}
         if not moved:
             return {}
         await conn.execute_query(*plan.history(moved))
@@ -776,7 +777,7 @@ class MainClaimBatch:
         if plan is None:
             return {}
         rows = db.execute(plan.update_sql, plan.update_params).fetchall()
-        moved = {_row_id(row["id"]): dict(row) for row in rows}
+        moved = {to_uuid(row["id"]): dict(row) for row in rows}
         if not moved:
             return {}
         db.execute(*plan.history(moved))
@@ -785,10 +786,6 @@ class MainClaimBatch:
             self._sidecar_sql(False, len(moved)), [False, *(str(a) for a in moved)]
         ).fetchall()
         return self._specs(moved, sidecar_rows)
-
-
-def _row_id(value: Any) -> uuid.UUID:
-    return value if type(value) is uuid.UUID else uuid.UUID(str(value))
 
 
 async def spec_for_lease(lease: Lease) -> JobSpec | None:

@@ -210,62 +210,32 @@ async def transition_batch(
 
     Like `transition`, only assets still in `source` (and matching `extra_filter`) move;
     the others are skipped and left out of the returned ids (in the order of `moves`).
-    Call `transition_rows` instead when more writes must be atomic with the moves.
+    Build a `TransitionSql` yourself when more writes must be atomic with the moves (the
+    dispatcher's `MainClaimBatch`).
     """
     at = at or utcnow()
+    moved: dict[uuid.UUID, dict[str, Any]] = {}
     async with in_transaction() as conn:
-        rows = await transition_rows(
-            conn,
+        plan = TransitionSql.plan(
             moves,
             source,
             target,
             trigger,
+            at=at,
+            pg=conn.capabilities.dialect == "postgres",
             extra_filter=extra_filter,
             updates=updates,
-            at=at,
         )
-    actors = {_as_id(aid): actor for aid, actor in moves}
-    moved = [aid for aid in actors if aid in rows]
+        if plan is not None:
+            rows = await conn.execute_query_dict(plan.update_sql, plan.update_params)
+            moved = {to_uuid(row["id"]): dict(row) for row in rows}
+            if moved:
+                await conn.execute_query(*plan.history(moved))
+    actors = {to_uuid(aid): actor for aid, actor in moves}
+    done = [aid for aid in actors if aid in moved]
     if emit:
-        emit_transitions([(aid, actors[aid]) for aid in moved], source, target, trigger, at, bus)
-    return moved
-
-
-async def transition_rows(
-    conn: Any,
-    moves: Sequence[tuple[uuid.UUID, str]],
-    source: AssetState,
-    target: AssetState,
-    trigger: Trigger,
-    *,
-    at: datetime,
-    extra_filter: dict[str, Any] | None = None,
-    updates: dict[str, Any] | None = None,
-    returning: Sequence[str] = (),
-) -> dict[uuid.UUID, dict[str, Any]]:
-    """The statements of `transition_batch` on the open transaction `conn`.
-
-    Returns {asset id: {column: value}} for the moved assets, with the `returning`
-    columns.  The caller emits the events after its commit.  See `TransitionSql`.
-    """
-    plan = TransitionSql.plan(
-        moves,
-        source,
-        target,
-        trigger,
-        at=at,
-        pg=conn.capabilities.dialect == "postgres",
-        extra_filter=extra_filter,
-        updates=updates,
-        returning=returning,
-    )
-    if plan is None:
-        return {}
-    rows = await conn.execute_query_dict(plan.update_sql, plan.update_params)
-    moved = {_as_id(row["id"]): dict(row) for row in rows}
-    if moved:
-        await conn.execute_query(*plan.history(moved))
-    return moved
+        emit_transitions([(aid, actors[aid]) for aid in done], source, target, trigger, at, bus)
+    return done
 
 
 @dataclass(frozen=True)
@@ -276,7 +246,7 @@ class TransitionSql:
     second, and the ORM's query building and model instances cost more than the
     database itself.  One `UPDATE … RETURNING` (SQLite ≥ 3.35 and PostgreSQL) reports
     exactly the rows this statement moved, so a concurrent mover can never be counted
-    twice; one executemany writes the history.  `extra_filter` takes plain equality only
+    twice; one multi-row INSERT writes the history.  `extra_filter` takes plain equality only
     (None means IS NULL); `updates` plain column values only.
     """
 
@@ -305,7 +275,7 @@ class TransitionSql:
     ) -> TransitionSql | None:
         """None when there is nothing to move; raises on a transition not in the table."""
         check_transition(source, target, trigger)
-        actors = {_as_id(aid): actor for aid, actor in moves}
+        actors = {to_uuid(aid): actor for aid, actor in moves}
         if not actors:
             return None
         values: dict[str, Any] = {"state": target, "state_changed_at": at, "updated_at": at}
@@ -383,7 +353,8 @@ def insert_rows(head: str, rows: Sequence[Sequence[Any]], *, pg: bool) -> tuple[
     return f"INSERT INTO {head} VALUES {', '.join(groups)}", params
 
 
-def _as_id(value: Any) -> uuid.UUID:
+def to_uuid(value: Any) -> uuid.UUID:
+    """A UUID from a database value (SQLite gives text, asyncpg its own UUID type)."""
     return value if type(value) is uuid.UUID else uuid.UUID(str(value))
 
 
