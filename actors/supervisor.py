@@ -5,7 +5,9 @@ An actor is anything with `name` and `async def run(self) -> None`.  A crash (an
 resets once the actor has stayed up for a while; `CancelledError` is never swallowed.
 SIGTERM/SIGINT cancel the group, and every actor gets `shutdown_timeout` seconds to
 finish its `finally` blocks before the supervisor gives up on it (`abandoned`): a stuck
-actor can delay shutdown, never block it.
+actor can delay shutdown, never block it.  Actors marked `stop_last = True` (the
+embedded MQTT broker) are cancelled only once the others have stopped, so their clients
+say goodbye instead of seeing the ground vanish under them.
 """
 
 from __future__ import annotations
@@ -26,6 +28,10 @@ class Actor(Protocol):
     name: str
 
     async def run(self) -> None: ...
+
+
+def _stops_last(actor: Actor) -> bool:
+    return bool(getattr(actor, "stop_last", False))
 
 
 @dataclass
@@ -154,7 +160,14 @@ class Supervisor:
                 done_all = group.create_task(self._all_done(tasks))
                 await watcher
                 done_all.cancel()
-                for task in tasks:
+                last = [t for t, a in zip(tasks, self.actors, strict=True) if _stops_last(a)]
+                first = [t for t in tasks if t not in last]
+                for task in first:
+                    task.cancel()
+                if last and first:
+                    # `_supervise` gives up on a stuck actor after `shutdown_timeout`.
+                    await asyncio.wait(first)
+                for task in last:
                     task.cancel()
         finally:
             for sig in installed:

@@ -277,3 +277,32 @@ def test_rush_serve_exits_even_with_an_actor_that_ignores_cancellation(tmp_path:
     assert proc.returncode == 1, text
     assert "actor stubborn did not stop within" in text
     assert "forcing exit: actors stubborn ignored cancellation" in text
+
+
+async def test_stop_last_actors_outlive_the_others() -> None:
+    """The embedded broker (`stop_last`) is cancelled only after its clients stopped."""
+    order: list[str] = []
+
+    class Service:
+        def __init__(self, name: str, cleanup_s: float, stop_last: bool = False) -> None:
+            self.name = name
+            self.cleanup_s = cleanup_s
+            self.stop_last = stop_last
+
+        async def run(self) -> None:
+            try:
+                await asyncio.Event().wait()
+            finally:
+                order.append(f"{self.name} cancelled")
+                await asyncio.shield(asyncio.sleep(self.cleanup_s))
+                order.append(f"{self.name} stopped")
+
+    broker = Service("broker", 0.0, stop_last=True)
+    sup = Supervisor([broker, Service("bridge", 0.2), Service("agent", 0.1)])
+    runner = asyncio.create_task(sup.run(install_signals=False))
+    await asyncio.sleep(0.05)
+    sup.stop()
+    await asyncio.wait_for(runner, timeout=5)
+    assert order.index("broker cancelled") > order.index("bridge stopped")
+    assert order.index("broker cancelled") > order.index("agent stopped")
+    assert order[-1] == "broker stopped"

@@ -28,6 +28,8 @@ class EmbeddedBroker:
     """Actor running an in-process amqtt broker on 127.0.0.1 until cancelled."""
 
     name = "mqtt-broker"
+    #: The supervisor stops the MQTT clients of this process first (see `Supervisor.run`).
+    stop_last = True
 
     def __init__(self, port: int) -> None:
         self.port = port
