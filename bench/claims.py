@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import os
 import statistics
 import sys
@@ -70,7 +71,8 @@ async def agents_main(port: int, prefix: str, agents: int) -> None:
                 request_id = uuid.uuid4().hex
                 body = orjson.dumps({"request_id": request_id, "job_types": ["process_for_review"]})
                 t0 = time.perf_counter()
-                await client.publish(f"{base}/claim", body, qos=1)
+                # As `rush agent`'s bridge publishes: no timeout task per message.
+                await client.publish(f"{base}/claim", body, qos=1, timeout=math.inf)
                 answer: dict[str, Any] = {}
                 async for message in messages:
                     answer = orjson.loads(message.payload)
