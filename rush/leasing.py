@@ -413,12 +413,8 @@ class Dispatcher:
             [(a, r.agent_id, r.request_id) for r, a in moves], ttl_s=self.settings.ttl_s
         )
         try:
-            if uses_sqlite():
-                granted = await sqlite_transaction(batch.run_sqlite)
-            else:
-                async with in_transaction() as conn:
-                    granted = await batch.run(conn)
-        except (IntegrityError, sqlite3.IntegrityError):
+            granted = await batch.commit()
+        except CONFLICT:
             # A leftover active lease on one of these assets: take the careful path.
             log.warning("batch claim conflicted; serving %d claims one by one", len(moves))
             for request, _asset in moves:
@@ -432,14 +428,7 @@ class Dispatcher:
             self._active[agent_id] = self._active.get(agent_id, 0) + 1
             self._finish(by_asset[asset_id], spec)
         # After the answers, so that the agents' jobs leave before the observers' events.
-        emit_transitions(
-            [(asset_id, f"agent:{by_asset[asset_id].agent_id}") for asset_id in granted],
-            AssetState.READY,
-            AssetState.PROCESSING_REVIEW,
-            Trigger.CLAIM,
-            batch.now,
-            self.bus,
-        )
+        batch.announce(granted, self.bus)
         lost = [r for r, _a in moves if not r.future.done()]
         if lost:
             self.lost_races += len(lost)
@@ -506,41 +495,19 @@ class Dispatcher:
                 if job_type is JobType.PROCESS_FOR_REVIEW:
                     return await self._claim_main(agent_id, request_id, asset_id)
                 return await self._claim_secondary(agent_id, request_id, asset_id, job_type)
-            except (StaleState, AssetNotFound, IntegrityError, _Lost):
+            except (StaleState, AssetNotFound, *CONFLICT, _Lost):
                 self.lost_races += 1
                 continue
         return None
 
     async def _claim_main(self, agent_id: str, request_id: str, asset_id: uuid.UUID) -> JobSpec:
-        now = utcnow()
-        job_type = JobType.PROCESS_FOR_REVIEW
-        async with in_transaction() as conn:
-            lease = await Lease.create(
-                asset_id=asset_id,
-                job_type=job_type,
-                agent_id=agent_id,
-                request_id=request_id,
-                lock_token=secrets.token_hex(16),
-                version=0,
-                active_key=f"{asset_id}:{job_type}",
-                expires_at=now + timedelta(seconds=self.settings.ttl_s),
-                using_db=conn,
-            )
-            await transition(
-                asset_id,
-                AssetState.READY,
-                AssetState.PROCESSING_REVIEW,
-                Trigger.CLAIM,
-                f"agent:{agent_id}",
-                extra_filter=CLAIMABLE,
-                at=now,
-                bus=self.bus,
-            )
-            asset = await Asset.filter(id=asset_id).using_db(conn).get()
-            lease.version = asset.version
-            await Lease.filter(id=lease.id).using_db(conn).update(version=asset.version)
-            sidecars = await _sidecar_paths(asset_id, conn)
-        return build_spec(lease, asset, sidecars)
+        """One main claim: a batch of one (raises on a lost race or a leftover lease)."""
+        batch = MainClaimBatch([(asset_id, agent_id, request_id)], ttl_s=self.settings.ttl_s)
+        granted = await batch.commit()
+        if asset_id not in granted:
+            raise StaleState(asset_id, AssetState.READY)
+        batch.announce(granted, self.bus)
+        return granted[asset_id]
 
     async def _claim_secondary(
         self, agent_id: str, request_id: str, asset_id: uuid.UUID, job_type: JobType
@@ -664,6 +631,11 @@ def job_spec(
     )
 
 
+#: How a unique-key conflict surfaces: tortoise's error on PostgreSQL, sqlite3's own in
+#: `sqlite_transaction` (which bypasses tortoise).
+CONFLICT = (IntegrityError, sqlite3.IntegrityError)
+
+
 class MainClaimBatch:
     """The statements of one batch of main claims (Workflow 3's hot path), for both
     backends: READY -> PROCESSING_REVIEW for each asset still eligible (one
@@ -755,6 +727,26 @@ class MainClaimBatch:
             )
             for asset_id, (lease_id, token, _agent, _request) in self._granted.items()
         }
+
+    async def commit(self) -> dict[uuid.UUID, JobSpec]:
+        """Run the batch in its own transaction on whichever database is configured;
+        raises one of `CONFLICT` when a leftover active lease is in the way."""
+        if uses_sqlite():
+            return await sqlite_transaction(self.run_sqlite)
+        async with in_transaction() as conn:
+            return await self.run(conn)
+
+    def announce(self, granted: dict[uuid.UUID, JobSpec], bus: events.EventBus | None) -> None:
+        """The claims' transitions on the event bus, once committed."""
+        agents = {asset_id: agent for asset_id, agent, _request in self.claims}
+        emit_transitions(
+            [(asset_id, f"agent:{agents[asset_id]}") for asset_id in granted],
+            AssetState.READY,
+            AssetState.PROCESSING_REVIEW,
+            Trigger.CLAIM,
+            self.now,
+            bus,
+        )
 
     async def run(self, conn: Any) -> dict[uuid.UUID, JobSpec]:
         pg = conn.capabilities.dialect == "postgres"
