@@ -15,6 +15,7 @@ from pathlib import Path
 from rush.models import Asset, Sidecar
 from rush.storage import close_db, init_db
 from tests.conftest import rush_env
+from tests.media_helpers import video
 
 
 def _rush(*argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -39,23 +40,7 @@ def test_exports_are_never_indexed(db_url: str, tmp_path: Path) -> None:
     init = _rush("init", "--config", str(cfg), cwd=tmp_path)
     assert init.returncode == 0, init.stderr
     media = tmp_path / "clip.mp4"
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=size=64x36:rate=10:duration=0.5",
-            "-pix_fmt",
-            "yuv420p",
-            str(media),
-        ],
-        check=True,
-        timeout=60,
-    )
+    video(media, audio=False, seconds=0.5, size="64x36", rate=10)
     exported = root / "EXPORTS" / "proj" / "h264" / "final.mp4"
     exported.parent.mkdir(parents=True)
     shutil.copyfile(media, exported)

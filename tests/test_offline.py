@@ -43,6 +43,7 @@ from rush.offline import (
     render_relink,
 )
 from rush.storage import close_db, init_db
+from tests import media_helpers as mh
 
 DURATIONS = (1.0, 1.4, 2.0, 0.8, 1.2)
 RATE = 25
@@ -55,34 +56,12 @@ def proxy_sources(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     files = []
     for i, dur in enumerate(DURATIONS):
         path = out / f"p{i}.mp4"
-        subprocess.run(
-            [
-                "ffmpeg",
-                "-v",
-                "error",
-                "-y",
-                "-f",
-                "lavfi",
-                "-i",
-                f"testsrc=size=160x90:rate={RATE}:duration={dur}",
-                "-f",
-                "lavfi",
-                "-i",
-                f"sine=frequency={440 + 100 * i}:duration={dur}",
-                "-c:v",
-                "libx264",
-                "-preset",
-                "ultrafast",
-                "-pix_fmt",
-                "yuv420p",
-                "-c:a",
-                "aac",
-                "-shortest",
-                str(path),
-            ],
-            check=True,
-            timeout=60,
-        )
+        mh.ffmpeg(
+            "-f", "lavfi", "-i", f"testsrc=size=160x90:rate={RATE}:duration={dur}",
+            "-f", "lavfi", "-i", f"sine=frequency={440 + 100 * i}:duration={dur}",
+            "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+            "-c:a", "aac", "-shortest", str(path),
+        )  # fmt: skip
         files.append(path)
     return files
 
