@@ -73,6 +73,23 @@ def start_zygote(count_file: Path) -> subprocess.Popen[str]:
     )
 
 
+def run_step(
+    zygote: subprocess.Popen[str], n: int, op: str, root: Path, volume: Path, db_url: str
+) -> str:
+    """Have the zygote fork one `op` child killed at its `n`-th filesystem step."""
+    assert zygote.stdin is not None and zygote.stdout is not None
+    zygote.stdin.write(f"{n}\t{op}\t{root}\t{volume}\t{db_url}\n")
+    zygote.stdin.flush()
+    return zygote.stdout.readline().strip()
+
+
+def restore_db(db_file: Path, template: bytes) -> None:
+    """The SQLite file as it was before the run (its WAL and index files dropped)."""
+    for suffix in ("-wal", "-shm"):
+        Path(f"{db_file}{suffix}").unlink(missing_ok=True)
+    db_file.write_bytes(template)
+
+
 def snapshot_tree(path: Path) -> dict[str, bytes]:
     return {str(p.relative_to(path)): p.read_bytes() for p in path.rglob("*") if p.is_file()}
 
@@ -147,15 +164,10 @@ async def test_sigkill_at_50_points_then_recovery(tmp_path: Path, volume: Path) 
     assert zygote.stdin is not None and zygote.stdout is not None
 
     def run_child(n: int) -> str:
-        assert zygote.stdin is not None and zygote.stdout is not None
-        zygote.stdin.write(f"{n}\tapply\t{root}\t{volume}\t{db_url}\n")
-        zygote.stdin.flush()
-        return zygote.stdout.readline().strip()
+        return run_step(zygote, n, "apply", root, volume, db_url)
 
     def reset() -> None:
-        for suffix in ("-wal", "-shm"):
-            Path(f"{db_file}{suffix}").unlink(missing_ok=True)
-        db_file.write_bytes(tpl_db)
+        restore_db(db_file, tpl_db)
         restore_tree(root, tpl_lib)
         restore_tree(volume, tpl_vol)
 
@@ -223,15 +235,10 @@ async def test_sigkill_mid_purge_then_recovery_completes(tmp_path: Path) -> None
     assert zygote.stdin is not None and zygote.stdout is not None
 
     def run_child(n: int) -> str:
-        assert zygote.stdin is not None and zygote.stdout is not None
-        zygote.stdin.write(f"{n}\tpurge\t{root}\t{volume}\t{db_url}\n")
-        zygote.stdin.flush()
-        return zygote.stdout.readline().strip()
+        return run_step(zygote, n, "purge", root, volume, db_url)
 
     def reset() -> None:
-        for suffix in ("-wal", "-shm"):
-            Path(f"{db_file}{suffix}").unlink(missing_ok=True)
-        db_file.write_bytes(tpl_db)
+        restore_db(db_file, tpl_db)
         restore_tree(root, tpl_lib)
 
     try:
