@@ -4,8 +4,10 @@ Starts its own Mosquitto with the shipped `deploy/mosquitto/mosquitto.conf` sett
 (anonymous for the bench, on a free port), fills a SQLite database with READY assets,
 runs the server's MQTT actors in this process and the simulated agents in a child
 process (so both sides get their own CPU), then prints claims per second, the p50/p99
-claim round trip, the number of double claims (must be 0) and a raw aiomqtt QoS 1
-ping-pong round trip measured through the same broker.  The last line is JSON.
+claim round trip, the number of double claims (must be 0), the raw QoS 1 round trip
+through the same broker made with `mosquitto_pub`/`mosquitto_sub` (and the same between
+two aiomqtt clients), and the claims per second the MQTT stack alone allows.  The last
+line is JSON.
 
     python bench/claims.py [--quick] [--agents 20] [--assets 6000]
 """
@@ -18,7 +20,9 @@ import contextlib
 import json
 import math
 import os
+import select
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -174,7 +178,71 @@ async def transport_ceiling(port: int, agents: int, claims: int) -> float:
     return float(child["claims"] / child["wall_s"])
 
 
-async def raw_roundtrip(port: int, prefix: str, rounds: int) -> float:
+def cli_roundtrip(port: int, prefix: str, rounds: int) -> float:
+    """p50 of a QoS 1 request/response made of the broker's own command-line clients.
+
+    One long-lived `mosquitto_pub -l` sends each ping; an echo made of `mosquitto_sub`
+    piped into a second `mosquitto_pub -l` answers on the pong topic; a `mosquitto_sub`
+    on that topic hands the answer back.  Every hop is a persistent connection, so no
+    process start is timed: this is the raw broker round trip, measured in the same run.
+    """
+    ping, pong = f"{prefix}/raw-cli/ping", f"{prefix}/raw-cli/pong"
+    conn = ["-h", "127.0.0.1", "-p", str(port), "-q", "1"]
+    echo_sub = subprocess.Popen(
+        ["mosquitto_sub", *conn, "-t", ping], stdout=subprocess.PIPE, bufsize=0
+    )
+    echo_pub = subprocess.Popen(
+        ["mosquitto_pub", *conn, "-l", "-t", pong], stdin=echo_sub.stdout, bufsize=0
+    )
+    listen = subprocess.Popen(["mosquitto_sub", *conn, "-t", pong], stdout=subprocess.PIPE)
+    send = subprocess.Popen(
+        ["mosquitto_pub", *conn, "-l", "-t", ping], stdin=subprocess.PIPE, bufsize=0
+    )
+    assert listen.stdout is not None and send.stdin is not None
+    answers, stdin = listen.stdout.fileno(), send.stdin
+    pending = b""
+
+    def answer(timeout: float) -> bytes | None:
+        nonlocal pending
+        deadline = time.perf_counter() + timeout
+        while b"\n" not in pending:
+            left = deadline - time.perf_counter()
+            if left <= 0 or not select.select([answers], [], [], left)[0]:
+                return None
+            chunk = os.read(answers, 4096)
+            if not chunk:
+                raise RuntimeError("mosquitto_sub ended during the round-trip measurement")
+            pending += chunk
+        line, pending = pending.split(b"\n", 1)
+        return line
+
+    try:
+        # Subscriptions are live once a warm-up line makes the whole loop.
+        for _ in range(100):
+            stdin.write(b"warm\n")
+            if answer(0.1) is not None:
+                break
+        else:
+            raise RuntimeError("the mosquitto_pub/mosquitto_sub echo never answered")
+        while answer(0.2) is not None:  # late warm-up echoes
+            pass
+        times: list[float] = []
+        for i in range(rounds):
+            expected = str(i).encode()
+            t0 = time.perf_counter()
+            stdin.write(expected + b"\n")
+            while (line := answer(10)) != expected:
+                if line is None:
+                    raise RuntimeError(f"no echo of round {i} within 10 s")
+            times.append((time.perf_counter() - t0) * 1000)
+    finally:
+        for proc in (send, listen, echo_pub, echo_sub):
+            proc.kill()
+            proc.wait()
+    return statistics.median(times)
+
+
+async def aiomqtt_roundtrip(port: int, prefix: str, rounds: int) -> float:
     """p50 of a QoS 1 request/response between two aiomqtt clients through the broker."""
     from integrations.mqtt.client import make_client
     from rush.config import MqttConfig
@@ -233,7 +301,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 for i in range(args.assets)
             ]
             await Asset.bulk_create(assets, batch_size=1000)
-            raw = await raw_roundtrip(broker.port, prefix, 300 if args.quick else 1000)
+            rounds = 300 if args.quick else 1000
+            raw = await asyncio.to_thread(cli_roundtrip, broker.port, prefix, rounds)
+            raw_aiomqtt = await aiomqtt_roundtrip(broker.port, prefix, rounds)
             config = make_config(root, prefix=prefix, port=broker.port, ttl=600, heartbeat=60)
             config.leases.default_quota = 100_000
             config.leases.check_interval_s = 30
@@ -261,6 +331,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "p99_ms": round(percentile(rtts, 0.99), 3),
         "double_claims": db_doubles + lease_doubles + answer_doubles,
         "raw_roundtrip_ms": round(raw, 3),
+        "aiomqtt_roundtrip_ms": round(raw_aiomqtt, 3),
         "transport_ceiling_claims_per_s": round(ceiling, 1),
     }
 
@@ -288,7 +359,9 @@ def main() -> int:
         f"{result['agents']} agents, {result['claims']} claims: "
         f"{result['claims_per_s']} claims/s, p50 {result['p50_ms']} ms, "
         f"p99 {result['p99_ms']} ms, double claims {result['double_claims']}; "
-        f"raw MQTT QoS 1 round trip p50 {result['raw_roundtrip_ms']} ms; the MQTT stack "
+        f"raw QoS 1 round trip p50 {result['raw_roundtrip_ms']} ms with mosquitto_pub/"
+        f"mosquitto_sub, {result['aiomqtt_roundtrip_ms']} ms between two aiomqtt clients; "
+        "the MQTT stack "
         f"alone (no database) allows {result['transport_ceiling_claims_per_s']} claims/s"
     )
     print(json.dumps(result))
