@@ -1027,7 +1027,13 @@ async def _finish_main(
         await end_lease(lease, "error", settings, reason=str(missing), bus=bus)
         return Verdict(True, str(missing))
     facts = await Facts.get_or_none(asset_id=asset_id, version=lease.version)
-    audio = has_audio(MediaKind(asset.kind), facts.data if facts else None)
+    if facts is None:
+        # PROCESSED means "facts stored" (SPEC §2): without them a batch apply would skip
+        # the asset as never processed, after a human had already decided on it.
+        reason = f"no facts were stored for version {lease.version}"
+        await end_lease(lease, "error", settings, reason=reason, bus=bus)
+        return Verdict(True, reason)
+    audio = has_audio(MediaKind(asset.kind), facts.data)
     updates: dict[str, Any] = {"attempts": 0, "last_error": None}
     if settings.transcription and audio:
         updates["transcript_status"] = "pending"

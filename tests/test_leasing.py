@@ -248,6 +248,30 @@ async def test_result_ok_needs_files_on_server(db: str, root: Path) -> None:
     assert "missing required derivatives" in (asset.last_error or "")
 
 
+async def test_result_ok_without_facts_is_an_error(db: str, root: Path) -> None:
+    """PROCESSED means facts stored: an agent that never sent them does not get there."""
+    s = settings_for(root)
+    await register(s)
+    await make_assets(root, 1)
+    d = Dispatcher(s)
+    job = await d.claim("a1", "r1", ["process_for_review"])
+    assert job is not None
+    refs = write_outputs(root, job)
+    assert (await leasing.store_derivatives("a1", job.job_id, job.lock_token, refs)).accepted
+    v = await leasing.finish_job("a1", job.job_id, job.lock_token, JobResult("ok"), s)
+    assert v.accepted and "no facts" in v.reason
+    asset = await Asset.get(id=job.asset_uuid)
+    assert asset.state is AssetState.READY and asset.attempts == 1
+    assert "no facts were stored" in (asset.last_error or "")
+    # Facts carried in the result itself are enough.
+    again = await d.claim("a1", "r2", ["process_for_review"])
+    assert again is not None and again.asset_uuid == job.asset_uuid
+    refs = write_outputs(root, again)
+    result = JobResult("ok", facts={"fps": 25}, derivatives=refs)
+    assert (await leasing.finish_job("a1", again.job_id, again.lock_token, result, s)).accepted
+    assert (await Asset.get(id=job.asset_uuid)).state is AssetState.PROCESSED
+
+
 async def test_derivatives_outside_derived_dir_refused(db: str, root: Path) -> None:
     s = settings_for(root)
     await register(s)
