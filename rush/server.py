@@ -116,7 +116,7 @@ def build_mqtt_actors(ctx: ServerContext) -> list[Actor]:
     commands = CommandService(config, bridge, ctx.commands)
     commands.install()
     actors += [bridge, jobs, LeaseKeeper(config, bus=ctx.bus), commands]
-    actors.append(EventForwarder(ctx.bus, bridge, {"batch": f"{mqtt.prefix}/events/batch"}))
+    actors.append(EventForwarder(ctx.bus, bridge, {"batch": topics.events_batch}))
     actors.append(HomeAssistantPublisher(config, bridge, ctx.bus))
     return actors
 

@@ -141,3 +141,114 @@ async def test_purger_actor_only_when_enabled(db: str, tmp_path: Path) -> None:
     result = await on.run_once()
     assert result is not None and len(result["purged"]) == 1
     assert (await Asset.get(id=a.id)).state is S.PURGED
+
+
+class EventWatcher:
+    """`mosquitto_sub` on `{prefix}/events/#` of the real broker, ready once it has seen
+    a probe of its own."""
+
+    def __init__(self, prefix: str) -> None:
+        import subprocess
+
+        self.prefix = prefix
+        self.proc = subprocess.Popen(
+            ["mosquitto_sub", "-h", "127.0.0.1", "-p", "1883", "-q", "1", "-v"]
+            + ["-t", f"{prefix}/events/#"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.lines: list[str] = []
+        import threading
+
+        threading.Thread(target=self._read, daemon=True).start()
+        for _ in range(100):
+            subprocess.run(
+                ["mosquitto_pub", "-h", "127.0.0.1", "-p", "1883", "-q", "1"]
+                + ["-t", f"{prefix}/events/probe", "-m", "probe"],
+                check=True,
+            )
+            if self.wait_for("/events/probe", 0.1):
+                return
+        raise AssertionError("mosquitto_sub never saw its probe")
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def wait_for(self, needle: str, timeout: float) -> bool:
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(needle in line for line in self.lines):
+                return True
+            time.sleep(0.02)
+        return False
+
+    def payloads(self, name: str) -> list[dict[str, Any]]:
+        import json
+
+        head = f"{self.prefix}/events/{name} "
+        return [json.loads(line[len(head) :]) for line in self.lines if line.startswith(head)]
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+def test_cli_transitions_reach_mqtt(
+    db_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Only `rush serve` holds an MQTT connection, yet a transition made from the shell
+    must reach `events/asset` (SPEC §5) and an apply must reach `events/batch`."""
+    from rush.config import MqttConfig
+
+    root = tmp_path / "lib"
+    prefix = f"rush-cli-{uuid.uuid4().hex[:8]}"
+    cfg = make_config(root, db_url).model_copy(
+        update={"mqtt": MqttConfig(host="127.0.0.1", port=1883, prefix=prefix)}
+    )
+
+    async def setup() -> Asset:
+        return await make_asset(root, "INBOX/c/clip.mp4", S.DECIDED_KEEP)
+
+    a = with_db(db_url, setup)
+    watcher = EventWatcher(prefix)
+    try:
+        assert cli(cfg, "apply") == 0
+        assert cli(cfg, "reopen", str(a.id)) == 0
+        assert watcher.wait_for('"to":"DECISION_PENDING"', 10)
+        assert watcher.wait_for(f"{prefix}/events/batch", 10)
+        moves = [(e["uuid"], e["from"], e["to"]) for e in watcher.payloads("asset")]
+        assert moves == [
+            (str(a.id), "DECIDED_KEEP", "MOVE_QUEUED"),
+            (str(a.id), "MOVE_QUEUED", "ARCHIVED"),
+            (str(a.id), "ARCHIVED", "DECISION_PENDING"),
+        ]
+        (batch,) = watcher.payloads("batch")
+        assert (batch["kind"], batch["moved"], batch["failed"]) == ("apply", 1, 0)
+    finally:
+        watcher.close()
+    assert "not published" not in caplog.text
+
+
+def test_cli_without_broker_still_works(
+    db_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No broker listening: the command does its work and says what MQTT missed."""
+    from rush.config import MqttConfig
+    from tests.conftest import free_port
+
+    root = tmp_path / "lib"
+    cfg = make_config(root, db_url).model_copy(
+        update={"mqtt": MqttConfig(host="127.0.0.1", port=free_port(), prefix="rush-none")}
+    )
+
+    async def setup() -> Asset:
+        return await make_asset(root, "INBOX/c/clip.mp4", S.DECIDED_KEEP)
+
+    with_db(db_url, setup)
+    assert cli(cfg, "apply") == 0
+    assert (root / "ARCHIVE/c/clip.mp4").exists()
+    assert "3 event(s) of this command were not published to MQTT" in caplog.text

@@ -71,6 +71,10 @@ class Topics:
     def events_asset(self) -> str:
         return f"{self.prefix}/events/asset"
 
+    @property
+    def events_batch(self) -> str:
+        return f"{self.prefix}/events/batch"
+
     def cmd(self, command: str) -> str:
         return f"{self.prefix}/cmd/{_command(command)}"
 

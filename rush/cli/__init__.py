@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from rush import __version__
@@ -105,3 +107,16 @@ def run_async(coro: object) -> object:
     except ImportError:  # pragma: no cover - uvloop missing on some platforms
         return asyncio.run(coro)  # type: ignore[arg-type]
     return uvloop.run(coro)  # type: ignore[arg-type]
+
+
+@contextlib.asynccontextmanager
+async def state_changing(config: Config) -> AsyncIterator[None]:
+    """The database of a command that may change states, and the relay that carries its
+    events to MQTT (only `rush serve` is connected otherwise; SPEC §5 promises
+    `events/asset` on every transition)."""
+    from integrations.mqtt.relay import CommandEventRelay
+    from rush.storage import open_db
+
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    async with open_db(config.database_url()), CommandEventRelay(config.mqtt):
+        yield

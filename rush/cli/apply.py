@@ -33,11 +33,10 @@ def default_actor() -> str:
 
 async def _main(args: argparse.Namespace, config: Config) -> int:
     from rush.batch import BatchBusy, plan_apply, run_apply
+    from rush.cli import state_changing
     from rush.cli.progress import TerminalProgress
-    from rush.storage import open_db
 
-    config.data_dir.mkdir(parents=True, exist_ok=True)
-    async with open_db(config.database_url()):
+    async with state_changing(config):
         if args.dry_run:
             plan = (await plan_apply(config)).to_dict()
             if args.json:

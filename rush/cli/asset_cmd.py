@@ -28,8 +28,8 @@ def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> Non
 
 async def _main(args: argparse.Namespace, config: Config) -> int:
     from rush import actions
+    from rush.cli import state_changing
     from rush.cli.apply import default_actor
-    from rush.storage import open_db
     from rush.transitions import AssetNotFound, StaleState
 
     try:
@@ -38,8 +38,7 @@ async def _main(args: argparse.Namespace, config: Config) -> int:
         print(f"rush {args.action_name}: {args.uuid!r} is not a UUID", file=sys.stderr)
         return 2
     actor = args.actor or default_actor()
-    config.data_dir.mkdir(parents=True, exist_ok=True)
-    async with open_db(config.database_url()):
+    async with state_changing(config):
         try:
             if args.action_name == "reopen":
                 await actions.reopen(asset_id, actor)

@@ -26,13 +26,12 @@ def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> Non
 
 async def _main(args: argparse.Namespace, config: Config) -> int:
     from rush.batch import BatchBusy
+    from rush.cli import state_changing
     from rush.cli.apply import default_actor
     from rush.cli.progress import TerminalProgress
     from rush.purge import plan_purge, run_purge
-    from rush.storage import open_db
 
-    config.data_dir.mkdir(parents=True, exist_ok=True)
-    async with open_db(config.database_url()):
+    async with state_changing(config):
         if not args.confirm:
             plan = (await plan_purge(config)).to_dict()
             if args.json:

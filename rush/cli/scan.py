@@ -63,11 +63,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
 
 async def _scan(config: Config) -> Any:
     from actors.scanner import Scanner
-    from rush.storage import close_db, init_db
+    from rush.cli import state_changing
 
-    config.data_dir.mkdir(parents=True, exist_ok=True)
-    await init_db(config.database_url())
-    try:
+    async with state_changing(config):
         return await Scanner(config).scan_once()
-    finally:
-        await close_db()
