@@ -38,6 +38,7 @@ from rush import __version__
 from rush.config import Config
 from rush.jobs import DerivativeRole, JobFailed, JobOutput, JobSpec, JobType, Processor
 from rush.layout import LibraryNotMounted, read_marker, resolve
+from rush.media import Area
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +88,11 @@ def check_mount(mount: Path | None, library_id: str) -> str | None:
 class _Context:
     """`rush.jobs.JobContext` for one job."""
 
-    def __init__(self, runtime: AgentRuntime, job: JobSpec, root: Path) -> None:
+    def __init__(
+        self, runtime: AgentRuntime, job: JobSpec, root: Path, areas: dict[str, Path]
+    ) -> None:
         self.library_root = root
+        self._areas = areas
         self._runtime = runtime
         self._job = job
         self.progress = 0.0
@@ -98,6 +102,12 @@ class _Context:
         await self._runtime.send_heartbeat(self._job, self.progress)
 
     def abs_path(self, rel: str) -> Path:
+        """Job paths are relative to the library root; ARCHIVE and REJECTS may be
+        mounted elsewhere on this machine (`agent.archive_mount` / `rejects_mount`)."""
+        head, _, tail = rel.partition("/")
+        area = self._areas.get(head)
+        if area is not None and tail:
+            return resolve(area, tail)
         return resolve(self.library_root, rel)
 
 
@@ -333,7 +343,16 @@ class AgentRuntime:
 
     async def _run_job(self, job: JobSpec) -> None:
         root = self.config.agent.library_mount or Path(".")
-        ctx = _Context(self, job, root)
+        agent = self.config.agent
+        areas = {
+            name: mount
+            for name, mount in (
+                (Area.ARCHIVE.value, agent.archive_mount),
+                (Area.REJECTS.value, agent.rejects_mount),
+            )
+            if mount is not None
+        }
+        ctx = _Context(self, job, root, areas)
         processor = self.processors.get(job.type)
         try:
             async with asyncio.TaskGroup() as group:

@@ -166,6 +166,10 @@ class AgentConfig(Section):
     id: str | None = None
     #: Where this agent sees the library root (SMB/NFS mount point).
     library_mount: Path | None = None
+    #: Where this agent sees ARCHIVE and REJECTS when the server keeps them on other
+    #: volumes (`library.archive_root` / `rejects_root`); unset: under library_mount.
+    archive_mount: Path | None = None
+    rejects_mount: Path | None = None
     #: Library id expected in the `.rushes_db` marker; empty accepts any.
     library_id: str = ""
     job_types: list[JobType] = Field(default_factory=lambda: list(JOB_TYPES))

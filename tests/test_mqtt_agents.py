@@ -245,3 +245,20 @@ async def test_a_transcript_too_long_for_one_message_arrives_whole(db: str, root
     assert len(orjson.dumps(transcript.words)) > config.mqtt.max_payload_bytes
     lease = await Lease.get(asset_id=asset.id, job_type="transcription")
     assert lease.status == "done"
+
+
+def test_job_paths_follow_the_agents_archive_and_rejects_mounts(tmp_path: Path) -> None:
+    """A reprocessed ARCHIVED asset says `ARCHIVE/…`; when the server keeps ARCHIVE on
+    another volume, the agent finds it at its own `agent.archive_mount`."""
+    from integrations.agent_runtime import _Context
+    from rush.layout import UnsafePath
+    from tests.media_helpers import make_job
+
+    lib, archive = tmp_path / "lib", tmp_path / "vol2" / "ARCHIVE"
+    job = make_job(MediaKind.VIDEO, "ARCHIVE/2024/a.mp4")
+    ctx = _Context(None, job, lib, {"ARCHIVE": archive})  # type: ignore[arg-type]
+    assert ctx.abs_path(job.paths.main) == archive / "2024" / "a.mp4"
+    assert ctx.abs_path("REJECTS/b.mp4") == lib / "REJECTS" / "b.mp4"
+    assert ctx.abs_path(job.derived_dir) == lib / job.derived_dir
+    with pytest.raises(UnsafePath):
+        ctx.abs_path("ARCHIVE/../../etc/passwd")
