@@ -368,11 +368,21 @@ class ExportReport:
     warnings: list[str] = field(default_factory=list)
 
 
-def _check_destination(dest: Path, root: Path) -> None:
-    dest_abs, root_abs = dest.resolve(), root.resolve()
-    if dest_abs == root_abs or root_abs in dest_abs.parents:
+def inside_library(path: Path, root: Path, other_areas: Sequence[Path] = ()) -> Path | None:
+    """The library root or area root (ARCHIVE/REJECTS on other volumes) holding `path`."""
+    target = path.resolve()
+    for area in (root, *other_areas):
+        area_abs = area.resolve()
+        if target == area_abs or area_abs in target.parents:
+            return area
+    return None
+
+
+def _check_destination(dest: Path, root: Path, other_areas: Sequence[Path] = ()) -> None:
+    area = inside_library(dest, root, other_areas)
+    if area is not None:
         raise OfflineError(
-            f"{dest} is inside the library {root}: an offline package never writes to the NAS"
+            f"{dest} is inside the library {area}: an offline package never writes to the NAS"
         )
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise OfflineError(f"{dest} exists and is not an empty folder: choose a new folder")
@@ -474,6 +484,7 @@ async def export_selection(
     *,
     name: str | None = None,
     package_as: str | None = None,
+    other_areas: Sequence[Path] = (),
 ) -> ExportReport:
     """Build an offline package of `selection` in `dest`; the library is only read.
 
@@ -483,13 +494,14 @@ async def export_selection(
 
     The service behind `rush export-selection` and the UI's export button.  Needs an
     initialised database.  Raises OfflineError for an empty selection, an unknown bin, an
-    unmounted library or a destination that is not a new, empty folder outside the library.
+    unmounted library or a destination that is not a new, empty folder outside the library
+    (`other_areas`: ARCHIVE/REJECTS roots kept on other volumes).
     """
     try:
         marker = read_marker(root)
     except LibraryNotMounted as exc:
         raise OfflineError(str(exc)) from exc
-    _check_destination(dest, root)
+    _check_destination(dest, root, other_areas)
     assets = await select_assets(selection)
     if not assets:
         raise OfflineError("the selection matches no asset")

@@ -411,6 +411,25 @@ def test_cli_export_then_relink(
     assert _cli(["export-selection", "--config", str(nodb), "--bin", "w", "--to", str(dest)]) == 2
     assert "no catalogue database" in capsys.readouterr().err
     assert not (tmp_path / "nowhere").exists()
+    # ARCHIVE kept on another volume is as much the NAS as the library root: neither a
+    # package nor a relink mapping is ever written there (an -o onto a clip would
+    # overwrite it).
+    archive = tmp_path / "vol2" / "ARCHIVE"
+    archive.mkdir(parents=True)
+    clip = archive / "kept.mp4"
+    clip.write_bytes(b"irreplaceable")
+    split = tmp_path / "split.toml"
+    split.write_text(
+        f'[library]\nroot = "{root}"\narchive_root = "{archive}"\n[database]\ndsn = "{db_url}"\n'
+    )
+    assert _cli(["relink", "--config", str(split), str(dest), "-o", str(clip)]) == 2
+    assert "inside the library" in capsys.readouterr().err
+    assert clip.read_bytes() == b"irreplaceable"
+    code = _cli(
+        ["export-selection", "--config", str(split), "--bin", "w", "--to", str(archive / "x")]
+    )
+    assert code == 2 and "inside the library" in capsys.readouterr().err
+    assert not (archive / "x").exists()
 
 
 # ----------------------------------------------------------------------- pure helpers

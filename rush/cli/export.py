@@ -97,7 +97,12 @@ async def _export(config: Config, selection: Any, args: argparse.Namespace) -> i
     await init_db(_existing_database(config))
     try:
         report = await export_selection(
-            config.library.root, selection, args.to, name=args.name, package_as=args.package_as
+            config.library.root,
+            selection,
+            args.to,
+            name=args.name,
+            package_as=args.package_as,
+            other_areas=_other_areas(config),
         )
     finally:
         await close_db()
@@ -136,7 +141,7 @@ async def _relink(config: Config, args: argparse.Namespace) -> int:
         await close_db()
     text = render_relink(report, args.format)
     if args.output is not None:
-        _refuse_inside_library(args.output, config.library.root)
+        _refuse_inside_library(args.output, config)
         args.output.write_text(text, encoding="utf-8")
     else:
         sys.stdout.write(text)
@@ -153,11 +158,16 @@ async def _relink(config: Config, args: argparse.Namespace) -> int:
     return 0 if not report.problems() else 1
 
 
-def _refuse_inside_library(path: Path, root: Path) -> None:
-    from rush.offline import OfflineError
+def _other_areas(config: Config) -> list[Path]:
+    """ARCHIVE / REJECTS roots kept on other volumes: as much the NAS as the library."""
+    lib = config.library
+    return [p for p in (lib.archive_root, lib.rejects_root) if p is not None]
 
-    target, lib = path.resolve(), root.resolve()
-    if lib == target or lib in target.parents:
+
+def _refuse_inside_library(path: Path, config: Config) -> None:
+    from rush.offline import OfflineError, inside_library
+
+    if inside_library(path, config.library.root, _other_areas(config)) is not None:
         raise OfflineError(f"{path} is inside the library: relink never writes to the NAS")
 
 
