@@ -151,9 +151,9 @@ class EventWatcher:
         import subprocess
 
         self.prefix = prefix
+        broker = ["-h", "127.0.0.1", "-p", "1883", "-q", "1"]
         self.proc = subprocess.Popen(
-            ["mosquitto_sub", "-h", "127.0.0.1", "-p", "1883", "-q", "1", "-v"]
-            + ["-t", f"{prefix}/events/#"],
+            ["mosquitto_sub", *broker, "-v", "-t", f"{prefix}/events/#"],
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -163,8 +163,7 @@ class EventWatcher:
         threading.Thread(target=self._read, daemon=True).start()
         for _ in range(100):
             subprocess.run(
-                ["mosquitto_pub", "-h", "127.0.0.1", "-p", "1883", "-q", "1"]
-                + ["-t", f"{prefix}/events/probe", "-m", "probe"],
+                ["mosquitto_pub", *broker, "-t", f"{prefix}/events/probe", "-m", "probe"],
                 check=True,
             )
             if self.wait_for("/events/probe", 0.1):

@@ -497,3 +497,49 @@ async def test_stale_synology_path_after_silent_failure_is_repaired(env: Env) ->
     _assert_same_data(env.syno / "tv" / "Ghost.mkv", contents)
     row = await SeedMapping.get(infohash=infohash)
     assert row.path_syno == env.save_path(infohash) == str(env.syno / "tv")
+
+
+async def test_restore_prefers_the_complete_nvme_copy_over_a_damaged_one(env: Env) -> None:
+    """A failed move that left a full-size but damaged copy on the Synology (its recheck
+    found pieces missing) while the NVMe copy is intact: the seed goes back to the NVMe
+    copy, never stays on the damaged one."""
+    from integrations.qbittorrent import QbitClient
+    from rush.seedbox.relocator import Relocator
+
+    infohash, contents = env.torrent("Damaged.mkv", {"": 200_000})
+    src, dest = env.nvme / "tv", env.syno / "tv"
+    dest.mkdir()
+    damaged = bytearray(contents[""])
+    damaged[100_000:100_100] = b"\0" * 100
+    (dest / "Damaged.mkv").write_bytes(bytes(damaged))
+    client = env.qbit.client()
+    torrent_file = client.torrents_export(torrent_hash=infohash)
+    client.torrents_delete(delete_files=False, torrent_hashes=infohash)
+    wait_for(lambda: not client.torrents_info(torrent_hashes=infohash), 30, "removed")
+    client.torrents_add(
+        torrent_files=torrent_file,
+        save_path=str(dest),
+        category="tv",
+        use_auto_torrent_management=False,
+    )
+    wait_for(
+        lambda: (
+            (i := client.torrents_info(torrent_hashes=infohash))
+            and i[0]["state"] not in ("checkingUP", "checkingDL", "checkingResumeData", "metaDL")
+            and float(i[0]["progress"]) < 1.0
+        ),
+        30,
+        "checked as incomplete",
+    )
+    qbit = QbitClient(env.config.seedbox.qbittorrent)
+    try:
+        view = await qbit.torrent(infohash)
+        assert view is not None and view.progress < 1.0
+        await Relocator(env.config.seedbox, qbit)._restore(view, src, dest)
+    finally:
+        await qbit.close()
+
+    info = env.info(infohash)
+    assert _norm(info["save_path"]) == str(src)
+    assert info["state"] in SEEDING and float(info["progress"]) == 1.0  # type: ignore[arg-type]
+    _assert_same_data(src / "Damaged.mkv", contents)

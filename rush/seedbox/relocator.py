@@ -581,6 +581,10 @@ class Relocator:
             where = _norm(now.save_path)
             if now.state == "moving":
                 seen_moving = True
+            elif now.state in CHECKING_STATES:
+                # qBittorrent checks what it just moved (an incomplete torrent, say); a
+                # recheck asked for meanwhile can leave it checking for ever (4.5).
+                pass
             elif where == str(dest) and await asyncio.to_thread(fs.all_present, dest, names):
                 return
             elif seen_moving or time.monotonic() > grace:
@@ -643,7 +647,7 @@ class Relocator:
         where = _norm(now.save_path)
         if where == str(src) and at_src:
             log.info("%s (%s) still seeds from the NVMe copy %s", view.name, view.infohash, src)
-        elif where == str(dest) and at_dest:
+        elif where == str(dest) and at_dest and now.progress >= 1.0:
             log.info(
                 "%s (%s) was moved to %s; the next run finishes the bookkeeping",
                 view.name,
@@ -651,6 +655,8 @@ class Relocator:
                 dest,
             )
         elif at_src:
+            # Also when the Synology copy is all there but its recheck found it incomplete:
+            # a complete NVMe copy always wins over a damaged one.
             log.warning(
                 "pointing %s (%s) back at its complete NVMe copy %s", view.name, view.infohash, src
             )
@@ -658,11 +664,22 @@ class Relocator:
                 await self._retry(
                     "setLocation (restore)", lambda: self.qbit.set_location(view.infohash, str(src))
                 )
+                await self._wait_moved(view, dest, src, names)
                 await self._retry("recheck (restore)", lambda: self.qbit.recheck(view.infohash))
                 await self._wait_seeding(view, src)
                 log.info("%s (%s) seeds again from its NVMe copy %s", view.name, view.infohash, src)
             except Abandon as exc:
                 log.error("could not point %s back at %s: %s", view.infohash, src, exc)
+        elif where == str(dest) and at_dest:
+            log.error(
+                "%s (%s) sits at %s with incomplete data (progress %.3f) and no NVMe copy is "
+                "left; nothing deleted by rush; qBittorrent can fetch the missing pieces while "
+                "the torrent is still available, check it",
+                view.name,
+                view.infohash,
+                dest,
+                now.progress,
+            )
         else:
             log.error(
                 "%s (%s): no complete copy at %s nor %s; nothing deleted by rush, check "
