@@ -12,7 +12,7 @@ import tomllib
 from collections.abc import Mapping
 from datetime import time as dtime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -31,6 +31,15 @@ ENV_PREFIX = "RUSH_"
 JobType = Literal["process_for_review", "transcription", "suggest_tags"]
 JOB_TYPES: tuple[JobType, ...] = ("process_for_review", "transcription", "suggest_tags")
 DEFAULT_CONFIG_PATHS = (Path("config.toml"), Path("/etc/rush/config.toml"))
+
+
+class _UnderDataDir:
+    """Marks a folder the program writes at run time: a relative value lives in `data_dir`."""
+
+
+#: A relative path given for a field marked with this lands under `data_dir` (where the
+#: service may write), not next to the config file (often read-only, e.g. /etc/rush).
+UNDER_DATA_DIR = _UnderDataDir()
 
 
 class ConfigError(Exception):
@@ -172,7 +181,7 @@ class AgentConfig(Section):
     max_jobs: int = Field(1, ge=1, le=64)
     #: Seconds between claims when the server had nothing to give.
     idle_poll_s: float = Field(10.0, gt=0)
-    work_dir: Path | None = None
+    work_dir: Annotated[Path | None, UNDER_DATA_DIR] = None
     vosk_model: Path | None = None
     proxy: ProxyConfig = Field(default_factory=ProxyConfig)
     #: "module:function" returning the agent's processors (given the Config); a plug-in
@@ -245,7 +254,7 @@ class QbittorrentConfig(Section):
 class SeedboxConfig(Section):
     enabled: bool = False
     #: Where `rush seedbox arr-hook` writes `.state` files and the relocator reads them.
-    state_dir: Path = Path("seedbox/state")
+    state_dir: Annotated[Path, UNDER_DATA_DIR] = Path("seedbox/state")
     nvme_root: Path = Path("/mnt/nvme/torrents")
     syno_root: Path = Path("/mnt/syno/torrents")
     min_age_sec: int = Field(7 * 86400, ge=0)
@@ -257,9 +266,9 @@ class SeedboxConfig(Section):
     run_at: dtime = dtime(4, 30)
     allow_break_hardlinks: bool = False
     dry_run: bool = False
-    backup_dir: Path = Path("seedbox/backup")
-    log_dir: Path = Path("seedbox/log")
-    lock_dir: Path = Path("seedbox/locks")
+    backup_dir: Annotated[Path, UNDER_DATA_DIR] = Path("seedbox/backup")
+    log_dir: Annotated[Path, UNDER_DATA_DIR] = Path("seedbox/log")
+    lock_dir: Annotated[Path, UNDER_DATA_DIR] = Path("seedbox/locks")
     log_retention_days: int = Field(10, ge=7, le=15)
     retries: int = Field(3, ge=1, le=10)
     retry_backoff_s: float = Field(5.0, ge=0)
@@ -294,7 +303,7 @@ class SeedboxConfig(Section):
 class LoggingConfig(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     #: Empty: log to stderr only.
-    dir: Path | None = None
+    dir: Annotated[Path | None, UNDER_DATA_DIR] = None
 
 
 class Config(Section):
@@ -429,8 +438,10 @@ def load_config(
         ) from exc
     config.source = source
     if source is not None:
-        # Relative paths in a config file are relative to that file, not to the cwd.
-        _anchor_paths(config, source.parent)
+        # Relative paths in a config file are relative to that file, not to the cwd...
+        _anchor_paths(config, source.parent, under_data_dir=False)
+    # ...except the folders the program writes at run time, which live in data_dir.
+    _anchor_paths(config, config.data_dir, under_data_dir=True)
     return config
 
 
@@ -438,14 +449,15 @@ def _anchor(base: Path, path: Path) -> Path:
     return path if path.is_absolute() else base / path
 
 
-def _anchor_paths(model: BaseModel, base: Path) -> None:
-    """Anchor every relative Path field of every section (walks the models, so a new
-    path key is covered without anyone remembering to list it here)."""
-    for name in type(model).model_fields:
+def _anchor_paths(model: BaseModel, base: Path, *, under_data_dir: bool) -> None:
+    """Anchor the relative Path fields of every section that are (or are not) marked
+    UNDER_DATA_DIR (walks the models, so a new path key is covered without anyone
+    remembering to list it here)."""
+    for name, info in type(model).model_fields.items():
         if name == "source":
             continue
         value = getattr(model, name)
         if isinstance(value, BaseModel):
-            _anchor_paths(value, base)
-        elif isinstance(value, Path):
+            _anchor_paths(value, base, under_data_dir=under_data_dir)
+        elif isinstance(value, Path) and (UNDER_DATA_DIR in info.metadata) == under_data_dir:
             setattr(model, name, _anchor(base, value))

@@ -121,8 +121,8 @@ def test_relative_paths_are_anchored_to_the_config_file(tmp_path: Path) -> None:
     path = write(
         tmp_path,
         'data_dir = "data"\n[library]\nroot = "lib"\narchive_root = "/abs/archive"\n'
-        '[agent]\nwork_dir = "work"\n[logging]\ndir = "logs"\n'
-        '[seedbox]\nstate_dir = "state"\n',
+        '[agent]\nvosk_model = "models/vosk"\n'
+        '[seedbox]\nnvme_root = "nvme"\nsyno_root = "syno"\n',
         "conf/rush.toml",
     )
     config = load_config(path, environ={})
@@ -130,10 +130,42 @@ def test_relative_paths_are_anchored_to_the_config_file(tmp_path: Path) -> None:
     assert config.data_dir == base / "data"
     assert config.library.root == base / "lib"
     assert config.library.archive_root == Path("/abs/archive")
-    assert config.agent.work_dir == base / "work"
-    assert config.logging.dir == base / "logs"
-    assert config.seedbox.state_dir == base / "state"
+    assert config.agent.vosk_model == base / "models" / "vosk"
+    assert (config.seedbox.nvme_root, config.seedbox.syno_root) == (base / "nvme", base / "syno")
     assert config.database_url() == f"sqlite://{base / 'data' / 'rush.db'}"
+
+
+def test_runtime_folders_live_under_data_dir(tmp_path: Path) -> None:
+    """/etc/rush/config.toml with data_dir=/var/lib/rush: the seedbox's state, logs and
+    locks must land in the writable data dir, not next to the (read-only) config file."""
+    data = tmp_path / "var" / "lib" / "rush"
+    path = write(
+        tmp_path,
+        f'data_dir = "{data}"\n[agent]\nwork_dir = "work"\n[logging]\ndir = "logs"\n'
+        '[seedbox]\nstate_dir = "state"\nlock_dir = "/run/rush/locks"\n',
+        "etc/rush/config.toml",
+    )
+    config = load_config(path, environ={})
+    sb = config.seedbox
+    assert sb.state_dir == data / "state"
+    assert (sb.log_dir, sb.backup_dir) == (data / "seedbox" / "log", data / "seedbox" / "backup")
+    assert sb.lock_dir == Path("/run/rush/locks")  # absolute paths are kept as they are
+    assert config.logging.dir == data / "logs"
+    assert config.agent.work_dir == data / "work"
+    etc = tmp_path / "etc" / "rush"
+    every = [sb.state_dir, sb.log_dir, sb.backup_dir, config.logging.dir, config.agent.work_dir]
+    assert not any(etc in p.parents for p in every if p is not None)
+
+    # RUSH_DATA_DIR (the systemd unit, the container) moves them with it.
+    env = load_config(path, environ={"RUSH_DATA_DIR": str(tmp_path / "srv")})
+    assert env.seedbox.state_dir == tmp_path / "srv" / "state"
+    assert env.seedbox.lock_dir == Path("/run/rush/locks")
+    # A relative data_dir is relative to the config file; the runtime folders follow it.
+    rel = load_config(write(tmp_path, 'data_dir = "d"\n', "c/config.toml"), environ={})
+    assert rel.seedbox.log_dir == tmp_path / "c" / "d" / "seedbox" / "log"
+    # Without a file: under data_dir, relative to the current directory.
+    bare = load_config(None, environ={"RUSH_DATA_DIR": "/data"})
+    assert bare.seedbox.state_dir == Path("/data/seedbox/state")
 
 
 def _rush_config_check(path: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -179,6 +211,15 @@ def _fields(model: type[BaseModel], prefix: str = "") -> dict[str, Any]:
         else:
             out[f"{prefix}{name}"] = default
     return out
+
+
+def _under_data_dir(key: str) -> bool:
+    """Whether a relative value of this dotted key is anchored to data_dir."""
+    model: Any = Config
+    *sections, name = key.split(".")
+    for part in sections:
+        model = model.model_fields[part].annotation
+    return config_mod.UNDER_DATA_DIR in model.model_fields[name].metadata
 
 
 def _example_keys(text: str) -> tuple[set[str], set[str]]:
@@ -227,5 +268,5 @@ def test_example_config_covers_every_key_with_its_default() -> None:
         for part in key.split("."):
             got, want = got[part], want[part]
         if isinstance(want, Path) and not want.is_absolute():
-            want = EXAMPLE.parent / want
+            want = (config.data_dir if _under_data_dir(key) else EXAMPLE.parent) / want
         assert got == want, f"{key}: example shows {got!r}, default is {want!r}"
