@@ -351,17 +351,36 @@ def _coerce_env_value(raw: str) -> Any:
         return raw
 
 
+def _section_model(sections: list[str]) -> type[BaseModel] | None:
+    """The section model named by a path of section names from the top (None: no such)."""
+    model: type[BaseModel] = Config
+    for part in sections:
+        info = model.model_fields.get(part)
+        sub = info.annotation if info is not None else None
+        if not (isinstance(sub, type) and issubclass(sub, BaseModel)):
+            return None
+        model = sub
+    return model
+
+
 def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
-    """`RUSH_MQTT__HOST=nas` -> {"mqtt": {"host": "nas"}}; `..._FILE` reads a secret file."""
+    """`RUSH_MQTT__HOST=nas` -> {"mqtt": {"host": "nas"}}; `..._FILE` reads a secret file.
+
+    `_FILE` is an indirection only for a key that exists without the suffix and not with
+    it: `RUSH_MQTT__CA_FILE` sets `mqtt.ca_file`, `RUSH_MQTT__PASSWORD_FILE` reads a file.
+    """
     tree: dict[str, Any] = {}
     for key, raw in environ.items():
         if not key.startswith(ENV_PREFIX) or ("__" not in key and key != f"{ENV_PREFIX}DATA_DIR"):
             continue
         dotted = key[len(ENV_PREFIX) :].lower()
         parts = dotted.split("__")
+        model = _section_model(parts[:-1])
+        fields = model.model_fields if model is not None else {}
+        name = parts[-1]
         value: Any
-        if parts[-1].endswith("_file"):
-            parts[-1] = parts[-1].removesuffix("_file")
+        if name not in fields and name.endswith("_file") and name.removesuffix("_file") in fields:
+            parts[-1] = name.removesuffix("_file")
             try:
                 value = Path(raw).read_text(encoding="utf-8").strip()
             except OSError as exc:

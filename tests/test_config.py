@@ -101,6 +101,20 @@ def test_secret_files(tmp_path: Path) -> None:
     assert "RUSH_MQTT__PASSWORD_FILE" in str(err.value) and "cannot read" in str(err.value)
 
 
+def test_env_keys_ending_in_file_are_set_directly(tmp_path: Path) -> None:
+    """`mqtt.ca_file` is a key of its own: RUSH_MQTT__CA_FILE names the CA bundle, it is
+    not the `_FILE` indirection for a `mqtt.ca` key that does not exist."""
+    ca = write(tmp_path, "-----BEGIN CERTIFICATE-----\n", "ca.pem")
+    config = load_config(None, environ={"RUSH_MQTT__CA_FILE": str(ca)})
+    assert config.mqtt.ca_file == ca
+    # ...and the indirection still works for it: the path of the CA bundle read from a file.
+    pointer = write(tmp_path, f"{ca}\n", "ca-path")
+    assert load_config(None, environ={"RUSH_MQTT__CA_FILE_FILE": str(pointer)}).mqtt.ca_file == ca
+    # No file is read for a key that exists neither way.
+    with pytest.raises(ConfigError, match=r"mqtt\.bogus_file: unknown key"):
+        load_config(None, environ={"RUSH_MQTT__BOGUS_FILE": str(tmp_path / "nope")})
+
+
 def test_default_path_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     system = tmp_path / "etc" / "rush" / "config.toml"
     monkeypatch.setattr(config_mod, "DEFAULT_CONFIG_PATHS", (Path("config.toml"), system))
