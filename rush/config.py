@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 import tomllib
+import types
 from collections.abc import Mapping
 from datetime import time as dtime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import (
     BaseModel,
@@ -343,8 +344,22 @@ def _check_topic_id(value: str) -> None:
         raise ValueError("must contain only ASCII letters, digits, '-' and '_'")
 
 
-def _coerce_env_value(raw: str) -> Any:
-    """Read an environment value as a TOML literal when it is one, else as a string."""
+def _is_text(annotation: Any) -> bool:
+    """Whether a field holds text (str, SecretStr, Path, a Literal of strings, or None)."""
+    origin = get_origin(annotation)
+    if origin in (Union, types.UnionType):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        return bool(args) and all(_is_text(a) for a in args)
+    if origin is Literal:
+        return all(isinstance(v, str) for v in get_args(annotation))
+    return annotation in (str, SecretStr, Path)
+
+
+def _coerce_env_value(raw: str, annotation: Any = None) -> Any:
+    """The raw string for a text field (a password `123456` stays a string), else the
+    value read as a TOML literal when it is one (numbers, booleans, lists), else the string."""
+    if _is_text(annotation):
+        return raw
     try:
         return tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
@@ -378,17 +393,16 @@ def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
         model = _section_model(parts[:-1])
         fields = model.model_fields if model is not None else {}
         name = parts[-1]
-        value: Any
         if name not in fields and name.endswith("_file") and name.removesuffix("_file") in fields:
-            parts[-1] = name.removesuffix("_file")
+            parts[-1] = name = name.removesuffix("_file")
             try:
-                value = Path(raw).read_text(encoding="utf-8").strip()
+                raw = Path(raw).read_text(encoding="utf-8").strip()
             except OSError as exc:
                 raise ConfigError(
                     f"{key}: cannot read secret file {raw!r}: {exc.strerror}"
                 ) from exc
-        else:
-            value = _coerce_env_value(raw)
+        info = fields.get(name)
+        value = _coerce_env_value(raw, info.annotation if info is not None else None)
         node = tree
         for part in parts[:-1]:
             node = node.setdefault(part, {})

@@ -115,6 +115,41 @@ def test_env_keys_ending_in_file_are_set_directly(tmp_path: Path) -> None:
         load_config(None, environ={"RUSH_MQTT__BOGUS_FILE": str(tmp_path / "nope")})
 
 
+def test_env_text_values_stay_strings(tmp_path: Path) -> None:
+    """Text fields keep the variable as written, even when it looks like a TOML number,
+    boolean or quoted string; other fields still read TOML literals."""
+    secret = write(tmp_path, "987654\n", "secrets/qb")
+    config = load_config(
+        None,
+        environ={
+            "RUSH_MQTT__PASSWORD": "123456",
+            "RUSH_MQTT__USERNAME": "1001",
+            "RUSH_AGENT__ID": "42",
+            "RUSH_WEB__SESSION_SECRET": '"quoted"',
+            "RUSH_SEEDBOX__QBITTORRENT__USERNAME": "true",
+            "RUSH_SEEDBOX__QBITTORRENT__PASSWORD_FILE": str(secret),
+            "RUSH_LIBRARY__ROOT": "2024",
+            "RUSH_LOGGING__LEVEL": "DEBUG",
+            "RUSH_MQTT__PORT": "8883",
+            "RUSH_MQTT__TLS": "true",
+            "RUSH_SEEDBOX__FREE_TARGET_GB": "1.5",
+            "RUSH_AGENT__JOB_TYPES": '["transcription"]',
+        },
+    )
+    assert config.mqtt.password is not None
+    assert config.mqtt.password.get_secret_value() == "123456"
+    assert (config.mqtt.username, config.agent.id) == ("1001", "42")
+    assert config.web.session_secret is not None
+    assert config.web.session_secret.get_secret_value() == '"quoted"'
+    qb = config.seedbox.qbittorrent
+    assert qb.username == "true"
+    assert qb.password is not None and qb.password.get_secret_value() == "987654"
+    assert config.library.root == Path("2024")
+    assert config.logging.level == "DEBUG"
+    assert (config.mqtt.port, config.mqtt.tls, config.seedbox.free_target_gb) == (8883, True, 1.5)
+    assert config.agent.job_types == ["transcription"]
+
+
 def test_default_path_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     system = tmp_path / "etc" / "rush" / "config.toml"
     monkeypatch.setattr(config_mod, "DEFAULT_CONFIG_PATHS", (Path("config.toml"), system))
