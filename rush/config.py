@@ -19,6 +19,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     field_validator,
@@ -28,6 +29,28 @@ from pydantic import (
 from rush import media
 
 ENV_PREFIX = "RUSH_"
+#: RUSH_ variables that are not configuration keys but that the project itself reads or
+#: documents; they are never reported as misspelt keys.
+OTHER_ENV_VARIABLES = frozenset(
+    {
+        # `rush demo`
+        "RUSH_DEMO_PASSWORD",
+        "RUSH_DEMO_VOSK_MODEL",
+        # crash injection in the journal, and the PostgreSQL server of the test suite
+        "RUSH_TEST_CRASH_AFTER_N_FS_OPS",
+        "RUSH_TEST_FS_OPS_COUNT_FILE",
+        "RUSH_TEST_PG",
+        # settings of deploy/compose.yaml (deploy/env.example), read by docker compose
+        "RUSH_LIBRARY",
+        "RUSH_DATA",
+        "RUSH_UID",
+        "RUSH_GID",
+        "RUSH_WEB_PORT",
+        "RUSH_MQTT_PORT",
+        "RUSH_BASE_URL",
+        "RUSH_DATABASE_DSN",
+    }
+)
 
 JobType = Literal["process_for_review", "transcription", "suggest_tags"]
 JOB_TYPES: tuple[JobType, ...] = ("process_for_review", "transcription", "suggest_tags")
@@ -326,6 +349,12 @@ class Config(Section):
 
     #: Where the config was read from (None: embedded defaults). Not a TOML key.
     source: Path | None = Field(default=None, exclude=True)
+    _env_warnings: list[str] = PrivateAttr(default_factory=list)
+
+    @property
+    def env_warnings(self) -> list[str]:
+        """RUSH_ variables that were ignored (misspelt keys), phrased for a human."""
+        return list(self._env_warnings)
 
     def database_url(self) -> str:
         """The tortoise DSN, with a relative SQLite file placed under `data_dir`."""
@@ -366,16 +395,70 @@ def _coerce_env_value(raw: str, annotation: Any = None) -> Any:
         return raw
 
 
-def _section_model(sections: list[str]) -> type[BaseModel] | None:
-    """The section model named by a path of section names from the top (None: no such)."""
-    model: type[BaseModel] = Config
+def _section_model(
+    sections: list[str], model: type[BaseModel] | None = None
+) -> type[BaseModel] | None:
+    """The section model named by a path of section names from `model` (default: the top
+    level); None when a name is not a section."""
+    current: type[BaseModel] = Config if model is None else model
     for part in sections:
-        info = model.model_fields.get(part)
+        info = current.model_fields.get(part) if part != "source" else None
         sub = info.annotation if info is not None else None
         if not (isinstance(sub, type) and issubclass(sub, BaseModel)):
             return None
-        model = sub
-    return model
+        current = sub
+    return current
+
+
+def _is_top_level_key(name: str) -> bool:
+    """`data_dir` (or `data_dir_file`): a key outside any section, set by RUSH_<KEY>."""
+    keys = {n for n in Config.model_fields if n != "source" and _section_model([n]) is None}
+    return name in keys or (name.endswith("_file") and name.removesuffix("_file") in keys)
+
+
+def _spelling(name: str, model: type[BaseModel] | None = None) -> list[str] | None:
+    """The section and key names that `name` spells with single underscores between the
+    levels (`library_root` -> ["library", "root"]), or None."""
+    current: type[BaseModel] = Config if model is None else model
+    for field in current.model_fields:
+        if field == "source":
+            continue
+        sub = _section_model([field], current)
+        if sub is None:
+            if name in (field, f"{field}_file"):
+                return [name]
+        elif name.startswith(f"{field}_"):
+            rest = _spelling(name[len(field) + 1 :], sub)
+            if rest is not None:
+                return [field, *rest]
+    return None
+
+
+def unknown_env_variables(environ: Mapping[str, str]) -> list[str]:
+    """A message for each RUSH_ variable that sets nothing because it lacks the double
+    underscore (`RUSH_LIBRARY_ROOT`); the project's own variables are not reported."""
+    messages = []
+    for key in sorted(environ):
+        if not key.startswith(ENV_PREFIX) or "__" in key or key in OTHER_ENV_VARIABLES:
+            continue
+        name = key[len(ENV_PREFIX) :].lower()
+        if _is_top_level_key(name):
+            continue
+        guess = _spelling(name)
+        if name == "config":
+            messages.append(f"{key} is ignored: choose the config file with --config PATH")
+        elif guess is not None:
+            right = ENV_PREFIX + "__".join(guess).upper()
+            messages.append(
+                f"{key} is not a configuration variable and is ignored: did you mean "
+                f"{right}? (two underscores between section and key)"
+            )
+        else:
+            messages.append(
+                f"{key} is not a configuration variable and is ignored (the form is "
+                f"{ENV_PREFIX}<SECTION>__<KEY>, e.g. {ENV_PREFIX}MQTT__HOST)"
+            )
+    return messages
 
 
 def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
@@ -386,9 +469,11 @@ def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     """
     tree: dict[str, Any] = {}
     for key, raw in environ.items():
-        if not key.startswith(ENV_PREFIX) or ("__" not in key and key != f"{ENV_PREFIX}DATA_DIR"):
+        if not key.startswith(ENV_PREFIX):
             continue
         dotted = key[len(ENV_PREFIX) :].lower()
+        if "__" not in key and not _is_top_level_key(dotted):
+            continue  # not a key: unknown_env_variables() reports it
         parts = dotted.split("__")
         model = _section_model(parts[:-1])
         fields = model.model_fields if model is not None else {}
@@ -449,7 +534,10 @@ def load_config(
     environ: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
 ) -> Config:
-    """Read the TOML file (explicit, ./config.toml, /etc/rush/config.toml), apply RUSH_* env."""
+    """Read the TOML file (explicit, ./config.toml, /etc/rush/config.toml), apply RUSH_* env.
+
+    Misspelt RUSH_ variables do not fail the load: they are listed in
+    `config.env_warnings`, which the command line logs at start-up."""
     environ = os.environ if environ is None else environ
     source = find_config_file(path)
     data: dict[str, Any] = {}
@@ -470,6 +558,7 @@ def load_config(
             _describe(exc, str(source) if source else "defaults + environment")
         ) from exc
     config.source = source
+    config._env_warnings = unknown_env_variables(environ)
     if source is not None:
         # Relative paths in a config file are relative to that file, not to the cwd...
         _anchor_paths(config, source.parent, under_data_dir=False)

@@ -76,6 +76,66 @@ def test_env_overrides_file_and_defaults(tmp_path: Path) -> None:
     assert config.seedbox.qbittorrent.url == "http://qb:8080"
     assert config.homeassistant.enabled is False
     assert config.data_dir == Path("/srv/rush")
+    assert config.env_warnings == [
+        "RUSH_NOT_A_SECTION_KEY is not a configuration variable and is ignored (the form "
+        "is RUSH_<SECTION>__<KEY>, e.g. RUSH_MQTT__HOST)"
+    ]
+
+
+def test_misspelt_env_variables_are_reported_with_the_right_spelling(tmp_path: Path) -> None:
+    env = {
+        "RUSH_LIBRARY_ROOT": str(tmp_path / "lib"),
+        "RUSH_SEEDBOX_QBITTORRENT_URL": "http://qb:8080",
+        "RUSH_MQTT_PASSWORD_FILE": "/run/secrets/mqtt",
+        "RUSH_MQTT__HOST": "nas",
+    }
+    config = load_config(None, environ=env)
+    assert config.library.root == Path("RUSHES_DB")  # ignored, but not silently:
+    warnings = "\n".join(config.env_warnings)
+    assert "RUSH_LIBRARY_ROOT is not a configuration variable" in warnings
+    assert "did you mean RUSH_LIBRARY__ROOT?" in warnings
+    assert "did you mean RUSH_SEEDBOX__QBITTORRENT__URL?" in warnings
+    assert "did you mean RUSH_MQTT__PASSWORD_FILE?" in warnings
+    assert "RUSH_MQTT__HOST" not in warnings and len(config.env_warnings) == 3
+
+    # The project's own RUSH_ variables are not configuration keys and are not reported.
+    own = dict.fromkeys(config_mod.OTHER_ENV_VARIABLES, "1")
+    assert load_config(None, environ={**own, "RUSH_DATA_DIR": "/srv"}).env_warnings == []
+
+    # At start-up: logged by every command, printed by `rush config check`.
+    good = write(tmp_path, "[scanner]\ninterval_s = 30\n")
+    for argv, stream in ((["config", "show"], "stderr"), (["config", "check"], "stdout")):
+        proc = subprocess.run(
+            [sys.executable, "-m", "rush", *argv, "--config", str(good)],
+            env=rush_env(RUSH_LIBRARY_ROOT="/srv/lib", RUSH_UID="1026"),
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr
+        out = getattr(proc, stream)
+        assert "RUSH_LIBRARY_ROOT" in out and "did you mean RUSH_LIBRARY__ROOT?" in out, argv
+        assert "RUSH_UID" not in proc.stdout + proc.stderr
+
+
+def test_every_rush_variable_of_the_project_is_known() -> None:
+    """Variables the code, the tests and deploy/ use are config keys or listed as the
+    project's own, so none of them is ever reported as a misspelt key."""
+    names: set[str] = set()
+    files = [
+        *(REPO_ROOT / "deploy").rglob("*"),
+        *(REPO_ROOT / "scripts").rglob("*"),
+        *REPO_ROOT.glob("*/*.py"),
+        *REPO_ROOT.glob("*/*/*.py"),
+    ]
+    for path in files:
+        # config.py and this file name misspelt variables on purpose.
+        if path.is_file() and path.name not in ("config.py", "test_config.py"):
+            names |= set(re.findall(r"\bRUSH_[A-Z0-9_]*[A-Z0-9]", path.read_text(errors="replace")))
+    assert {"RUSH_UID", "RUSH_TEST_PG", "RUSH_DEMO_PASSWORD", "RUSH_DATA_DIR"} <= names
+    assert config_mod.unknown_env_variables(dict.fromkeys(names, "x")) == []
 
 
 def test_bad_env_value_names_the_key() -> None:
