@@ -242,7 +242,7 @@ class PurgeConfig(Section):
 
 class WebConfig(Section):
     host: str = "127.0.0.1"
-    port: int = Field(8080, ge=1, le=65535)
+    port: int = Field(8765, ge=1, le=65535)
     #: Public URL of the UI (Home Assistant configuration_url, links in notifications).
     base_url: str = ""
     session_secret: SecretStr | None = None
