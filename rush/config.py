@@ -7,6 +7,7 @@ also reads `RUSH_<SECTION>__<KEY>` or a file named by `RUSH_<SECTION>__<KEY>_FIL
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 import types
@@ -14,6 +15,7 @@ from collections.abc import Mapping
 from datetime import time as dtime
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -356,6 +358,28 @@ class Config(Section):
         """RUSH_ variables that were ignored (misspelt keys), phrased for a human."""
         return list(self._env_warnings)
 
+    @model_validator(mode="after")
+    def _qbittorrent_is_not_the_web_ui(self) -> Config:
+        if self.seedbox.enabled:
+            problem = self.qbittorrent_is_web_ui()
+            if problem:
+                raise ValueError(problem)
+        return self
+
+    def qbittorrent_is_web_ui(self) -> str | None:
+        """Why `seedbox.qbittorrent.url` points at RushCatalog's own web UI, or None."""
+        url = self.seedbox.qbittorrent.url
+        web = self.web
+        if not _same_endpoint(url, web.host, web.port) and not (
+            web.base_url and _same_endpoint(url, *_host_port(web.base_url))
+        ):
+            return None
+        return (
+            f"seedbox.qbittorrent.url ({url}) points at RushCatalog's own web UI "
+            f"(web.host:web.port = {web.host}:{web.port}); set it to qBittorrent's WebUI "
+            "address, or move web.port elsewhere"
+        )
+
     def database_url(self) -> str:
         """The tortoise DSN, with a relative SQLite file placed under `data_dir`."""
         dsn = self.database.dsn
@@ -366,6 +390,39 @@ class Config(Section):
                 path = self.data_dir / path
             return f"sqlite://{path}"
         return dsn
+
+
+_ANY_ADDRESS = frozenset({"", "0.0.0.0", "::"})
+
+
+def _host_port(url: str) -> tuple[str, int | None]:
+    """(host, port) of a URL, the scheme's port when none is written; port None if invalid."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        return "", None
+    return (parts.hostname or "").lower(), port or {"http": 80, "https": 443}.get(parts.scheme)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _same_endpoint(url: str, host: str, port: int | None) -> bool:
+    """Whether `url` reaches a server listening on host:port of this machine."""
+    url_host, url_port = _host_port(url)
+    if url_port is None or url_port != port:
+        return False
+    host = host.lower().strip("[]")
+    if url_host == host:
+        return True
+    return _is_loopback(url_host) and (host in _ANY_ADDRESS or _is_loopback(host))
 
 
 def _check_topic_id(value: str) -> None:
@@ -513,6 +570,8 @@ def _describe(exc: ValidationError, source: str) -> str:
         where = ".".join(str(p) for p in err["loc"]) or "(top level)"
         if err["type"] == "extra_forbidden":
             lines.append(f"  - {where}: unknown key (check the spelling; see config.example.toml)")
+        elif not err["loc"]:  # a rule across sections: the input is the whole config
+            lines.append(f"  - {err['msg'].removeprefix('Value error, ')}")
         else:
             lines.append(f"  - {where}: {err['msg']} (got {err.get('input')!r})")
     return "\n".join(lines)

@@ -210,6 +210,47 @@ def test_env_text_values_stay_strings(tmp_path: Path) -> None:
     assert config.agent.job_types == ["transcription"]
 
 
+def test_qbittorrent_url_may_not_be_our_own_web_ui(tmp_path: Path) -> None:
+    assert Config().web.port != int(Config().seedbox.qbittorrent.url.rsplit(":", 1)[1])
+    clash = (
+        '[web]\nhost = "0.0.0.0"\nport = 8080\n'
+        '[seedbox]\nenabled = true\n[seedbox.qbittorrent]\nurl = "http://localhost:8080/"\n'
+    )
+    path = write(tmp_path, clash)
+    with pytest.raises(ConfigError) as err:
+        load_config(path, environ={"RUSH_MQTT__PASSWORD": "hunter2"})
+    text = str(err.value)
+    assert "seedbox.qbittorrent.url (http://localhost:8080/)" in text
+    assert "web.host:web.port = 0.0.0.0:8080" in text
+    assert "hunter2" not in text  # the whole input is not dumped
+    # The public URL counts too (reverse proxy, another interface).
+    via_base = {"RUSH_WEB__BASE_URL": "https://rush.lan", "RUSH_SEEDBOX__ENABLED": "true"}
+    env = {**via_base, "RUSH_SEEDBOX__QBITTORRENT__URL": "https://rush.lan/"}
+    with pytest.raises(ConfigError, match=r"seedbox\.qbittorrent\.url .* web\.port"):
+        load_config(None, environ=env)
+    # Another port, or another host while RushCatalog listens on loopback only: fine.
+    ok = {"RUSH_SEEDBOX__ENABLED": "true", "RUSH_WEB__PORT": "8080"}
+    assert load_config(None, environ={**ok, "RUSH_SEEDBOX__QBITTORRENT__URL": "http://qb:8080"})
+    assert load_config(None, environ={"RUSH_SEEDBOX__ENABLED": "true"}).seedbox.enabled
+
+    # Seedbox off: RushCatalog may keep 8080, but a manual `rush seedbox run` refuses.
+    path = write(tmp_path, f'data_dir = "{tmp_path / "data"}"\n[web]\nport = 8080\n', "off.toml")
+    assert load_config(path, environ={}).web.port == 8080
+    proc = subprocess.run(
+        [sys.executable, "-m", "rush", "seedbox", "run", "--config", str(path)],
+        env=rush_env(),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "seedbox.qbittorrent.url (http://127.0.0.1:8080) points at" in proc.stderr
+    assert "web.host:web.port = 127.0.0.1:8080" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
 def test_default_path_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     system = tmp_path / "etc" / "rush" / "config.toml"
     monkeypatch.setattr(config_mod, "DEFAULT_CONFIG_PATHS", (Path("config.toml"), system))
