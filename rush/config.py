@@ -7,17 +7,21 @@ also reads `RUSH_<SECTION>__<KEY>` or a file named by `RUSH_<SECTION>__<KEY>_FIL
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
+import types
 from collections.abc import Mapping
 from datetime import time as dtime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     field_validator,
@@ -27,10 +31,41 @@ from pydantic import (
 from rush import media
 
 ENV_PREFIX = "RUSH_"
+#: RUSH_ variables that are not configuration keys but that the project itself reads or
+#: documents; they are never reported as misspelt keys.
+OTHER_ENV_VARIABLES = frozenset(
+    {
+        # `rush demo`
+        "RUSH_DEMO_PASSWORD",
+        "RUSH_DEMO_VOSK_MODEL",
+        # crash injection in the journal, and the PostgreSQL server of the test suite
+        "RUSH_TEST_CRASH_AFTER_N_FS_OPS",
+        "RUSH_TEST_FS_OPS_COUNT_FILE",
+        "RUSH_TEST_PG",
+        # settings of deploy/compose.yaml (deploy/env.example), read by docker compose
+        "RUSH_LIBRARY",
+        "RUSH_DATA",
+        "RUSH_UID",
+        "RUSH_GID",
+        "RUSH_WEB_PORT",
+        "RUSH_MQTT_PORT",
+        "RUSH_BASE_URL",
+        "RUSH_DATABASE_DSN",
+    }
+)
 
 JobType = Literal["process_for_review", "transcription", "suggest_tags"]
 JOB_TYPES: tuple[JobType, ...] = ("process_for_review", "transcription", "suggest_tags")
 DEFAULT_CONFIG_PATHS = (Path("config.toml"), Path("/etc/rush/config.toml"))
+
+
+class _UnderDataDir:
+    """Marks a folder the program writes at run time: a relative value lives in `data_dir`."""
+
+
+#: A relative path given for a field marked with this lands under `data_dir` (where the
+#: service may write), not next to the config file (often read-only, e.g. /etc/rush).
+UNDER_DATA_DIR = _UnderDataDir()
 
 
 class ConfigError(Exception):
@@ -176,7 +211,7 @@ class AgentConfig(Section):
     max_jobs: int = Field(1, ge=1, le=64)
     #: Seconds between claims when the server had nothing to give.
     idle_poll_s: float = Field(10.0, gt=0)
-    work_dir: Path | None = None
+    work_dir: Annotated[Path | None, UNDER_DATA_DIR] = None
     vosk_model: Path | None = None
     proxy: ProxyConfig = Field(default_factory=ProxyConfig)
     #: "module:function" returning the agent's processors (given the Config); a plug-in
@@ -213,7 +248,7 @@ class PurgeConfig(Section):
 
 class WebConfig(Section):
     host: str = "127.0.0.1"
-    port: int = Field(8080, ge=1, le=65535)
+    port: int = Field(8765, ge=1, le=65535)
     #: Public URL of the UI (Home Assistant configuration_url, links in notifications).
     base_url: str = ""
     session_secret: SecretStr | None = None
@@ -249,7 +284,7 @@ class QbittorrentConfig(Section):
 class SeedboxConfig(Section):
     enabled: bool = False
     #: Where `rush seedbox arr-hook` writes `.state` files and the relocator reads them.
-    state_dir: Path = Path("seedbox/state")
+    state_dir: Annotated[Path, UNDER_DATA_DIR] = Path("seedbox/state")
     nvme_root: Path = Path("/mnt/nvme/torrents")
     syno_root: Path = Path("/mnt/syno/torrents")
     min_age_sec: int = Field(7 * 86400, ge=0)
@@ -261,9 +296,9 @@ class SeedboxConfig(Section):
     run_at: dtime = dtime(4, 30)
     allow_break_hardlinks: bool = False
     dry_run: bool = False
-    backup_dir: Path = Path("seedbox/backup")
-    log_dir: Path = Path("seedbox/log")
-    lock_dir: Path = Path("seedbox/locks")
+    backup_dir: Annotated[Path, UNDER_DATA_DIR] = Path("seedbox/backup")
+    log_dir: Annotated[Path, UNDER_DATA_DIR] = Path("seedbox/log")
+    lock_dir: Annotated[Path, UNDER_DATA_DIR] = Path("seedbox/locks")
     log_retention_days: int = Field(10, ge=7, le=15)
     retries: int = Field(3, ge=1, le=10)
     retry_backoff_s: float = Field(5.0, ge=0)
@@ -298,7 +333,7 @@ class SeedboxConfig(Section):
 class LoggingConfig(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     #: Empty: log to stderr only.
-    dir: Path | None = None
+    dir: Annotated[Path | None, UNDER_DATA_DIR] = None
 
 
 class Config(Section):
@@ -320,6 +355,34 @@ class Config(Section):
 
     #: Where the config was read from (None: embedded defaults). Not a TOML key.
     source: Path | None = Field(default=None, exclude=True)
+    _env_warnings: list[str] = PrivateAttr(default_factory=list)
+
+    @property
+    def env_warnings(self) -> list[str]:
+        """RUSH_ variables that were ignored (misspelt keys), phrased for a human."""
+        return list(self._env_warnings)
+
+    @model_validator(mode="after")
+    def _qbittorrent_is_not_the_web_ui(self) -> Config:
+        if self.seedbox.enabled:
+            problem = self.qbittorrent_is_web_ui()
+            if problem:
+                raise ValueError(problem)
+        return self
+
+    def qbittorrent_is_web_ui(self) -> str | None:
+        """Why `seedbox.qbittorrent.url` points at RushCatalog's own web UI, or None."""
+        url = self.seedbox.qbittorrent.url
+        web = self.web
+        if not _same_endpoint(url, web.host, web.port) and not (
+            web.base_url and _same_endpoint(url, *_host_port(web.base_url))
+        ):
+            return None
+        return (
+            f"seedbox.qbittorrent.url ({url}) points at RushCatalog's own web UI "
+            f"(web.host:web.port = {web.host}:{web.port}); set it to qBittorrent's WebUI "
+            "address, or move web.port elsewhere"
+        )
 
     def database_url(self) -> str:
         """The tortoise DSN, with a relative SQLite file placed under `data_dir`."""
@@ -333,38 +396,159 @@ class Config(Section):
         return dsn
 
 
+_ANY_ADDRESS = frozenset({"", "0.0.0.0", "::"})
+
+
+def _host_port(url: str) -> tuple[str, int | None]:
+    """(host, port) of a URL, the scheme's port when none is written; port None if invalid."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        return "", None
+    return (parts.hostname or "").lower(), port or {"http": 80, "https": 443}.get(parts.scheme)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _same_endpoint(url: str, host: str, port: int | None) -> bool:
+    """Whether `url` reaches a server listening on host:port of this machine."""
+    url_host, url_port = _host_port(url)
+    if url_port is None or url_port != port:
+        return False
+    host = host.lower().strip("[]")
+    if url_host == host:
+        return True
+    return _is_loopback(url_host) and (host in _ANY_ADDRESS or _is_loopback(host))
+
+
 def _check_topic_id(value: str) -> None:
     if not value or not all(c.isalnum() or c in "-_" for c in value) or not value.isascii():
         raise ValueError("must contain only ASCII letters, digits, '-' and '_'")
 
 
-def _coerce_env_value(raw: str) -> Any:
-    """Read an environment value as a TOML literal when it is one, else as a string."""
+def _is_text(annotation: Any) -> bool:
+    """Whether a field holds text (str, SecretStr, Path, a Literal of strings, or None)."""
+    origin = get_origin(annotation)
+    if origin in (Union, types.UnionType):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        return bool(args) and all(_is_text(a) for a in args)
+    if origin is Literal:
+        return all(isinstance(v, str) for v in get_args(annotation))
+    return annotation in (str, SecretStr, Path)
+
+
+def _coerce_env_value(raw: str, annotation: Any = None) -> Any:
+    """The raw string for a text field (a password `123456` stays a string), else the
+    value read as a TOML literal when it is one (numbers, booleans, lists), else the string."""
+    if _is_text(annotation):
+        return raw
     try:
         return tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
         return raw
 
 
+def _section_model(
+    sections: list[str], model: type[BaseModel] | None = None
+) -> type[BaseModel] | None:
+    """The section model named by a path of section names from `model` (default: the top
+    level); None when a name is not a section."""
+    current: type[BaseModel] = Config if model is None else model
+    for part in sections:
+        info = current.model_fields.get(part) if part != "source" else None
+        sub = info.annotation if info is not None else None
+        if not (isinstance(sub, type) and issubclass(sub, BaseModel)):
+            return None
+        current = sub
+    return current
+
+
+def _is_top_level_key(name: str) -> bool:
+    """`data_dir` (or `data_dir_file`): a key outside any section, set by RUSH_<KEY>."""
+    keys = {n for n in Config.model_fields if n != "source" and _section_model([n]) is None}
+    return name in keys or (name.endswith("_file") and name.removesuffix("_file") in keys)
+
+
+def _spelling(name: str, model: type[BaseModel] | None = None) -> list[str] | None:
+    """The section and key names that `name` spells with single underscores between the
+    levels (`library_root` -> ["library", "root"]), or None."""
+    current: type[BaseModel] = Config if model is None else model
+    for field in current.model_fields:
+        if field == "source":
+            continue
+        sub = _section_model([field], current)
+        if sub is None:
+            if name in (field, f"{field}_file"):
+                return [name]
+        elif name.startswith(f"{field}_"):
+            rest = _spelling(name[len(field) + 1 :], sub)
+            if rest is not None:
+                return [field, *rest]
+    return None
+
+
+def unknown_env_variables(environ: Mapping[str, str]) -> list[str]:
+    """A message for each RUSH_ variable that sets nothing because it lacks the double
+    underscore (`RUSH_LIBRARY_ROOT`); the project's own variables are not reported."""
+    messages = []
+    for key in sorted(environ):
+        if not key.startswith(ENV_PREFIX) or "__" in key or key in OTHER_ENV_VARIABLES:
+            continue
+        name = key[len(ENV_PREFIX) :].lower()
+        if _is_top_level_key(name):
+            continue
+        guess = _spelling(name)
+        if name == "config":
+            messages.append(f"{key} is ignored: choose the config file with --config PATH")
+        elif guess is not None:
+            right = ENV_PREFIX + "__".join(guess).upper()
+            messages.append(
+                f"{key} is not a configuration variable and is ignored: did you mean "
+                f"{right}? (two underscores between section and key)"
+            )
+        else:
+            messages.append(
+                f"{key} is not a configuration variable and is ignored (the form is "
+                f"{ENV_PREFIX}<SECTION>__<KEY>, e.g. {ENV_PREFIX}MQTT__HOST)"
+            )
+    return messages
+
+
 def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
-    """`RUSH_MQTT__HOST=nas` -> {"mqtt": {"host": "nas"}}; `..._FILE` reads a secret file."""
+    """`RUSH_MQTT__HOST=nas` -> {"mqtt": {"host": "nas"}}; `..._FILE` reads a secret file.
+
+    `_FILE` is an indirection only for a key that exists without the suffix and not with
+    it: `RUSH_MQTT__CA_FILE` sets `mqtt.ca_file`, `RUSH_MQTT__PASSWORD_FILE` reads a file.
+    """
     tree: dict[str, Any] = {}
     for key, raw in environ.items():
-        if not key.startswith(ENV_PREFIX) or ("__" not in key and key != f"{ENV_PREFIX}DATA_DIR"):
+        if not key.startswith(ENV_PREFIX):
             continue
         dotted = key[len(ENV_PREFIX) :].lower()
+        if "__" not in key and not _is_top_level_key(dotted):
+            continue  # not a key: unknown_env_variables() reports it
         parts = dotted.split("__")
-        value: Any
-        if parts[-1].endswith("_file"):
-            parts[-1] = parts[-1].removesuffix("_file")
+        model = _section_model(parts[:-1])
+        fields = model.model_fields if model is not None else {}
+        name = parts[-1]
+        if name not in fields and name.endswith("_file") and name.removesuffix("_file") in fields:
+            parts[-1] = name = name.removesuffix("_file")
             try:
-                value = Path(raw).read_text(encoding="utf-8").strip()
+                raw = Path(raw).read_text(encoding="utf-8").strip()
             except OSError as exc:
                 raise ConfigError(
                     f"{key}: cannot read secret file {raw!r}: {exc.strerror}"
                 ) from exc
-        else:
-            value = _coerce_env_value(raw)
+        info = fields.get(name)
+        value = _coerce_env_value(raw, info.annotation if info is not None else None)
         node = tree
         for part in parts[:-1]:
             node = node.setdefault(part, {})
@@ -390,6 +574,8 @@ def _describe(exc: ValidationError, source: str) -> str:
         where = ".".join(str(p) for p in err["loc"]) or "(top level)"
         if err["type"] == "extra_forbidden":
             lines.append(f"  - {where}: unknown key (check the spelling; see config.example.toml)")
+        elif not err["loc"]:  # a rule across sections: the input is the whole config
+            lines.append(f"  - {err['msg'].removeprefix('Value error, ')}")
         else:
             lines.append(f"  - {where}: {err['msg']} (got {err.get('input')!r})")
     return "\n".join(lines)
@@ -411,7 +597,10 @@ def load_config(
     environ: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
 ) -> Config:
-    """Read the TOML file (explicit, ./config.toml, /etc/rush/config.toml), apply RUSH_* env."""
+    """Read the TOML file (explicit, ./config.toml, /etc/rush/config.toml), apply RUSH_* env.
+
+    Misspelt RUSH_ variables do not fail the load: they are listed in
+    `config.env_warnings`, which the command line logs at start-up."""
     environ = os.environ if environ is None else environ
     source = find_config_file(path)
     data: dict[str, Any] = {}
@@ -432,9 +621,12 @@ def load_config(
             _describe(exc, str(source) if source else "defaults + environment")
         ) from exc
     config.source = source
+    config._env_warnings = unknown_env_variables(environ)
     if source is not None:
-        # Relative paths in a config file are relative to that file, not to the cwd.
-        _anchor_paths(config, source.parent)
+        # Relative paths in a config file are relative to that file, not to the cwd...
+        _anchor_paths(config, source.parent, under_data_dir=False)
+    # ...except the folders the program writes at run time, which live in data_dir.
+    _anchor_paths(config, config.data_dir, under_data_dir=True)
     return config
 
 
@@ -442,14 +634,15 @@ def _anchor(base: Path, path: Path) -> Path:
     return path if path.is_absolute() else base / path
 
 
-def _anchor_paths(model: BaseModel, base: Path) -> None:
-    """Anchor every relative Path field of every section (walks the models, so a new
-    path key is covered without anyone remembering to list it here)."""
-    for name in type(model).model_fields:
+def _anchor_paths(model: BaseModel, base: Path, *, under_data_dir: bool) -> None:
+    """Anchor the relative Path fields of every section that are (or are not) marked
+    UNDER_DATA_DIR (walks the models, so a new path key is covered without anyone
+    remembering to list it here)."""
+    for name, info in type(model).model_fields.items():
         if name == "source":
             continue
         value = getattr(model, name)
         if isinstance(value, BaseModel):
-            _anchor_paths(value, base)
-        elif isinstance(value, Path):
+            _anchor_paths(value, base, under_data_dir=under_data_dir)
+        elif isinstance(value, Path) and (UNDER_DATA_DIR in info.metadata) == under_data_dir:
             setattr(model, name, _anchor(base, value))

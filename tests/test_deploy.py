@@ -25,7 +25,7 @@ import pytest
 import yaml
 
 from actors.supervisor import Supervisor
-from rush.config import LeaseConfig, load_config
+from rush.config import LeaseConfig, QbittorrentConfig, WebConfig, load_config
 from tests.conftest import REPO_ROOT
 
 DEPLOY = REPO_ROOT / "deploy"
@@ -211,6 +211,19 @@ def test_compose_services_volumes_and_secrets(tmp_path: Path) -> None:
     agent_env = {k: _defaults(str(v)) for k, v in services["agent"]["environment"].items()}
     agent_env["RUSH_MQTT__PASSWORD_FILE"] = str(tmp_path / "RUSH_MQTT__PASSWORD_FILE")
     assert load_config(empty, environ=agent_env).agent.id == "nas"
+
+
+def test_web_port_is_the_default_everywhere() -> None:
+    """The image, its health check and the compose mapping use web.port's default, which
+    is not qBittorrent's usual WebUI port (8080) that seedbox.qbittorrent.url targets."""
+    port = WebConfig().port
+    assert f":{port}" not in QbittorrentConfig().url and port != 8080
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    assert f"EXPOSE {port}\n" in dockerfile
+    assert f"('127.0.0.1', {port})" in dockerfile
+    assert _defaults(_compose()["services"]["server"]["ports"][0]) == f"{port}:{port}"
+    env = (DEPLOY / "env.example").read_text()
+    assert f"RUSH_WEB_PORT={port}\n" in env and f"RUSH_BASE_URL=http://nas.local:{port}\n" in env
 
 
 # ----------------------------------------------------------------------------- Dockerfile

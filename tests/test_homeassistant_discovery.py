@@ -17,7 +17,7 @@ from integrations.homeassistant.discovery import (
 )
 from rush.lifecycle import AssetState
 
-CTX = DiscoveryContext("homeassistant", "rushcatalog", "rush", "http://nas:8080")
+CTX = DiscoveryContext("homeassistant", "rushcatalog", "rush", "http://nas:8765")
 TOPIC_RE = re.compile(
     r"^homeassistant/(?P<component>sensor|binary_sensor|button)/"
     r"(?:(?P<node>[a-zA-Z0-9_-]+)/)?(?P<object>[a-zA-Z0-9_-]+)/config$"

@@ -75,6 +75,8 @@ def setup_logging(config: Config, override: str | None = None) -> None:
     )
     for noisy in ("tortoise", "aiosqlite", "asyncio", "amqtt", "transitions", "passlib"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    for message in config.env_warnings:
+        logging.getLogger("rush.config").warning("%s", message)
 
 
 def main(argv: list[str] | None = None) -> int:

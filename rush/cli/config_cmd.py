@@ -29,6 +29,8 @@ def check_cmd(args: argparse.Namespace, _config: Config) -> int:
         return 2
     where = config.source or "embedded defaults"
     print(f"configuration OK ({where})")
+    for message in config.env_warnings:
+        print(f"  warning: {message}")
     root = config.library.root
     if not root.is_dir():
         print(f"  note: library root {root} does not exist yet (rush init creates it)")

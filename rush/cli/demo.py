@@ -34,7 +34,7 @@ def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> Non
     )
     parser.add_argument("--data", type=Path, default=Path("rush-demo"), help="demo data folder")
     parser.add_argument("--host", default="127.0.0.1", help="web UI address")
-    parser.add_argument("--port", type=int, default=8080, help="web UI port")
+    parser.add_argument("--port", type=int, default=8765, help="web UI port")
     parser.add_argument("--user", default="demo", help="demo user name")
     parser.add_argument("--no-agent", action="store_true", help="do not start an agent")
     parser.set_defaults(func=run, needs_config=False)

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from integrations.qbittorrent import QbitClient
-from rush.config import Config
+from rush.config import Config, ConfigError
 from rush.models import SeedMapping, SeedRelocation
 from rush.seedbox.lock import LockBusy, run_lock
 from rush.seedbox.logs import job_log
@@ -42,7 +42,11 @@ async def relocate(
     clock: Callable[[], float] = time.time,
     relocator_kwargs: dict[str, Any] | None = None,
 ) -> RunReport:
-    """One locked, logged relocation run; raises LockBusy when another run is going on."""
+    """One locked, logged relocation run; raises LockBusy when another run is going on,
+    ConfigError when the qBittorrent URL is RushCatalog's own web UI."""
+    problem = config.qbittorrent_is_web_ui()
+    if problem and qbit is None:
+        raise ConfigError(problem)
     sb = config.seedbox
     with contextlib.ExitStack() as stack:
         stack.enter_context(job_log(sb.log_dir, "relocator", sb.log_retention_days, clock))
@@ -72,7 +76,7 @@ async def cmd_seedbox_run(config: Config, payload: dict[str, Any]) -> dict[str, 
         return {"ok": False, "error": "dry_run must be true or false"}
     try:
         report = await relocate(config, dry_run=dry_run)
-    except LockBusy as exc:
+    except (LockBusy, ConfigError) as exc:
         return {"ok": False, "error": str(exc)}
     result: dict[str, Any] = {"ok": True, **report.to_dict()}
     if "request_id" in payload:
