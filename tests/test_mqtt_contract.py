@@ -176,7 +176,7 @@ async def test_embedded_broker_and_retained_status() -> None:
     bridge = MqttBridge(cfg, status_topic=f"{prefix}/server/status", host="127.0.0.1", port=port)
     received: list[bytes] = []
 
-    async def handler(_topic: str, payload: bytes) -> None:
+    async def handler(_topic: str, payload: bytes, *, retain: bool) -> None:
         received.append(payload)
 
     bridge.subscribe(f"{prefix}/ping", handler)
@@ -260,7 +260,7 @@ async def test_bridge_routes_each_topic_to_its_handlers() -> None:
     seen: list[tuple[str, str]] = []
 
     def handler(name: str) -> Any:
-        async def handle(topic: str, _payload: bytes) -> None:
+        async def handle(topic: str, _payload: bytes, *, retain: bool) -> None:
             seen.append((name, topic))
 
         return handle

@@ -66,7 +66,7 @@ class HomeAssistantPublisher:
         self._wake = asyncio.Event()
         self._last_state: str | None = None
 
-    async def _on_ha_status(self, _topic: str, payload: bytes) -> None:
+    async def _on_ha_status(self, _topic: str, payload: bytes, *, retain: bool) -> None:
         if payload.strip().lower() == b"online":
             log.info("Home Assistant came online: republishing discovery")
             self._republish.set()
