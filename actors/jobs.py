@@ -22,6 +22,8 @@ from integrations.mqtt.payloads import (
     RegisterPayload,
     ResultPayload,
     decode,
+    progress_fraction,
+    split_job_types,
 )
 from integrations.mqtt.topics import TopicKind, Topics
 from rush import events, leasing
@@ -85,6 +87,13 @@ class JobService:
         reg = decode(RegisterPayload, payload, topic=topic, max_bytes=self.max_bytes)
         if reg is None:
             return
+        job_types, unknown = split_job_types(reg.job_types)
+        if unknown:
+            log.warning(
+                "agent %s registered unknown job type(s) %s: ignored",
+                parsed.agent_id,
+                ", ".join(repr(u) for u in unknown)[:300],
+            )
         self.dispatcher.forget_agent(parsed.agent_id)
         params = await leasing.register_agent(
             parsed.agent_id,
@@ -94,7 +103,7 @@ class JobService:
             hostname=reg.hostname,
             capabilities=reg.capabilities,
             max_jobs=reg.max_jobs,
-            job_types=[str(t) for t in reg.job_types],
+            job_types=[str(t) for t in job_types],
         )
         log.info(
             "agent %s registered (%s, %s): %s", parsed.agent_id, reg.hostname, reg.version, params
@@ -108,9 +117,19 @@ class JobService:
         claim = decode(ClaimPayload, payload, topic=topic, max_bytes=self.max_bytes)
         if claim is None:
             return
-        job = await self.dispatcher.claim(
-            parsed.agent_id, claim.request_id, [str(t) for t in claim.job_types]
-        )
+        job_types, unknown = split_job_types(claim.job_types)
+        if unknown:
+            log.warning(
+                "claim %r from agent %s: unknown job type(s) %s ignored",
+                claim.request_id,
+                parsed.agent_id,
+                ", ".join(repr(u) for u in unknown)[:300],
+            )
+        job = None
+        if job_types:
+            job = await self.dispatcher.claim(
+                parsed.agent_id, claim.request_id, [str(t) for t in job_types]
+            )
         answer = JobAnswer(request_id=claim.request_id, job=job)
         await self.messenger.publish(self.topics.agent_job(parsed.agent_id), answer)
 
@@ -125,7 +144,16 @@ class JobService:
             hb = decode(HeartbeatPayload, payload, topic=topic, max_bytes=mb)
             if hb is None:
                 return
-            verdict = await leasing.heartbeat(agent, job, hb.lock_token, hb.progress, self.settings)
+            progress = progress_fraction(hb.progress)
+            if progress is None and hb.progress is not None:
+                log.warning(
+                    "heartbeat from agent %s for job %s: progress %r ignored (expected 0..1 "
+                    "or a percentage); the lease is extended",
+                    agent,
+                    job,
+                    hb.progress,
+                )
+            verdict = await leasing.heartbeat(agent, job, hb.lock_token, progress, self.settings)
         elif parsed.kind is TopicKind.FACTS:
             facts = decode(FactsPayload, payload, topic=topic, max_bytes=mb)
             if facts is None:

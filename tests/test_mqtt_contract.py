@@ -13,11 +13,20 @@ import pytest
 
 from integrations.mqtt.broker import EmbeddedBroker
 from integrations.mqtt.client import MqttBridge, make_client
-from integrations.mqtt.payloads import ClaimPayload, RegisterPayload, ResultPayload, decode
+from integrations.mqtt.payloads import (
+    ClaimPayload,
+    HeartbeatPayload,
+    RegisterPayload,
+    ResultPayload,
+    decode,
+    progress_fraction,
+    split_job_types,
+)
 from integrations.mqtt.topics import TopicKind, Topics, topic_matches
 from rush import events
 from rush.commands import CommandRegistry, scan_handler
 from rush.config import MqttConfig
+from rush.jobs import JobType
 from tests.agent_support import free_port, make_config, make_library, new_prefix, server_actors
 
 
@@ -70,9 +79,8 @@ def test_decode_drops_bad_payloads(caplog: pytest.LogCaptureFixture) -> None:
         b"{",
         b"[]",
         b'"s"',
-        b'{"request_id":"r 1","job_types":["transcription"]}',
+        b'{"request_id":"r\\u00071","job_types":["transcription"]}',
         b'{"request_id":"r1","job_types":[]}',
-        b'{"request_id":"r1","job_types":["rm -rf"]}',
         b'{"request_id":"' + b"x" * 2000 + b'","job_types":["transcription"]}',
     ):
         assert decode(ClaimPayload, raw, topic="t", max_bytes=4096) is None, raw
@@ -90,6 +98,50 @@ def test_decode_drops_bad_payloads(caplog: pytest.LogCaptureFixture) -> None:
     # Unknown keys from a newer agent are ignored, not fatal.
     reg = decode(RegisterPayload, b'{"client_id":"a","future":1}', topic="t", max_bytes=999)
     assert reg is not None and reg.client_id == "a"
+
+
+@pytest.mark.parametrize(
+    "request_id",
+    [
+        "r1",
+        "{3F2504E0-4F89-11D3-9A0C-0305E82C3301}",
+        "agent #3 / claim (42)",
+        pytest.param("é" * 64, id="64-non-ascii"),
+    ],
+)
+def test_request_id_is_any_opaque_text(request_id: str) -> None:
+    raw = orjson.dumps({"request_id": request_id, "job_types": ["transcription"]})
+    claim = decode(ClaimPayload, raw, topic="t", max_bytes=4096)
+    assert claim is not None and claim.request_id == request_id
+
+
+@pytest.mark.parametrize("request_id", ["", "x" * 65, "a\nb", "a\x00b", "tab\there", "\x7f"])
+def test_request_id_refuses_control_characters_and_length(request_id: str) -> None:
+    raw = orjson.dumps({"request_id": request_id, "job_types": ["transcription"]})
+    assert decode(ClaimPayload, raw, topic="t", max_bytes=4096) is None
+
+
+def test_unknown_job_types_are_split_off_not_fatal() -> None:
+    raw = b'{"request_id":"r1","job_types":["rm -rf","transcription","transcription"]}'
+    claim = decode(ClaimPayload, raw, topic="t", max_bytes=4096)
+    assert claim is not None
+    assert split_job_types(claim.job_types) == ([JobType.TRANSCRIPTION], ["rm -rf"])
+    reg = decode(RegisterPayload, b'{"client_id":"a","job_types":["x9"]}', topic="t", max_bytes=99)
+    assert reg is not None and split_job_types(reg.job_types) == ([], ["x9"])
+    for wrong in (b'{"request_id":"r1","job_types":[5]}', b'{"request_id":"r1","job_types":"x"}'):
+        assert decode(ClaimPayload, wrong, topic="t", max_bytes=4096) is None
+
+
+def test_heartbeat_progress_is_normalised_never_fatal() -> None:
+    assert [progress_fraction(v) for v in (None, 0, 0.4, 1, 42, 100, 100.5, -1)] == [
+        None, 0, 0.4, 1, 0.42, 1.0, None, None,
+    ]  # fmt: skip
+    hb = decode(
+        HeartbeatPayload, b'{"lock_token":"abcdefgh","progress":250}', topic="t", max_bytes=99
+    )
+    assert hb is not None and hb.progress == 250
+    bad = b'{"lock_token":"abcdefgh","progress":"half"}'
+    assert decode(HeartbeatPayload, bad, topic="t", max_bytes=99) is None  # wrong type: dropped
 
 
 async def test_command_registry() -> None:
