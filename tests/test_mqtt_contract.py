@@ -249,6 +249,37 @@ async def test_embedded_broker_and_retained_status() -> None:
     assert received == [b'{"n":1}']
 
 
+async def test_embedded_broker_on_a_taken_port_says_so_once_and_stops(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Another broker (e.g. Mosquitto) already on the port: one clear error, no restart loop."""
+    import socket
+
+    from actors.supervisor import Backoff, FunctionActor, Supervisor
+
+    caplog.set_level(logging.INFO)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        broker = EmbeddedBroker(port)
+        supervisor = Supervisor(
+            [broker, FunctionActor("idle", asyncio.Event().wait)],
+            backoff=Backoff(initial=0.01, maximum=0.05),
+        )
+        async with asyncio.TaskGroup() as group:
+            group.create_task(supervisor.run(install_signals=False))
+            await asyncio.sleep(1.0)
+            supervisor.stop()
+    status = supervisor.status[broker.name]
+    assert status.restarts == 0 and not status.running
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1, [r.getMessage() for r in errors]
+    message = errors[0].getMessage()
+    assert f"127.0.0.1:{port} is already in use" in message
+    assert "mqtt.host" in message and "mqtt.embedded_port" in message
+
+
 async def test_bridge_queues_while_broker_is_down(tmp_path: Path) -> None:
     from tests.agent_support import Mosquitto
 
