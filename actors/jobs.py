@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from integrations.mqtt.payloads import (
@@ -21,6 +22,8 @@ from integrations.mqtt.payloads import (
     RegisterPayload,
     ResultPayload,
     decode,
+    progress_fraction,
+    split_job_types,
 )
 from integrations.mqtt.topics import TopicKind, Topics
 from rush import events, leasing
@@ -67,7 +70,7 @@ class JobService:
         await asyncio.Event().wait()
 
     # --- handlers ---------------------------------------------------------------
-    async def on_status(self, topic: str, payload: bytes) -> None:
+    async def on_status(self, topic: str, payload: bytes, *, retain: bool) -> None:
         parsed = self.topics.parse(topic)
         if parsed is None or parsed.kind is not TopicKind.AGENT_STATUS or not parsed.agent_id:
             return
@@ -77,13 +80,20 @@ class JobService:
             return
         await leasing.set_agent_online(parsed.agent_id, text == "online")
 
-    async def on_register(self, topic: str, payload: bytes) -> None:
+    async def on_register(self, topic: str, payload: bytes, *, retain: bool) -> None:
         parsed = self.topics.parse(topic)
         if parsed is None or parsed.agent_id is None:
             return
         reg = decode(RegisterPayload, payload, topic=topic, max_bytes=self.max_bytes)
         if reg is None:
             return
+        job_types, unknown = split_job_types(reg.job_types)
+        if unknown:
+            log.warning(
+                "agent %s registered unknown job type(s) %s: ignored",
+                parsed.agent_id,
+                ", ".join(repr(u) for u in unknown)[:300],
+            )
         self.dispatcher.forget_agent(parsed.agent_id)
         params = await leasing.register_agent(
             parsed.agent_id,
@@ -93,27 +103,37 @@ class JobService:
             hostname=reg.hostname,
             capabilities=reg.capabilities,
             max_jobs=reg.max_jobs,
-            job_types=[str(t) for t in reg.job_types],
+            job_types=[str(t) for t in job_types],
         )
         log.info(
             "agent %s registered (%s, %s): %s", parsed.agent_id, reg.hostname, reg.version, params
         )
         await self.messenger.publish(self.topics.agent_config(parsed.agent_id), params, retain=True)
 
-    async def on_claim(self, topic: str, payload: bytes) -> None:
+    async def on_claim(self, topic: str, payload: bytes, *, retain: bool) -> None:
         parsed = self.topics.parse(topic)
         if parsed is None or parsed.agent_id is None:
             return
         claim = decode(ClaimPayload, payload, topic=topic, max_bytes=self.max_bytes)
         if claim is None:
             return
-        job = await self.dispatcher.claim(
-            parsed.agent_id, claim.request_id, [str(t) for t in claim.job_types]
-        )
+        job_types, unknown = split_job_types(claim.job_types)
+        if unknown:
+            log.warning(
+                "claim %r from agent %s: unknown job type(s) %s ignored",
+                claim.request_id,
+                parsed.agent_id,
+                ", ".join(repr(u) for u in unknown)[:300],
+            )
+        job = None
+        if job_types:
+            job = await self.dispatcher.claim(
+                parsed.agent_id, claim.request_id, [str(t) for t in job_types]
+            )
         answer = JobAnswer(request_id=claim.request_id, job=job)
         await self.messenger.publish(self.topics.agent_job(parsed.agent_id), answer)
 
-    async def on_job_message(self, topic: str, payload: bytes) -> None:
+    async def on_job_message(self, topic: str, payload: bytes, *, retain: bool) -> None:
         parsed = self.topics.parse(topic)
         if parsed is None or parsed.agent_id is None or parsed.job_id is None:
             return
@@ -124,7 +144,16 @@ class JobService:
             hb = decode(HeartbeatPayload, payload, topic=topic, max_bytes=mb)
             if hb is None:
                 return
-            verdict = await leasing.heartbeat(agent, job, hb.lock_token, hb.progress, self.settings)
+            progress = progress_fraction(hb.progress)
+            if progress is None and hb.progress is not None:
+                log.warning(
+                    "heartbeat from agent %s for job %s: progress %r ignored (expected 0..1 "
+                    "or a percentage); the lease is extended",
+                    agent,
+                    job,
+                    hb.progress,
+                )
+            verdict = await leasing.heartbeat(agent, job, hb.lock_token, progress, self.settings)
         elif parsed.kind is TopicKind.FACTS:
             facts = decode(FactsPayload, payload, topic=topic, max_bytes=mb)
             if facts is None:
@@ -190,9 +219,13 @@ class CommandService:
     """`{prefix}/cmd/{name}` -> `CommandRegistry`, outcome on `{prefix}/cmd/{name}/result`.
 
     Commands run one at a time in this actor's own loop so a long scan never holds up
-    the agents' messages."""
+    the agents' messages.  A command never runs from a retained message: the broker
+    would replay it after every reconnect (a retained confirmed purge would run again
+    after each broker hiccup), so it is refused, reported and cleared from the broker."""
 
     name = "commands"
+    #: How long the echo of our own retained-message clearing is expected back.
+    CLEAR_ECHO_S = 60.0
 
     def __init__(self, config: Config, messenger: Messenger, registry: Any) -> None:
         self.topics = Topics(config.mqtt.prefix)
@@ -201,15 +234,22 @@ class CommandService:
         self.max_bytes = config.mqtt.max_payload_bytes
         self._queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue(100)
         self._installed = False
+        #: topic -> deadlines of the clearing publishes whose echo is still to come.
+        self._clearing: dict[str, list[float]] = {}
 
     def install(self) -> None:
         if not self._installed:
             self._installed = True
             self.messenger.subscribe(self.topics.cmd_filter, self.on_command)
 
-    async def on_command(self, topic: str, payload: bytes) -> None:
+    async def on_command(self, topic: str, payload: bytes, *, retain: bool) -> None:
         parsed = self.topics.parse(topic)
         if parsed is None or parsed.kind is not TopicKind.COMMAND or parsed.command is None:
+            return
+        if retain:
+            await self._refuse_retained(topic, parsed.command)
+            return
+        if not payload and self._is_clear_echo(topic):
             return
         args = parse_command_payload(payload, topic=topic, max_bytes=self.max_bytes)
         if args is None:
@@ -222,6 +262,46 @@ class CommandService:
             log.warning("command queue full: dropped %s", parsed.command)
             return
         self._queue.put_nowait((parsed.command, args))
+
+    async def _refuse_retained(self, topic: str, command: str) -> None:
+        log.warning(
+            "refused command %s from a retained message on %s: commands never run from "
+            "retained messages (the broker replays them on every reconnect); clearing it, "
+            "send the command again without the retain flag (mosquitto_pub without -r)",
+            command,
+            topic,
+        )
+        await self.messenger.publish(
+            self.topics.cmd_result(command),
+            {
+                "command": command,
+                "ok": False,
+                "refused": "retained",
+                "error": "refused: the command came as a retained message and was cleared; "
+                "publish it without the retain flag (mosquitto_pub without -r)",
+            },
+        )
+        # An empty retained payload deletes the retained message; the broker also
+        # forwards it to us as an ordinary empty message, which must not run `{}`.
+        now = time.monotonic()
+        pending = [d for d in self._clearing.get(topic, []) if d > now]
+        pending.append(now + self.CLEAR_ECHO_S)
+        self._clearing[topic] = pending
+        await self.messenger.publish(topic, b"", retain=True)
+
+    def _is_clear_echo(self, topic: str) -> bool:
+        """True (once) for the echo of a clearing publish of ours on `topic`."""
+        pending = self._clearing.pop(topic, None)
+        if not pending:
+            return False
+        now = time.monotonic()
+        pending = [d for d in pending if d > now]
+        if not pending:
+            return False
+        pending.pop(0)
+        if pending:
+            self._clearing[topic] = pending
+        return True
 
     async def run(self) -> None:
         self.install()

@@ -146,11 +146,11 @@ async def transport_ceiling(port: int, agents: int, claims: int) -> float:
     )
     served = 0
 
-    async def on_register(topic: str, _payload: bytes) -> None:
+    async def on_register(topic: str, _payload: bytes, *, retain: bool) -> None:
         agent = topic.split("/")[-2]
         await bridge.publish(topics.agent_config(agent), {"quota": 1}, retain=True)
 
-    async def on_claim(topic: str, payload: bytes) -> None:
+    async def on_claim(topic: str, payload: bytes, *, retain: bool) -> None:
         nonlocal served
         import orjson
 

@@ -201,7 +201,7 @@ class AgentRuntime:
         for topic, payload, _token in list(self._outbox.values()):
             await self.bridge.publish(topic, payload)
 
-    async def _on_config(self, topic: str, payload: bytes) -> None:
+    async def _on_config(self, topic: str, payload: bytes, *, retain: bool) -> None:
         params = decode(
             AgentParams, payload, topic=topic, max_bytes=self.config.mqtt.max_payload_bytes
         )
@@ -212,7 +212,7 @@ class AgentRuntime:
         self.params = params
         self._config_event.set()
 
-    async def _on_answer(self, topic: str, payload: bytes) -> None:
+    async def _on_answer(self, topic: str, payload: bytes, *, retain: bool) -> None:
         answer = decode(
             JobAnswer, payload, topic=topic, max_bytes=self.config.mqtt.max_payload_bytes
         )
@@ -233,7 +233,7 @@ class AgentRuntime:
                 job, ResultPayload(lock_token=job.lock_token, status="released")
             )
 
-    async def _on_ack(self, topic: str, payload: bytes) -> None:
+    async def _on_ack(self, topic: str, payload: bytes, *, retain: bool) -> None:
         parsed = self.topics.parse(topic)
         ack = decode(AckPayload, payload, topic=topic, max_bytes=self.config.mqtt.max_payload_bytes)
         if parsed is None or parsed.kind is not TopicKind.ACK or ack is None or not parsed.job_id:

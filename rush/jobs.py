@@ -76,7 +76,9 @@ class JobSpec(BaseModel):
 
 
 class DerivativeRef(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    #: Unknown keys (`width`, `duration`… from a newer agent) are ignored, like every
+    #: other agent payload; the path itself is checked where it is stored.
+    model_config = ConfigDict(extra="ignore")
     role: DerivativeRole
     #: Library-relative, always under `derived_dir`.
     path: str

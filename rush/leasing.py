@@ -812,20 +812,28 @@ async def active_lease(agent_id: str, job_id: str, lock_token: str) -> Lease | N
 
 
 async def heartbeat(
-    agent_id: str, job_id: str, lock_token: str, progress: float, settings: LeaseSettings
+    agent_id: str,
+    job_id: str,
+    lock_token: str,
+    progress: float | None,
+    settings: LeaseSettings,
 ) -> Verdict:
-    """Extend a live lease by its TTL; an already expired one cannot be revived."""
+    """Extend a live lease by its TTL; an already expired one cannot be revived.
+
+    `progress` None (absent or unusable) leaves the recorded progress as it was."""
     lease_id = _as_uuid(job_id)
     if lease_id is None:
         return REFUSED_TOKEN
     now = utcnow()
+    values: dict[str, Any] = {
+        "expires_at": now + timedelta(seconds=settings.ttl_s),
+        "heartbeat_at": now,
+    }
+    if progress is not None:
+        values["progress"] = max(0.0, min(1.0, progress))
     changed = await Lease.filter(
         id=lease_id, agent_id=agent_id, lock_token=lock_token, status="active", expires_at__gt=now
-    ).update(
-        expires_at=now + timedelta(seconds=settings.ttl_s),
-        heartbeat_at=now,
-        progress=max(0.0, min(1.0, progress)),
-    )
+    ).update(**values)
     return Verdict(True) if changed else REFUSED_TOKEN
 
 

@@ -6,14 +6,22 @@ aiomqtt (STYLE §2); `integrations.mqtt.client.MqttBridge` is the one implementa
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import Any, Protocol
 
 from pydantic import BaseModel
 
-#: An incoming message handler: (topic, raw payload).
-Handler = Callable[[str, bytes], Awaitable[None]]
 PayloadLike = BaseModel | dict[str, Any] | str | bytes | None
+
+
+class Handler(Protocol):
+    """An incoming message handler: topic, raw payload and the broker's retain flag.
+
+    `retain` is true only for a retained message the broker replays when we
+    (re)subscribe, i.e. an old message rather than one sent just now: a handler that
+    triggers an action must not act on it (see `actors.jobs.CommandService`)."""
+
+    def __call__(self, topic: str, payload: bytes, /, *, retain: bool) -> Awaitable[None]: ...
 
 
 class Messenger(Protocol):

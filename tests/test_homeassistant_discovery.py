@@ -14,6 +14,7 @@ from integrations.homeassistant.discovery import (
     build_discovery,
     check_id,
     removed_topics,
+    seedbox_topics,
 )
 from rush.lifecycle import AssetState
 
@@ -25,7 +26,8 @@ TOPIC_RE = re.compile(
 
 
 def _all() -> dict[str, dict[str, object]]:
-    return build_discovery(CTX, {"pi5-kitchen": {"hostname": "pi5", "version": "0.1.0"}})
+    agents = {"pi5-kitchen": {"hostname": "pi5", "version": "0.1.0"}}
+    return build_discovery(CTX, agents, seedbox=True)
 
 
 def test_every_topic_and_payload_follows_ha_rules() -> None:
@@ -51,6 +53,7 @@ def test_every_topic_and_payload_follows_ha_rules() -> None:
             assert payload["state_topic"]
         if component == "button":
             assert str(payload["command_topic"]).startswith("rush/cmd/")
+            assert payload["qos"] == 1  # a press is a command: never QoS 0
         json.dumps(payload)  # serialisable as-is
     assert len(unique_ids) == len(configs), "unique_id must be unique"
 
@@ -102,7 +105,7 @@ def test_agent_is_a_device_via_the_server() -> None:
 
 def test_removed_agent_is_cleared() -> None:
     before = set(_all())
-    after = set(build_discovery(CTX, {}))
+    after = set(build_discovery(CTX, {}, seedbox=True))
     assert removed_topics(before, after) == [
         "homeassistant/binary_sensor/rushcatalog/agent_pi5-kitchen/config"
     ]
@@ -118,3 +121,13 @@ def test_value_templates_point_at_snapshot_keys() -> None:
     for spec in SENSORS:
         payload = _all()[f"homeassistant/sensor/rushcatalog/{spec.key}/config"]
         assert payload["value_template"] == f"{{{{ value_json.{spec.key} }}}}"
+
+
+def test_seedbox_entities_only_when_enabled() -> None:
+    on = build_discovery(CTX, {}, seedbox=True)
+    off = build_discovery(CTX, {}, seedbox=False)
+    gone = set(on) - set(off)
+    assert gone == seedbox_topics(CTX)
+    assert "homeassistant/button/rushcatalog/seedbox_run_now/config" in gone
+    assert all("seedbox" in t for t in gone) and not any("seedbox" in t for t in off)
+    assert len(gone) == len([s for s in SENSORS if s.key.startswith("seedbox_")]) + 1

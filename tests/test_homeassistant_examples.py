@@ -14,7 +14,7 @@ CTX = DiscoveryContext("homeassistant", "rushcatalog", "rush")
 
 
 def _entity_ids() -> set[str]:
-    return {str(p["default_entity_id"]) for p in build_discovery(CTX, {}).values()}
+    return {str(p["default_entity_id"]) for p in build_discovery(CTX, {}, seedbox=True).values()}
 
 
 def test_dashboard_entities_exist() -> None:

@@ -24,12 +24,13 @@ from typing import Any
 import aiomqtt
 import pytest
 
-from integrations.homeassistant.discovery import BUTTONS, SENSORS
+from integrations.homeassistant.discovery import DiscoveryContext, build_discovery
 from rush.layout import init_library
 from tests.conftest import free_port, rush_env
 
 pytestmark = pytest.mark.mqtt
-EXPECTED_CONFIGS = len(SENSORS) + len(BUTTONS)  # no agent registered in this test
+# No agent registered and the seedbox disabled in this test.
+EXPECTED_CONFIGS = len(build_discovery(DiscoveryContext("h", "n", "r"), {}, seedbox=False))
 BROKER = ("127.0.0.1", 1883)
 TOPIC_RE = re.compile(
     r"^(?P<prefix>[^/]+)/(?P<component>sensor|binary_sensor|button)/"

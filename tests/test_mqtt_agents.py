@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from integrations.mqtt.client import make_client
 from rush.jobs import DerivativeRef, DerivativeRole, JobContext, JobOutput, JobSpec, JobType
 from rush.lifecycle import AssetState
 from rush.media import MediaKind
-from rush.models import Agent, Asset, AssetEvent, Lease, Transcript
+from rush.models import Agent, Asset, AssetEvent, Derivative, Lease, Transcript
 from tests.agent_support import (
     TestProcessor,
     agents_running,
@@ -25,6 +26,7 @@ from tests.agent_support import (
     new_prefix,
     server_actors,
     wait_until,
+    write_outputs,
 )
 
 pytestmark = pytest.mark.mqtt
@@ -183,6 +185,76 @@ async def test_stale_and_wrong_tokens_over_mqtt(db: str, root: Path) -> None:
         await client.publish(f"{base}/result", orjson.dumps(good), qos=1)
         assert orjson.loads(await _next(client, f"{base}/ack"))["accepted"] is True
     assert (await Asset.get(id=asset.id)).state is AssetState.READY
+
+
+async def test_a_third_party_agent_is_served_despite_lenient_payloads(db: str, root: Path) -> None:
+    """Unknown job types, a percentage as progress, extra derivative keys, a `{GUID}`."""
+    prefix = new_prefix()
+    config = make_config(root, prefix=prefix, ttl=30)
+    asset = await make_asset(root, "a.mp4")
+    agent = f"{prefix}/agents/other"
+    async with server_actors(config), make_client(config.mqtt) as client:
+        await client.subscribe(f"{agent}/#", qos=1)
+        register = {"client_id": "other", "job_types": ["process_for_review", "upscale_8k"]}
+        await client.publish(f"{agent}/register", orjson.dumps(register), qos=1)
+        params = orjson.loads(await _next(client, f"{agent}/config"))
+        assert params["priorities"] == ["process_for_review"]
+
+        # Only unknown types: answered `job: null`, not left in silence.
+        claim = {"request_id": "none-1", "job_types": ["upscale_8k"]}
+        await client.publish(f"{agent}/claim", orjson.dumps(claim), qos=1)
+        assert orjson.loads(await _next(client, f"{agent}/job")) == {
+            "request_id": "none-1",
+            "job": None,
+        }
+        guid = "{3F2504E0-4F89-11D3-9A0C-0305E82C3301}"
+        claim = {"request_id": guid, "job_types": ["upscale_8k", "process_for_review"]}
+        await client.publish(f"{agent}/claim", orjson.dumps(claim), qos=1)
+        answer = orjson.loads(await _next(client, f"{agent}/job"))
+        assert answer["request_id"] == guid and answer["job"]["asset_uuid"] == str(asset.id)
+        job = JobSpec.model_validate(answer["job"])
+        token = job.lock_token
+        base = f"{agent}/jobs/{job.job_id}"
+
+        async def heartbeat(progress: float) -> Lease:
+            before = await Lease.get(id=job.job_id)
+            body = {"lock_token": token, "progress": progress}
+            await client.publish(f"{base}/heartbeat", orjson.dumps(body), qos=1)
+
+            async def extended() -> bool:
+                lease = await Lease.get(id=job.job_id)
+                return lease.heartbeat_at is not None and lease.heartbeat_at != before.heartbeat_at
+
+            await wait_until(extended, limit_s=5)
+            after = await Lease.get(id=job.job_id)
+            assert after.expires_at > before.expires_at
+            return after
+
+        assert (await heartbeat(42)).progress == pytest.approx(0.42)  # a percentage
+        assert (await heartbeat(0.5)).progress == pytest.approx(0.5)
+        assert (await heartbeat(5000)).progress == pytest.approx(0.5)  # ignored, lease kept
+
+        facts = {"lock_token": token, "facts": {"test": True, "has_audio": False}}
+        await client.publish(f"{base}/facts", orjson.dumps(facts), qos=1)
+        refs = [r.model_dump(mode="json") for r in write_outputs(root, job)]
+        outside = [{**refs[0], "path": f".derived/{uuid.uuid4()}/v1/proxy.bin", "width": 1}]
+        await client.publish(
+            f"{base}/derivatives",
+            orjson.dumps({"lock_token": token, "derivatives": outside}),
+            qos=1,
+        )
+        extra = [{**r, "width": 1920, "height": 1080} for r in refs]
+        await client.publish(
+            f"{base}/derivatives", orjson.dumps({"lock_token": token, "derivatives": extra}), qos=1
+        )
+        await client.publish(
+            f"{base}/result", orjson.dumps({"lock_token": token, "status": "ok"}), qos=1
+        )
+        ack = orjson.loads(await _next(client, f"{base}/ack"))
+        assert ack["accepted"] is True, ack
+    assert (await Asset.get(id=asset.id)).state is AssetState.PROCESSED
+    stored = {d.rel_path for d in await Derivative.filter(asset_id=asset.id)}
+    assert stored == {r["path"] for r in refs}  # the path check still refused `outside`
 
 
 async def _next(client: object, topic: str, limit_s: float = 10.0) -> bytes:

@@ -13,11 +13,20 @@ import pytest
 
 from integrations.mqtt.broker import EmbeddedBroker
 from integrations.mqtt.client import MqttBridge, make_client
-from integrations.mqtt.payloads import ClaimPayload, RegisterPayload, ResultPayload, decode
+from integrations.mqtt.payloads import (
+    ClaimPayload,
+    HeartbeatPayload,
+    RegisterPayload,
+    ResultPayload,
+    decode,
+    progress_fraction,
+    split_job_types,
+)
 from integrations.mqtt.topics import TopicKind, Topics, topic_matches
 from rush import events
 from rush.commands import CommandRegistry, scan_handler
 from rush.config import MqttConfig
+from rush.jobs import JobType
 from tests.agent_support import free_port, make_config, make_library, new_prefix, server_actors
 
 
@@ -70,9 +79,8 @@ def test_decode_drops_bad_payloads(caplog: pytest.LogCaptureFixture) -> None:
         b"{",
         b"[]",
         b'"s"',
-        b'{"request_id":"r 1","job_types":["transcription"]}',
+        b'{"request_id":"r\\u00071","job_types":["transcription"]}',
         b'{"request_id":"r1","job_types":[]}',
-        b'{"request_id":"r1","job_types":["rm -rf"]}',
         b'{"request_id":"' + b"x" * 2000 + b'","job_types":["transcription"]}',
     ):
         assert decode(ClaimPayload, raw, topic="t", max_bytes=4096) is None, raw
@@ -90,6 +98,50 @@ def test_decode_drops_bad_payloads(caplog: pytest.LogCaptureFixture) -> None:
     # Unknown keys from a newer agent are ignored, not fatal.
     reg = decode(RegisterPayload, b'{"client_id":"a","future":1}', topic="t", max_bytes=999)
     assert reg is not None and reg.client_id == "a"
+
+
+@pytest.mark.parametrize(
+    "request_id",
+    [
+        "r1",
+        "{3F2504E0-4F89-11D3-9A0C-0305E82C3301}",
+        "agent #3 / claim (42)",
+        pytest.param("é" * 64, id="64-non-ascii"),
+    ],
+)
+def test_request_id_is_any_opaque_text(request_id: str) -> None:
+    raw = orjson.dumps({"request_id": request_id, "job_types": ["transcription"]})
+    claim = decode(ClaimPayload, raw, topic="t", max_bytes=4096)
+    assert claim is not None and claim.request_id == request_id
+
+
+@pytest.mark.parametrize("request_id", ["", "x" * 65, "a\nb", "a\x00b", "tab\there", "\x7f"])
+def test_request_id_refuses_control_characters_and_length(request_id: str) -> None:
+    raw = orjson.dumps({"request_id": request_id, "job_types": ["transcription"]})
+    assert decode(ClaimPayload, raw, topic="t", max_bytes=4096) is None
+
+
+def test_unknown_job_types_are_split_off_not_fatal() -> None:
+    raw = b'{"request_id":"r1","job_types":["rm -rf","transcription","transcription"]}'
+    claim = decode(ClaimPayload, raw, topic="t", max_bytes=4096)
+    assert claim is not None
+    assert split_job_types(claim.job_types) == ([JobType.TRANSCRIPTION], ["rm -rf"])
+    reg = decode(RegisterPayload, b'{"client_id":"a","job_types":["x9"]}', topic="t", max_bytes=99)
+    assert reg is not None and split_job_types(reg.job_types) == ([], ["x9"])
+    for wrong in (b'{"request_id":"r1","job_types":[5]}', b'{"request_id":"r1","job_types":"x"}'):
+        assert decode(ClaimPayload, wrong, topic="t", max_bytes=4096) is None
+
+
+def test_heartbeat_progress_is_normalised_never_fatal() -> None:
+    assert [progress_fraction(v) for v in (None, 0, 0.4, 1, 42, 100, 100.5, -1)] == [
+        None, 0, 0.4, 1, 0.42, 1.0, None, None,
+    ]  # fmt: skip
+    hb = decode(
+        HeartbeatPayload, b'{"lock_token":"abcdefgh","progress":250}', topic="t", max_bytes=99
+    )
+    assert hb is not None and hb.progress == 250
+    bad = b'{"lock_token":"abcdefgh","progress":"half"}'
+    assert decode(HeartbeatPayload, bad, topic="t", max_bytes=99) is None  # wrong type: dropped
 
 
 async def test_command_registry() -> None:
@@ -176,7 +228,7 @@ async def test_embedded_broker_and_retained_status() -> None:
     bridge = MqttBridge(cfg, status_topic=f"{prefix}/server/status", host="127.0.0.1", port=port)
     received: list[bytes] = []
 
-    async def handler(_topic: str, payload: bytes) -> None:
+    async def handler(_topic: str, payload: bytes, *, retain: bool) -> None:
         received.append(payload)
 
     bridge.subscribe(f"{prefix}/ping", handler)
@@ -195,6 +247,37 @@ async def test_embedded_broker_and_retained_status() -> None:
         for task in tasks:
             task.cancel()
     assert received == [b'{"n":1}']
+
+
+async def test_embedded_broker_on_a_taken_port_says_so_once_and_stops(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Another broker (e.g. Mosquitto) already on the port: one clear error, no restart loop."""
+    import socket
+
+    from actors.supervisor import Backoff, FunctionActor, Supervisor
+
+    caplog.set_level(logging.INFO)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        broker = EmbeddedBroker(port)
+        supervisor = Supervisor(
+            [broker, FunctionActor("idle", asyncio.Event().wait)],
+            backoff=Backoff(initial=0.01, maximum=0.05),
+        )
+        async with asyncio.TaskGroup() as group:
+            group.create_task(supervisor.run(install_signals=False))
+            await asyncio.sleep(1.0)
+            supervisor.stop()
+    status = supervisor.status[broker.name]
+    assert status.restarts == 0 and not status.running
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1, [r.getMessage() for r in errors]
+    message = errors[0].getMessage()
+    assert f"127.0.0.1:{port} is already in use" in message
+    assert "mqtt.host" in message and "mqtt.embedded_port" in message
 
 
 async def test_bridge_queues_while_broker_is_down(tmp_path: Path) -> None:
@@ -260,7 +343,7 @@ async def test_bridge_routes_each_topic_to_its_handlers() -> None:
     seen: list[tuple[str, str]] = []
 
     def handler(name: str) -> Any:
-        async def handle(topic: str, _payload: bytes) -> None:
+        async def handle(topic: str, _payload: bytes, *, retain: bool) -> None:
             seen.append((name, topic))
 
         return handle

@@ -48,6 +48,11 @@ class SensorSpec:
     icon: str | None = None
     entity_category: str | None = None
 
+    @property
+    def seedbox(self) -> bool:
+        """A seedbox KPI: its state key exists only when `seedbox.enabled`."""
+        return self.key.startswith("seedbox_")
+
 
 def _state_sensors() -> list[SensorSpec]:
     specs = [
@@ -115,6 +120,10 @@ BUTTONS: tuple[tuple[str, str, str, str], ...] = (
     # ever being able to start a real apply on `cmd/apply`.
     ("apply_dry_run", "Apply moves — dry run", "apply/dry-run", '{"dry_run": true}'),
 )
+
+
+#: Buttons of the seedbox manager, advertised only when `seedbox.enabled`.
+SEEDBOX_BUTTONS = frozenset({"seedbox_run_now"})
 
 
 def check_id(value: str) -> str:
@@ -187,6 +196,8 @@ def button_config(
         "default_entity_id": f"button.{ctx.node_id}_{object_id}",
         "command_topic": ctx.cmd_topic(command),
         "payload_press": press,
+        # A press is a command: QoS 1 like every message of ours (HA defaults to 0).
+        "qos": 1,
         "device": device_block(ctx),
         "origin": origin_block(),
         "availability": _availability(ctx),
@@ -230,21 +241,30 @@ def agent_config(
 
 
 def build_discovery(
-    ctx: DiscoveryContext, agents: dict[str, dict[str, str]]
+    ctx: DiscoveryContext, agents: dict[str, dict[str, str]], *, seedbox: bool
 ) -> dict[str, dict[str, Any]]:
-    """Every discovery config, by topic.  `agents`: id -> {"hostname", "version"}."""
+    """Every discovery config, by topic.  `agents`: id -> {"hostname", "version"};
+    the seedbox entities only when `seedbox` (the manager is enabled)."""
     out: dict[str, dict[str, Any]] = {}
     for spec in SENSORS:
-        out[config_topic(ctx, "sensor", spec.key)] = sensor_config(ctx, spec)
+        if seedbox or not spec.seedbox:
+            out[config_topic(ctx, "sensor", spec.key)] = sensor_config(ctx, spec)
     for object_id, name, command, press in BUTTONS:
-        out[config_topic(ctx, "button", object_id)] = button_config(
-            ctx, object_id, name, command, press
-        )
+        if seedbox or object_id not in SEEDBOX_BUTTONS:
+            out[config_topic(ctx, "button", object_id)] = button_config(
+                ctx, object_id, name, command, press
+            )
     for agent_id, info in sorted(agents.items()):
         out[config_topic(ctx, "binary_sensor", agent_object_id(agent_id))] = agent_config(
             ctx, agent_id, info.get("hostname", ""), info.get("version", "")
         )
     return out
+
+
+def seedbox_topics(ctx: DiscoveryContext) -> set[str]:
+    """The config topics of every seedbox entity (cleared while the seedbox is disabled)."""
+    topics = {config_topic(ctx, "sensor", s.key) for s in SENSORS if s.seedbox}
+    return topics | {config_topic(ctx, "button", b) for b in SEEDBOX_BUTTONS}
 
 
 def removed_topics(previous: set[str], current: set[str]) -> list[str]:

@@ -17,7 +17,12 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-from integrations.homeassistant.discovery import DiscoveryContext, build_discovery, removed_topics
+from integrations.homeassistant.discovery import (
+    DiscoveryContext,
+    build_discovery,
+    removed_topics,
+    seedbox_topics,
+)
 from rush import events
 from rush.config import Config
 from rush.messaging import Messenger
@@ -66,7 +71,7 @@ class HomeAssistantPublisher:
         self._wake = asyncio.Event()
         self._last_state: str | None = None
 
-    async def _on_ha_status(self, _topic: str, payload: bytes) -> None:
+    async def _on_ha_status(self, _topic: str, payload: bytes, *, retain: bool) -> None:
         if payload.strip().lower() == b"online":
             log.info("Home Assistant came online: republishing discovery")
             self._republish.set()
@@ -77,12 +82,18 @@ class HomeAssistantPublisher:
             a.id: {"hostname": a.hostname, "version": a.version}
             for a in await Agent.all().only("id", "hostname", "version")
         }
-        configs = build_discovery(self.ctx, agents)
+        seedbox = self.config.seedbox.enabled
+        configs = build_discovery(self.ctx, agents, seedbox=seedbox)
         stored = await KeyValue.get_or_none(key=_TOPICS_KEY)
         previous = set(stored.value.get("topics", [])) if stored else set()
         for topic in removed_topics(previous, set(configs)):
             log.info("removing Home Assistant entity %s", topic)
             await self.messenger.publish(topic, b"", retain=True)
+        if not seedbox:
+            # Earlier versions advertised them whatever the setting, and the remembered
+            # set may not list them: clear them anyway (a no-op when absent).
+            for topic in sorted(seedbox_topics(self.ctx) - previous):
+                await self.messenger.publish(topic, b"", retain=True)
         for topic, payload in configs.items():
             await self.messenger.publish(topic, payload, retain=True)
         await KeyValue.update_or_create(

@@ -9,7 +9,9 @@ network; a real deployment with remote agents uses Mosquitto with the shipped AC
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import socket
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -36,10 +38,20 @@ class EmbeddedBroker:
         self.started = asyncio.Event()
 
     async def run(self) -> None:
+        """Serve until cancelled; return at once (no restart loop) if the port is taken."""
         from amqtt.broker import Broker
 
+        if port_in_use(self.port):
+            self._log_port_taken()
+            return
         broker = Broker(broker_config(self.port))
-        await broker.start()
+        try:
+            await broker.start()
+        except Exception as exc:
+            if not _address_in_use(exc):
+                raise
+            self._log_port_taken()  # taken between the check and the start
+            return
         self.started.set()
         log.info("embedded MQTT broker listening on 127.0.0.1:%d (loopback only)", self.port)
         try:
@@ -47,3 +59,40 @@ class EmbeddedBroker:
         finally:
             self.started.clear()
             await asyncio.shield(broker.shutdown())
+
+    def _log_port_taken(self) -> None:
+        log.error(
+            "embedded MQTT broker not started: 127.0.0.1:%d is already in use, probably by "
+            "another broker (e.g. Mosquitto). To use that broker, set mqtt.host (and "
+            "mqtt.port) in the config or RUSH_MQTT__HOST; to keep the embedded broker, set "
+            "mqtt.embedded_port to a free port.",
+            self.port,
+        )
+
+
+def port_in_use(port: int) -> bool:
+    """True when something already listens on 127.0.0.1:`port` (e.g. Mosquitto on 1883).
+
+    Why a probe: amqtt would log its own traceback and raise, and the supervisor would
+    restart the broker again and again."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # As asyncio's server does, so that old connections in TIME_WAIT do not count.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return True
+            raise
+    return False
+
+
+def _address_in_use(exc: BaseException | None) -> bool:
+    """True when `exc` or one of its causes says the address is in use."""
+    for _ in range(10):  # a bounded walk: exception chains may loop
+        if exc is None:
+            return False
+        if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False

@@ -8,6 +8,7 @@ per round trip otherwise).
 
 Incoming messages are handed to per-key ordered workers: messages about one agent
 (`{prefix}/agents/{id}/…`) are handled in arrival order, different agents in parallel.
+Handlers get the broker's retain flag with each message (`rush.messaging.Handler`).
 """
 
 from __future__ import annotations
@@ -131,7 +132,7 @@ class MqttBridge:
         self._outgoing: collections.deque[Outgoing] = collections.deque()
         self._has_outgoing = asyncio.Event()
         self._on_connect: list[OnConnect] = []
-        self._workers: list[asyncio.Queue[tuple[str, bytes]]] = [
+        self._workers: list[asyncio.Queue[tuple[str, bytes, bool]]] = [
             asyncio.Queue(1000) for _ in range(workers)
         ]
         self._client: aiomqtt.Client | None = None
@@ -234,7 +235,7 @@ class MqttBridge:
                             payload = str(payload).encode() if payload is not None else b""
                         topic = message.topic.value
                         index = self._worker_index(topic)
-                        await self._workers[index].put((topic, bytes(payload)))
+                        await self._workers[index].put((topic, bytes(payload), message.retain))
                     raise aiomqtt.MqttError("message stream ended")
             except* aiomqtt.MqttError as group_exc:
                 # The sender's own TaskGroup nests groups: re-raise a plain MqttError so
@@ -298,12 +299,12 @@ class MqttBridge:
             self._route_cache[topic] = routes
         return routes
 
-    async def _worker(self, queue: asyncio.Queue[tuple[str, bytes]]) -> None:
+    async def _worker(self, queue: asyncio.Queue[tuple[str, bytes, bool]]) -> None:
         while True:
-            topic, payload = await queue.get()
+            topic, payload, retain = await queue.get()
             for filter_, handler in self._routes(topic):
                 try:
-                    await handler(topic, payload)
+                    await handler(topic, payload, retain=retain)
                 except Exception:
                     self.stats.handler_errors += 1
                     log.exception(

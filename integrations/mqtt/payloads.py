@@ -9,6 +9,7 @@ server keeps serving.
 from __future__ import annotations
 
 import logging
+import math
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -22,10 +23,14 @@ log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
 
 Token = Annotated[str, StringConstraints(min_length=8, max_length=64)]
+#: Opaque to the server (a UUID, a `{GUID}`, a counter…): any text without control
+#: characters, at most 64 characters (the size of `Lease.request_id`).
 RequestId = Annotated[
-    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f-\x9f]+$")
 ]
 ShortText = Annotated[str, StringConstraints(max_length=255)]
+#: A job type as an agent names it; unknown ones are ignored (`split_job_types`).
+JobTypeName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 
 class Payload(BaseModel):
@@ -41,8 +46,8 @@ class RegisterPayload(Payload):
     capabilities: dict[str, Any] = Field(default_factory=dict)
     #: Concurrent jobs the agent would like; the server may assign fewer.
     max_jobs: int = Field(1, ge=1, le=10_000)
-    #: Job types the agent can run (its processors).
-    job_types: list[JobType] = Field(default_factory=list, max_length=8)
+    #: Job types the agent can run (its processors); unknown ones are ignored.
+    job_types: list[JobTypeName] = Field(default_factory=list, max_length=32)
 
 
 class AgentParams(BaseModel):
@@ -57,7 +62,27 @@ class AgentParams(BaseModel):
 
 class ClaimPayload(Payload):
     request_id: RequestId
-    job_types: list[JobType] = Field(min_length=1, max_length=8)
+    #: Unknown types are ignored; a claim with no known type gets `job: null`.
+    job_types: list[JobTypeName] = Field(min_length=1, max_length=32)
+
+
+def split_job_types(names: list[str]) -> tuple[list[JobType], list[str]]:
+    """Known job types (in order, once each) and the unknown names, to log and ignore.
+
+    Why: an agent newer than the server may list a type the server does not know; it
+    still deserves an answer for the types both know."""
+    known: list[JobType] = []
+    unknown: list[str] = []
+    for name in names:
+        if name in JOB_TYPE_NAMES:
+            if JobType(name) not in known:
+                known.append(JobType(name))
+        else:
+            unknown.append(name)
+    return known, unknown
+
+
+JOB_TYPE_NAMES = frozenset(t.value for t in JobType)
 
 
 class JobAnswer(BaseModel):
@@ -70,7 +95,22 @@ class JobAnswer(BaseModel):
 
 class HeartbeatPayload(Payload):
     lock_token: Token
-    progress: float = Field(0.0, ge=0.0, le=1.0)
+    #: Expected in [0, 1]; see `progress_fraction` for other values.
+    progress: float | None = None
+
+
+def progress_fraction(value: float | None) -> float | None:
+    """Progress in [0, 1]: a value in (1, 100] is a percentage; anything else None.
+
+    Why: the heartbeat's job is to keep the lease alive; an agent reporting 42 for
+    42 % must not lose its lease (and an attempt) over the unit."""
+    if value is None or not math.isfinite(value) or value < 0:
+        return None
+    if value <= 1:
+        return value
+    if value <= 100:
+        return value / 100
+    return None
 
 
 class FactsPayload(Payload):
