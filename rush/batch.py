@@ -252,27 +252,39 @@ def _mkdirs(paths: list[Path]) -> None:
         journal.fsync_dir(p.parent)
 
 
-def _move_groups(groups: list[list[tuple[Path, Path]]]) -> list[tuple[int, str | None]]:
+@dataclass
+class _Moved:
+    """What happened to one group: files moved, the error that stopped it, and whether
+    the disk is in a known state (False: a file was left at both places)."""
+
+    done: int
+    error: str | None = None
+    settled: bool = True
+
+
+def _move_groups(groups: list[list[tuple[Path, Path]]]) -> list[_Moved]:
     """Move each group in turn; stop a group at its first error (the rest stays put).
 
-    Returns per group (files moved, error).  Folders are fsynced before returning so
-    the database is only told about renames that are on disk.
+    Folders are fsynced before returning so the database is only told about renames
+    that are on disk.
     """
-    results: list[tuple[int, str | None]] = []
+    results: list[_Moved] = []
     touched: set[Path] = set()
     for pairs in groups:
         done = 0
         error: str | None = None
+        settled = True
         for src, dst in pairs:
             try:
                 journal.move_file(src, dst)
             except OSError as exc:
                 error = f"{type(exc).__name__}: {exc}"
+                settled = not isinstance(exc, journal.MoveNotUndone)
                 break
             touched.add(src.parent)
             touched.add(dst.parent)
             done += 1
-        results.append((done, error))
+        results.append(_Moved(done, error, settled))
     for d in touched:
         try:
             journal.fsync_dir(d)
@@ -500,13 +512,20 @@ async def _apply_chunk(ctx: _Ctx, items: list[PlanItem]) -> None:
             groups.append([(roots.path(m.src), roots.path(m.dst)) for m in it.moves])
     results = await asyncio.to_thread(_move_groups, groups)
     ok: list[PlanItem] = [it for it in items if not it.moves]
-    for it, pairs, (done, error) in zip(moving, groups, results, strict=True):
+    for it, pairs, res in zip(moving, groups, results, strict=True):
         if not pairs:
             await _fail(
                 ctx, it, "destination folder missing and not creatable (volume missing?)", 0
             )
-        elif error is not None:
-            await _fail(ctx, it, error, done)
+        elif not res.settled:
+            # A file is at both places: leave the group queued and its journal pending
+            # for recovery, which compares both copies before removing one.
+            log.error("move of %s not undone: %s; recovery will settle it", it.asset_id, res.error)
+            ctx.report.failed.append(
+                {"uuid": str(it.asset_id), "reason": f"{res.error}: recovery needed"}
+            )
+        elif res.error is not None:
+            await _fail(ctx, it, res.error, res.done)
         else:
             ok.append(it)
     try:

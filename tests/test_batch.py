@@ -292,3 +292,104 @@ async def test_two_kept_assets_aiming_at_the_same_name(db: str, tmp_path: Path) 
     assert sorted(await Sidecar.filter(asset_id=old.id).values_list("rel_path", flat=True)) == [
         f"ARCHIVE/d/a__{tag}.xmp"
     ]
+
+
+async def test_cross_volume_source_not_removable_leaves_the_group_at_its_source(
+    db: str, tmp_path: Path, tmpfs: Path
+) -> None:
+    """The copy is in place but the source cannot be unlinked: the copy is removed again,
+    earlier files of the group are moved back, and the journal says so."""
+    root = tmp_path / "lib"
+    cfg = make_config(root, db, archive_root=tmpfs)
+    a = await make_asset(root, "INBOX/u/clip.mp4", S.DECIDED_KEEP, sidecars=("clip.xmp",))
+    before = files_under(root)
+    locked = root / "INBOX/u/clip.xmp"
+    if not chattr("+i", locked):
+        pytest.skip("chattr +i is not available on this filesystem")
+    try:
+        report = await run_apply(cfg, "uma")
+    finally:
+        assert chattr("-i", locked)
+    assert [f["uuid"] for f in report.failed] == [str(a.id)]
+    assert files_under(root) == before  # both files at their source, unchanged
+    assert not (tmpfs / "u").exists() or not any((tmpfs / "u").iterdir())
+    got = await Asset.get(id=a.id)
+    assert (got.state, got.rel_path, got.batch_id) == (S.DECIDED_KEEP, "INBOX/u/clip.mp4", None)
+    rows = await FsAction.filter(asset_id=a.id).order_by("id").values_list("action", "status")
+    assert rows == [("move", "rolled_back"), ("move", "rolled_back"), ("rollback", "done")]
+    again = await run_apply(cfg, "uma")
+    assert [m["uuid"] for m in again.moved] == [str(a.id)]
+    assert (tmpfs / "u/clip.xmp").exists() and not locked.exists()
+
+
+async def test_copy_left_at_both_places_is_left_to_recovery(
+    db: str, tmp_path: Path, tmpfs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Neither the source nor the new copy can be removed: the journal stays pending and
+    the asset queued, so recovery (not a false "rolled back") settles the group."""
+    from rush import journal
+    from rush.recovery import recover
+
+    root = tmp_path / "lib"
+    cfg = make_config(root, db, archive_root=tmpfs)
+    a = await make_asset(root, "INBOX/w/clip.mp4", S.DECIDED_KEEP)
+    h = digest(root / "INBOX/w/clip.mp4")
+    src, dst = root / "INBOX/w/clip.mp4", tmpfs / "w/clip.mp4"
+    real_step = journal.step
+
+    def step(label: str) -> None:
+        real_step(label)
+        if label == "copy:renamed":
+            assert chattr("+i", src) and chattr("+i", dst)
+
+    monkeypatch.setattr(journal, "step", step)
+    probe = tmp_path / "probe"
+    probe.write_bytes(b"")
+    if not chattr("+i", probe) or not chattr("-i", probe):
+        pytest.skip("chattr +i is not available on this filesystem")
+    try:
+        report = await run_apply(cfg, "walt")
+    finally:
+        chattr("-i", src)
+        chattr("-i", dst)
+    monkeypatch.setattr(journal, "step", real_step)
+    assert [f["uuid"] for f in report.failed] == [str(a.id)]
+    assert "recovery needed" in report.failed[0]["reason"]
+    assert digest(src) == h and digest(dst) == h
+    got = await Asset.get(id=a.id)
+    assert (got.state, got.rel_path) == (S.MOVE_QUEUED, "INBOX/w/clip.mp4")
+    moves = await FsAction.filter(asset_id=a.id, action="move").values_list("status", flat=True)
+    assert moves == ["pending"]
+    out = await recover(cfg)
+    assert [g["outcome"] for g in out["groups"]] == ["rolled_forward"]
+    assert digest(dst) == h and not src.exists()
+    got = await Asset.get(id=a.id)
+    assert (got.state, got.rel_path) == (S.ARCHIVED, "ARCHIVE/w/clip.mp4")
+    assert await FsAction.filter(status="pending").count() == 0
+
+
+async def test_unsupported_folder_fsync_does_not_fail_an_apply(
+    db: str, tmp_path: Path, tmpfs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+    import stat
+
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:  # a share answering EINVAL to folder fsync
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "Invalid argument")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    root = tmp_path / "lib"
+    cfg = make_config(root, db, archive_root=tmpfs)
+    keep = await make_asset(root, "INBOX/n/clip.mp4", S.DECIDED_KEEP, sidecars=("clip.xmp",))
+    rej = await make_asset(root, "INBOX/n/bad.mp4", S.DECIDED_REJECT)
+    h = digest(root / "INBOX/n/clip.mp4")
+    report = await run_apply(cfg, "nina")
+    assert report.failed == [] and len(report.moved) == 2
+    assert digest(tmpfs / "n/clip.mp4") == h and (tmpfs / "n/clip.xmp").exists()
+    assert not (root / "INBOX/n/clip.mp4").exists() and (root / "REJECTS/n/bad.mp4").exists()
+    assert (await Asset.get(id=keep.id)).state is S.ARCHIVED
+    assert (await Asset.get(id=rej.id)).state is S.REJECTED
