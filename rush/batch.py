@@ -35,7 +35,7 @@ from rush.batch_plan import (
 )
 from rush.config import Config
 from rush.journal import Roots
-from rush.layout import UnsafePath
+from rush.layout import UnsafePath, path_to_db
 from rush.lifecycle import AssetState, Trigger
 from rush.media import Area
 from rush.models import Asset, AssetEvent, Batch, Facts, FsAction, KeyValue, PathChange, Sidecar
@@ -210,7 +210,7 @@ def _list_dirs(roots: Roots, dirs: Iterable[str]) -> list[str]:
             names = os.listdir(roots.path(d))
         except (FileNotFoundError, NotADirectoryError, UnsafePath):
             continue
-        out.extend(f"{d}/{n}" for n in names)
+        out.extend(f"{d}/{path_to_db(n)}" for n in names)  # the form the database uses
     return out
 
 

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from rush.config import Config
-from rush.layout import UnsafePath, resolve, safe_relpath
+from rush.layout import UnsafePath, path_from_db, resolve, safe_relpath
 from rush.media import DERIVED_DIR, Area
 from rush.models import FsAction
 from rush.transitions import utcnow
@@ -96,8 +96,12 @@ class Roots:
         )
 
     def path(self, rel: str) -> Path:
-        """Absolute path of a library-relative path; refuses anything escaping its root."""
-        parts = safe_relpath(rel).parts
+        """Absolute path of a stored library-relative path; refuses anything escaping its root.
+
+        `rel` is the database form: names that are not valid UTF-8 get their exact bytes
+        back (`layout.path_from_db`) in every area, wherever its volume is.
+        """
+        parts = safe_relpath(path_from_db(rel)).parts
         if parts[0] == Area.ARCHIVE.value:
             return self.archive.joinpath(*parts[1:])
         if parts[0] == Area.REJECTS.value:

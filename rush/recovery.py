@@ -35,7 +35,7 @@ from rush.batch import (
 )
 from rush.config import Config
 from rush.journal import Roots, tmp_name
-from rush.layout import UnsafePath
+from rush.layout import UnsafePath, path_to_db
 from rush.lifecycle import AssetState, Trigger
 from rush.models import Asset, Batch, FsAction, KeyValue
 from rush.transitions import StaleState, transition, utcnow
@@ -70,7 +70,8 @@ def _existing_tmps(pairs: list[tuple[str, Path]]) -> list[tuple[str, Path]]:
         t = tmp_name(p)
         if os.path.lexists(t):
             rel_dir = rel.rpartition("/")[0]
-            out.append((f"{rel_dir}/{t.name}" if rel_dir else t.name, t))
+            name = path_to_db(t.name)
+            out.append((f"{rel_dir}/{name}" if rel_dir else name, t))
     return out
 
 

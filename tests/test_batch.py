@@ -393,3 +393,60 @@ async def test_unsupported_folder_fsync_does_not_fail_an_apply(
     assert not (root / "INBOX/n/clip.mp4").exists() and (root / "REJECTS/n/bad.mp4").exists()
     assert (await Asset.get(id=keep.id)).state is S.ARCHIVED
     assert (await Asset.get(id=rej.id)).state is S.REJECTED
+
+
+def put_bytes(folder: Path, rel: bytes, data: bytes) -> Path:
+    """A file whose name is raw bytes (not valid UTF-8), as a NAS share may hold."""
+    path = Path(os.fsdecode(os.fsencode(folder) + b"/" + rel))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize("volume", ["same", "other"])
+async def test_non_utf8_name_keeps_its_bytes_in_every_area(
+    db: str, tmp_path: Path, volume: str, request: pytest.FixtureRequest
+) -> None:
+    from actors.scanner import Scanner
+    from rush import events
+
+    root = tmp_path / "lib"
+    archive = request.getfixturevalue("tmpfs") if volume == "other" else root / "ARCHIVE"
+    cfg = make_config(root, db, **({"archive_root": archive} if volume == "other" else {}))
+    cfg.scanner.stable_after_s = 0
+    data = os.urandom(100)
+    put_bytes(root, b"INBOX/n/caf\xe9.mp4", data)  # latin-1 bytes
+    taken = put_bytes(archive, b"n/gar\xe7on.mp4", b"someone else's file")
+    scanner = Scanner(cfg, bus=events.EventBus())
+    await scanner.scan_once()
+    stored = {a.rel_path: a for a in await Asset.all()}
+    assert set(stored) == {"INBOX/n/caf\uf7e9.mp4"}  # ARCHIVE files are never indexed
+    a = await make_asset(root, "INBOX/n/other.mp4", S.DECIDED_KEEP)  # a processed neighbour
+    moving = stored["INBOX/n/caf\uf7e9.mp4"]
+    from rush.models import Facts
+    from rush.transitions import transition
+
+    await Asset.filter(id=moving.id).update(state=S.PROCESSED)
+    await Facts.create(asset=moving, version=moving.version, data={"duration": 1.0})
+    await transition(moving.id, S.PROCESSED, S.DECIDED_KEEP, "decide_keep", "x")  # type: ignore[arg-type]
+    # An INBOX file whose name collides with the non-UTF-8 name already in ARCHIVE.
+    clash = put_bytes(root, b"INBOX/n/gar\xe7on.mp4", b"a new take")
+    await scanner.scan_once()
+    c = await Asset.get(rel_path="INBOX/n/gar\uf7e7on.mp4")
+    await Asset.filter(id=c.id).update(state=S.PROCESSED)
+    await Facts.create(asset=c, version=c.version, data={"duration": 1.0})
+    await transition(c.id, S.PROCESSED, S.DECIDED_KEEP, "decide_keep", "x")  # type: ignore[arg-type]
+
+    report = await run_apply(cfg, "zoe")
+    assert report.failed == [] and len(report.moved) == 3
+    names = set(os.listdir(os.fsencode(archive / "n")))
+    tag = c.id.hex[:8].encode()
+    assert names == {b"caf\xe9.mp4", b"other.mp4", b"gar\xe7on.mp4", b"gar\xe7on__" + tag + b".mp4"}
+    assert (archive / os.fsdecode(b"n/caf\xe9.mp4")).read_bytes() == data
+    assert taken.read_bytes() == b"someone else's file" and not clash.exists()
+    assert (await Asset.get(id=moving.id)).rel_path == "ARCHIVE/n/caf\uf7e9.mp4"
+    assert (await Asset.get(id=c.id)).rel_path == f"ARCHIVE/n/gar\uf7e7on__{c.id.hex[:8]}.mp4"
+    assert (await Asset.get(id=a.id)).state is S.ARCHIVED
+    again = await scanner.scan_once()
+    assert (again.missing, again.new, again.moved) == (0, 0, 0)
+    assert not await Asset.filter(missing=True).exists()
