@@ -476,9 +476,28 @@ async def _fail(ctx: _Ctx, it: PlanItem, reason: str, moved: int) -> None:
     ctx.report.failed.append({"uuid": str(it.asset_id), "reason": reason})
 
 
+def _refused(roots: Roots, items: list[PlanItem]) -> dict[uuid.UUID, str]:
+    """Groups with a symbolic link among the folders of a source or destination."""
+    out: dict[uuid.UUID, str] = {}
+    for it in items:
+        try:
+            for m in it.moves:
+                roots.checked(m.src)
+                roots.checked(m.dst)
+        except UnsafePath as exc:
+            out[it.asset_id] = str(exc)
+    return out
+
+
 async def _apply_chunk(ctx: _Ctx, items: list[PlanItem]) -> None:
-    moving = [it for it in items if it.moves]
     roots = ctx.roots
+    moving = [it for it in items if it.moves]
+    refused = await asyncio.to_thread(_refused, roots, moving)
+    for it in moving:
+        if it.asset_id in refused:
+            await _fail(ctx, it, refused[it.asset_id], 0)  # nothing was touched
+    moving = [it for it in moving if it.asset_id not in refused]
+    items = [it for it in items if it.asset_id not in refused]
     rows = [
         FsAction(action="move", src=m.src, dst=m.dst, batch_id=ctx.batch_id, asset_id=it.asset_id)
         for it in moving

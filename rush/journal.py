@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from rush.config import Config
-from rush.layout import UnsafePath, path_from_db, resolve, safe_relpath
+from rush.layout import UnsafePath, path_from_db, refuse_symlinks, resolve, safe_relpath
 from rush.media import DERIVED_DIR, Area
 from rush.models import FsAction
 from rush.transitions import utcnow
@@ -107,6 +107,24 @@ class Roots:
         if parts[0] == Area.REJECTS.value:
             return self.rejects.joinpath(*parts[1:])
         return resolve(self.library, rel)
+
+    def area_root(self, rel: str) -> Path:
+        """The trusted root of the area holding `rel` (ARCHIVE/REJECTS may be elsewhere)."""
+        head = safe_relpath(rel).parts[0]
+        if head == Area.ARCHIVE.value:
+            return self.archive
+        if head == Area.REJECTS.value:
+            return self.rejects
+        return self.library / head
+
+    def checked(self, rel: str) -> Path:
+        """`path(rel)`, refusing a symbolic link among the folders below its area root.
+
+        Does I/O (lstat): call it from a worker thread.
+        """
+        path = self.path(rel)
+        refuse_symlinks(self.area_root(rel), path)
+        return path
 
 
 class MoveNotUndone(OSError):

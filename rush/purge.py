@@ -131,8 +131,8 @@ async def plan_purge(config: Config, now: datetime | None = None) -> PurgePlan:
 def _delete(roots: Roots, files: list[str], asset_id: uuid.UUID) -> int:
     removed = 0
     dirs: set[Path] = set()
-    for f in files:
-        p = roots.path(f)
+    paths = [roots.checked(f) for f in files]  # no symbolic link among the folders
+    for p in paths:
         if journal.remove_file(p):
             removed += 1
         dirs.add(p.parent)

@@ -75,6 +75,10 @@ def _existing_tmps(pairs: list[tuple[str, Path]]) -> list[tuple[str, Path]]:
     return out
 
 
+def _checked_pairs(roots: Roots, pairs: list[tuple[str, str]]) -> list[tuple[Path, Path]]:
+    return [(roots.checked(s), roots.checked(d)) for s, d in pairs]
+
+
 async def _recover_group(
     roots: Roots, asset: Asset, batch_id: uuid.UUID, bus: events.EventBus | None
 ) -> dict[str, Any]:
@@ -88,7 +92,8 @@ async def _recover_group(
     from_state = await queued_from_state(asset.id)
     if from_state not in (S.DECIDED_KEEP, S.DECIDED_REJECT):
         from_state = S.DECIDED_KEEP if asset.decision == "KEEP" else S.DECIDED_REJECT
-    abs_pairs = [(roots.path(s), roots.path(d)) for s, d in pairs]
+    # A symbolic link among the folders is refused before anything is touched.
+    abs_pairs = await asyncio.to_thread(_checked_pairs, roots, pairs)
     # Temporary copies are ours and never the only copy: the source is removed last.
     rel_abs = [
         (r, a) for pr, pa in zip(pairs, abs_pairs, strict=True) for r, a in zip(pr, pa, strict=True)

@@ -450,3 +450,35 @@ async def test_non_utf8_name_keeps_its_bytes_in_every_area(
     again = await scanner.scan_once()
     assert (again.missing, again.new, again.moved) == (0, 0, 0)
     assert not await Asset.filter(missing=True).exists()
+
+
+async def test_symlinked_folders_are_never_followed(db: str, tmp_path: Path) -> None:
+    root = tmp_path / "lib"
+    cfg = make_config(root, db)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    # A destination folder that is a link leading out of the library.
+    os.symlink(outside, root / "ARCHIVE/out")
+    to_link = await make_asset(root, "INBOX/out/clip.mp4", S.DECIDED_KEEP, sidecars=("clip.xmp",))
+    # A deeper link, below a real folder of the destination area.
+    (root / "REJECTS/deep").mkdir()
+    os.symlink(outside, root / "REJECTS/deep/in")
+    deep = await make_asset(root, "INBOX/deep/in/y.mp4", S.DECIDED_REJECT)
+    # A source folder replaced by a link after the scan.
+    write(tmp_path / "elsewhere", "x.mp4", b"not in the library")
+    from_link = await make_asset(None, "INBOX/moved/x.mp4", S.DECIDED_REJECT)
+    os.symlink(tmp_path / "elsewhere", root / "INBOX/moved")
+    fine = await make_asset(root, "INBOX/fine/z.mp4", S.DECIDED_KEEP)
+    report = await run_apply(cfg, "sam")
+    failed = {f["uuid"]: f["reason"] for f in report.failed}
+    assert set(failed) == {str(to_link.id), str(deep.id), str(from_link.id)}
+    assert all("symbolic link" in reason for reason in failed.values()), failed
+    assert list(outside.iterdir()) == []
+    assert (tmp_path / "elsewhere/x.mp4").exists() and not (root / "REJECTS/moved").exists()
+    assert (root / "INBOX/out/clip.mp4").exists() and (root / "INBOX/out/clip.xmp").exists()
+    assert (root / "INBOX/deep/in/y.mp4").exists()
+    for a in (to_link, deep, from_link):
+        got = await Asset.get(id=a.id)
+        assert (got.state, got.rel_path, got.batch_id) == (a.state, a.rel_path, None)
+    assert (await Asset.get(id=fine.id)).state is S.ARCHIVED
+    assert await FsAction.filter(status="pending").count() == 0

@@ -106,3 +106,23 @@ async def test_hostile_paths_in_db_are_refused(db: str, tmp_path: Path) -> None:
     assert (root / "INBOX/keep.mp4").exists()
     for b in bad:
         assert (await Asset.get(id=b)).state is S.REJECTED
+
+
+async def test_purge_never_deletes_through_a_symlinked_folder(db: str, tmp_path: Path) -> None:
+    import os
+
+    root = tmp_path / "lib"
+    cfg = make_config(root, db)
+    outside = tmp_path / "outside"
+    write(outside, "old.mp4", b"precious, outside the library")
+    write(outside, "old.xmp", b"sidecar")
+    a = await make_asset(None, "REJECTS/l/old.mp4", S.REJECTED, sidecars=("old.xmp",))
+    await Asset.filter(id=a.id).update(state_changed_at=NOW - timedelta(days=999))
+    os.symlink(outside, root / "REJECTS/l")
+    result = await run_purge(cfg, "ann", confirm=True, now=NOW)
+    assert result["purged"] == [] and [f["uuid"] for f in result["failed"]] == [str(a.id)]
+    assert "symbolic link" in result["failed"][0]["reason"]
+    assert (outside / "old.mp4").exists() and (outside / "old.xmp").exists()
+    got = await Asset.get(id=a.id)
+    assert (got.state, got.batch_id) == (S.REJECTED, None)
+    assert await PurgeAudit.filter(asset_id=a.id).count() == 0

@@ -192,3 +192,23 @@ async def test_recovery_of_a_non_utf8_name_keeps_its_bytes(db: str, tmp_path: Pa
     deleted = await FsAction.get(action="delete", asset_id=a.id)
     assert (deleted.src, deleted.status) == ("ARCHIVE/n/.caf\uf7e9.mp4.rushtmp", "done")
     assert (await Asset.get(id=a.id)).state is S.DECIDED_KEEP
+
+
+async def test_recovery_never_follows_a_symlinked_folder(db: str, tmp_path: Path) -> None:
+    """The destination folder became a link to a copy outside the library: recovery
+    refuses the group rather than delete the only copy inside the library."""
+    root = tmp_path / "lib"
+    cfg = make_config(root, db)
+    bid = uuid.uuid4()
+    await Batch.create(id=bid, kind="apply", status="running")
+    a = await queued(root, "INBOX/l/clip.mp4", bid, ())
+    outside = tmp_path / "outside"
+    write(outside, "clip.mp4", (root / "INBOX/l/clip.mp4").read_bytes())
+    os.symlink(outside, root / "ARCHIVE/l")
+    out = await recover(cfg)
+    [group] = out["groups"]
+    assert group["outcome"].startswith("error") and "symbolic link" in group["outcome"]
+    assert (root / "INBOX/l/clip.mp4").exists() and (outside / "clip.mp4").exists()
+    got = await Asset.get(id=a.id)
+    assert (got.state, got.rel_path) == (S.MOVE_QUEUED, "INBOX/l/clip.mp4")
+    assert await FsAction.filter(asset_id=a.id, action="move", status="pending").count() == 1
