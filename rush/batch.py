@@ -14,11 +14,12 @@ import logging
 import os
 import re
 import socket
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, TypeVar
 
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
@@ -51,6 +52,7 @@ CHUNK = 200
 _IN = 500
 
 Progress = Callable[[int, int, str], None]
+T = TypeVar("T")
 
 
 class BatchBusy(RuntimeError):
@@ -262,15 +264,44 @@ class _Moved:
     settled: bool = True
 
 
-def _move_groups(groups: list[list[tuple[Path, Path]]]) -> list[_Moved]:
+async def in_worker(fn: Callable[..., T], *args: Any, stop: threading.Event | None = None) -> T:
+    """Run `fn(*args)` in a worker thread; if cancelled, wait for it before re-raising.
+
+    Why: the thread moves or deletes files under the batch lock, which the caller
+    releases in its `finally`; it must not be released while files still move.  `stop`
+    (also passed to `fn` by the caller) asks a long worker to stop at its next safe
+    point, between groups.
+    """
+    future = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        if stop is not None:
+            stop.set()
+        while not future.done():
+            try:
+                await asyncio.wait({future})
+            except asyncio.CancelledError:
+                continue  # cancelled again: still wait, then re-raise below
+        if not future.cancelled() and future.exception() is not None:
+            log.warning("worker %s failed while cancelled: %s", fn.__name__, future.exception())
+        raise
+
+
+def _move_groups(
+    groups: list[list[tuple[Path, Path]]], stop: threading.Event | None = None
+) -> list[_Moved]:
     """Move each group in turn; stop a group at its first error (the rest stays put).
 
-    Folders are fsynced before returning so the database is only told about renames
-    that are on disk.
+    With `stop` set, no further group is started (a started group is finished), so a
+    cancelled apply leaves whole groups for recovery.  Folders are fsynced before
+    returning so the database is only told about renames that are on disk.
     """
     results: list[_Moved] = []
     touched: set[Path] = set()
     for pairs in groups:
+        if stop is not None and stop.is_set():
+            break
         done = 0
         error: str | None = None
         settled = True
@@ -444,7 +475,7 @@ async def _fail(ctx: _Ctx, it: PlanItem, reason: str, moved: int) -> None:
                 for m in back
             ]
         )
-        error = await asyncio.to_thread(
+        error = await in_worker(
             _move_back, [(ctx.roots.path(m.dst), ctx.roots.path(m.src)) for m in back]
         )
         if error is not None:
@@ -518,7 +549,7 @@ async def _apply_chunk(ctx: _Ctx, items: list[PlanItem]) -> None:
                 )
                 continue
             try:
-                await asyncio.to_thread(_mkdirs, [roots.path(d)])
+                await in_worker(_mkdirs, [roots.path(d)])
             except OSError as exc:
                 failed_dirs.add(d)
                 await journal.finish_where("failed", str(exc), batch_id=ctx.batch_id, dst=d)
@@ -529,7 +560,8 @@ async def _apply_chunk(ctx: _Ctx, items: list[PlanItem]) -> None:
             groups.append([])  # marked failed below without touching a file
         else:
             groups.append([(roots.path(m.src), roots.path(m.dst)) for m in it.moves])
-    results = await asyncio.to_thread(_move_groups, groups)
+    stop = threading.Event()
+    results = await in_worker(_move_groups, groups, stop, stop=stop)
     ok: list[PlanItem] = [it for it in items if not it.moves]
     for it, pairs, res in zip(moving, groups, results, strict=True):
         if not pairs:

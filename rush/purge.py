@@ -10,7 +10,6 @@ cleanly (a file already gone counts as deleted).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ from typing import Any
 from tortoise.transactions import in_transaction
 
 from rush import events, journal
-from rush.batch import Progress, acquire_lock, release_lock
+from rush.batch import Progress, acquire_lock, in_worker, release_lock
 from rush.batch_plan import area_of
 from rush.config import Config
 from rush.journal import Roots
@@ -160,7 +159,7 @@ async def _purge_one(
             FsAction(action="rmtree", src=derived, batch_id=batch_id, asset_id=c.id),
         ]
     )
-    await asyncio.to_thread(_delete, roots, files, c.id)
+    await in_worker(_delete, roots, files, c.id)
     async with in_transaction():
         asset = await Asset.get(id=c.id)
         await transition(

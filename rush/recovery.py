@@ -29,6 +29,7 @@ from rush.batch import (
     _Ctx,
     _finalize,
     acquire_lock,
+    in_worker,
     item_from_journal,
     queued_from_state,
     release_lock,
@@ -100,7 +101,7 @@ async def _recover_group(
     ]
     for rel_tmp, t in await asyncio.to_thread(_existing_tmps, rel_abs):
         row = await journal.record("delete", src=rel_tmp, batch_id=batch_id, asset_id=asset.id)
-        await asyncio.to_thread(journal.remove_file, t)
+        await in_worker(journal.remove_file, t)
         await journal.finish([row.id])
         log.info("recovery removed temporary copy %s", t)
     where = [await asyncio.to_thread(locate, s, d) for s, d in abs_pairs]
@@ -116,8 +117,8 @@ async def _recover_group(
         for (s, _d), (asrc, _adst), w in zip(pairs, abs_pairs, where, strict=True):
             if w is Where.BOTH_SAME:
                 row = await journal.record("delete", src=s, batch_id=batch_id, asset_id=asset.id)
-                await asyncio.to_thread(journal.remove_file, asrc)
-                await asyncio.to_thread(journal.fsync_dir, asrc.parent)
+                await in_worker(journal.remove_file, asrc)
+                await in_worker(journal.fsync_dir, asrc.parent)
                 await journal.finish([row.id])
         try:
             await _finalize(ctx, [item])
@@ -131,13 +132,13 @@ async def _recover_group(
             row = await journal.record(
                 "rollback", src=d, dst=s, batch_id=batch_id, asset_id=asset.id
             )
-            await asyncio.to_thread(journal.move_file, adst, asrc)
-            await asyncio.to_thread(journal.fsync_dir, asrc.parent)
+            await in_worker(journal.move_file, adst, asrc)
+            await in_worker(journal.fsync_dir, asrc.parent)
             await journal.finish([row.id])
         elif w is Where.BOTH_SAME:
             row = await journal.record("delete", src=d, batch_id=batch_id, asset_id=asset.id)
-            await asyncio.to_thread(journal.remove_file, adst)
-            await asyncio.to_thread(journal.fsync_dir, adst.parent)
+            await in_worker(journal.remove_file, adst)
+            await in_worker(journal.fsync_dir, adst.parent)
             await journal.finish([row.id])
     await journal.finish_where("rolled_back", batch_id=batch_id, asset_id=asset.id, action="move")
     await journal.finish_where("done", batch_id=batch_id, asset_id=asset.id, action="rollback")

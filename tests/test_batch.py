@@ -482,3 +482,59 @@ async def test_symlinked_folders_are_never_followed(db: str, tmp_path: Path) -> 
         assert (got.state, got.rel_path, got.batch_id) == (a.state, a.rel_path, None)
     assert (await Asset.get(id=fine.id)).state is S.ARCHIVED
     assert await FsAction.filter(status="pending").count() == 0
+
+
+async def test_cancelled_apply_waits_for_its_mover(
+    db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cancelling an apply (service shutdown) returns only once no file moves any more;
+    the groups already moved and those not started are settled by recovery."""
+    import threading
+    import time
+
+    from rush import journal
+    from rush.batch import LOCK_KEY
+    from rush.models import KeyValue
+    from rush.recovery import recover
+
+    root = tmp_path / "lib"
+    cfg = make_config(root, db)
+    assets = [await make_asset(root, f"INBOX/c/{i:02}.mp4", S.DECIDED_KEEP) for i in range(10)]
+    contents = sorted(files_under(root).values())
+    reached = threading.Event()
+    renames = 0
+    real_step = journal.step
+
+    def step(label: str) -> None:
+        nonlocal renames
+        real_step(label)
+        if label == "rename":
+            renames += 1
+            if renames == 3:
+                reached.set()
+                time.sleep(1.0)  # the mover is busy with group 3 when the task is cancelled
+
+    monkeypatch.setattr(journal, "step", step)
+    task = asyncio.create_task(run_apply(cfg, "tom"))
+    assert await asyncio.to_thread(reached.wait, 10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    after_cancel = files_under(root)
+    await asyncio.sleep(1.5)
+    assert files_under(root) == after_cancel, "files moved after the cancelled apply returned"
+    assert len([p for p in after_cancel if p.startswith("ARCHIVE/")]) == 3
+    assert not await KeyValue.exists(key=LOCK_KEY)
+    monkeypatch.setattr(journal, "step", real_step)
+    out = await recover(cfg)
+    outcomes = sorted(g["outcome"] for g in out["groups"])
+    assert outcomes == ["rolled_back"] * 7 + ["rolled_forward"] * 3
+    for a in assets:
+        got = await Asset.get(id=a.id)
+        assert got.batch_id is None
+        assert got.state is (S.ARCHIVED if got.rel_path.startswith("ARCHIVE/") else S.DECIDED_KEEP)
+        assert (root / got.rel_path).is_file()
+    assert await FsAction.filter(status="pending").count() == 0
+    assert sorted(files_under(root).values()) == contents
+    report = await run_apply(cfg, "tom")
+    assert report.failed == [] and len(report.moved) == 7
