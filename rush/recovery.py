@@ -219,8 +219,9 @@ async def _recover(
     outcome["cleanups"] = await complete_interrupted_cleanups(config)
     # Anything still pending belongs to a settled group (already reflected on disk).
     leftovers = await FsAction.filter(status="pending").count()
+    settled = [*outcome["groups"], *outcome["purges"]]
     if leftovers and not any(
-        g.get("outcome", "").startswith(("lost", "error")) for g in outcome["groups"]
+        str(g.get("outcome", "")).startswith(("lost", "error")) for g in settled
     ):
         await FsAction.filter(status="pending", action__in=["move", "rollback", "delete"]).update(
             status="void", done_at=utcnow()
