@@ -2,7 +2,8 @@
 
 Every file is written under a temporary name in its final folder, fsynced, then renamed,
 so the UI and the server never see a half-written proxy.  A failed job leaves nothing:
-`DerivedWriter` removes its temporary files and whatever it had already committed.
+`DerivedWriter` removes its temporary files and whatever it had already committed.  It
+refuses to write through a symbolic link below the mount's `.derived` folder.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import shutil
 from pathlib import Path
 
 from rush.jobs import DerivativeRef, DerivativeRole, JobContext, JobFailed
-from rush.layout import UnsafePath, safe_relpath
+from rush.layout import SymlinkInPath, UnsafePath, refuse_symlinks, safe_relpath
 from rush.media import DERIVED_DIR
 
 TMP_PREFIX = ".tmp-"
@@ -49,14 +50,24 @@ class DerivedWriter:
         if rel.parts[0] != DERIVED_DIR or len(rel.parts) < 2:
             raise JobFailed(f"refusing derived_dir {derived_dir!r}: must be under {DERIVED_DIR}/")
         self.rel = rel.as_posix()
+        self.base = ctx.abs_path(DERIVED_DIR)
         self.root = ctx.abs_path(self.rel)
         self._temps: list[Path] = []
         self._committed: list[Path] = []
         self.refs: list[DerivativeRef] = []
 
     def __enter__(self) -> DerivedWriter:
+        self._refuse_links(self.root, last=True)
         self.root.mkdir(parents=True, exist_ok=True)
+        self._refuse_links(self.root, last=True)
         return self
+
+    def _refuse_links(self, path: Path, *, last: bool = False) -> None:
+        """Never write through a symbolic link below the mount's `.derived` folder."""
+        try:
+            refuse_symlinks(self.base, path, last=last)
+        except SymlinkInPath as exc:
+            raise JobFailed(f"refusing to write derivatives: {exc}") from exc
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         self.discard_temps()
@@ -96,6 +107,7 @@ class DerivedWriter:
         if size <= 0:
             raise JobFailed(f"ffmpeg produced an empty {role} ({name})")
         fsync_file(tmp)
+        self._refuse_links(final)  # os.replace itself never follows a link at `final`
         os.replace(tmp, final)
         self._committed.append(final)
         ref = DerivativeRef(role=role, path=f"{self.rel}/{name}", size=size, mime=mime)

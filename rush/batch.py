@@ -14,11 +14,12 @@ import logging
 import os
 import re
 import socket
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, TypeVar
 
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
@@ -35,7 +36,7 @@ from rush.batch_plan import (
 )
 from rush.config import Config
 from rush.journal import Roots
-from rush.layout import UnsafePath
+from rush.layout import UnsafePath, path_to_db
 from rush.lifecycle import AssetState, Trigger
 from rush.media import Area
 from rush.models import Asset, AssetEvent, Batch, Facts, FsAction, KeyValue, PathChange, Sidecar
@@ -51,6 +52,7 @@ CHUNK = 200
 _IN = 500
 
 Progress = Callable[[int, int, str], None]
+T = TypeVar("T")
 
 
 class BatchBusy(RuntimeError):
@@ -210,7 +212,7 @@ def _list_dirs(roots: Roots, dirs: Iterable[str]) -> list[str]:
             names = os.listdir(roots.path(d))
         except (FileNotFoundError, NotADirectoryError, UnsafePath):
             continue
-        out.extend(f"{d}/{n}" for n in names)
+        out.extend(f"{d}/{path_to_db(n)}" for n in names)  # the form the database uses
     return out
 
 
@@ -252,27 +254,68 @@ def _mkdirs(paths: list[Path]) -> None:
         journal.fsync_dir(p.parent)
 
 
-def _move_groups(groups: list[list[tuple[Path, Path]]]) -> list[tuple[int, str | None]]:
+@dataclass
+class _Moved:
+    """What happened to one group: files moved, the error that stopped it, and whether
+    the disk is in a known state (False: a file was left at both places)."""
+
+    done: int
+    error: str | None = None
+    settled: bool = True
+
+
+async def in_worker(fn: Callable[..., T], *args: Any, stop: threading.Event | None = None) -> T:
+    """Run `fn(*args)` in a worker thread; if cancelled, wait for it before re-raising.
+
+    Why: the thread moves or deletes files under the batch lock, which the caller
+    releases in its `finally`; it must not be released while files still move.  `stop`
+    (also passed to `fn` by the caller) asks a long worker to stop at its next safe
+    point, between groups.
+    """
+    future = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        if stop is not None:
+            stop.set()
+        while not future.done():
+            try:
+                await asyncio.wait({future})
+            except asyncio.CancelledError:
+                continue  # cancelled again: still wait, then re-raise below
+        if not future.cancelled() and future.exception() is not None:
+            log.warning("worker %s failed while cancelled: %s", fn.__name__, future.exception())
+        raise
+
+
+def _move_groups(
+    groups: list[list[tuple[Path, Path]]], stop: threading.Event | None = None
+) -> list[_Moved]:
     """Move each group in turn; stop a group at its first error (the rest stays put).
 
-    Returns per group (files moved, error).  Folders are fsynced before returning so
-    the database is only told about renames that are on disk.
+    With `stop` set, no further group is started (a started group is finished), so a
+    cancelled apply leaves whole groups for recovery.  Folders are fsynced before
+    returning so the database is only told about renames that are on disk.
     """
-    results: list[tuple[int, str | None]] = []
+    results: list[_Moved] = []
     touched: set[Path] = set()
     for pairs in groups:
+        if stop is not None and stop.is_set():
+            break
         done = 0
         error: str | None = None
+        settled = True
         for src, dst in pairs:
             try:
                 journal.move_file(src, dst)
             except OSError as exc:
                 error = f"{type(exc).__name__}: {exc}"
+                settled = not isinstance(exc, journal.MoveNotUndone)
                 break
             touched.add(src.parent)
             touched.add(dst.parent)
             done += 1
-        results.append((done, error))
+        results.append(_Moved(done, error, settled))
     for d in touched:
         try:
             journal.fsync_dir(d)
@@ -432,7 +475,7 @@ async def _fail(ctx: _Ctx, it: PlanItem, reason: str, moved: int) -> None:
                 for m in back
             ]
         )
-        error = await asyncio.to_thread(
+        error = await in_worker(
             _move_back, [(ctx.roots.path(m.dst), ctx.roots.path(m.src)) for m in back]
         )
         if error is not None:
@@ -464,9 +507,28 @@ async def _fail(ctx: _Ctx, it: PlanItem, reason: str, moved: int) -> None:
     ctx.report.failed.append({"uuid": str(it.asset_id), "reason": reason})
 
 
+def _refused(roots: Roots, items: list[PlanItem]) -> dict[uuid.UUID, str]:
+    """Groups with a symbolic link among the folders of a source or destination."""
+    out: dict[uuid.UUID, str] = {}
+    for it in items:
+        try:
+            for m in it.moves:
+                roots.checked(m.src)
+                roots.checked(m.dst)
+        except UnsafePath as exc:
+            out[it.asset_id] = str(exc)
+    return out
+
+
 async def _apply_chunk(ctx: _Ctx, items: list[PlanItem]) -> None:
-    moving = [it for it in items if it.moves]
     roots = ctx.roots
+    moving = [it for it in items if it.moves]
+    refused = await asyncio.to_thread(_refused, roots, moving)
+    for it in moving:
+        if it.asset_id in refused:
+            await _fail(ctx, it, refused[it.asset_id], 0)  # nothing was touched
+    moving = [it for it in moving if it.asset_id not in refused]
+    items = [it for it in items if it.asset_id not in refused]
     rows = [
         FsAction(action="move", src=m.src, dst=m.dst, batch_id=ctx.batch_id, asset_id=it.asset_id)
         for it in moving
@@ -487,7 +549,7 @@ async def _apply_chunk(ctx: _Ctx, items: list[PlanItem]) -> None:
                 )
                 continue
             try:
-                await asyncio.to_thread(_mkdirs, [roots.path(d)])
+                await in_worker(_mkdirs, [roots.path(d)])
             except OSError as exc:
                 failed_dirs.add(d)
                 await journal.finish_where("failed", str(exc), batch_id=ctx.batch_id, dst=d)
@@ -498,15 +560,23 @@ async def _apply_chunk(ctx: _Ctx, items: list[PlanItem]) -> None:
             groups.append([])  # marked failed below without touching a file
         else:
             groups.append([(roots.path(m.src), roots.path(m.dst)) for m in it.moves])
-    results = await asyncio.to_thread(_move_groups, groups)
+    stop = threading.Event()
+    results = await in_worker(_move_groups, groups, stop, stop=stop)
     ok: list[PlanItem] = [it for it in items if not it.moves]
-    for it, pairs, (done, error) in zip(moving, groups, results, strict=True):
+    for it, pairs, res in zip(moving, groups, results, strict=True):
         if not pairs:
             await _fail(
                 ctx, it, "destination folder missing and not creatable (volume missing?)", 0
             )
-        elif error is not None:
-            await _fail(ctx, it, error, done)
+        elif not res.settled:
+            # A file is at both places: leave the group queued and its journal pending
+            # for recovery, which compares both copies before removing one.
+            log.error("move of %s not undone: %s; recovery will settle it", it.asset_id, res.error)
+            ctx.report.failed.append(
+                {"uuid": str(it.asset_id), "reason": f"{res.error}: recovery needed"}
+            )
+        elif res.error is not None:
+            await _fail(ctx, it, res.error, res.done)
         else:
             ok.append(it)
     try:

@@ -14,7 +14,9 @@ and purge write to ARCHIVE/REJECTS and they hold one lock, so nobody else can cr
 the destination in between).  Across filesystems a move copies to a temporary name in
 the destination folder, fsyncs the file and its folder, verifies size and SHA-256
 against the source, renames into place without overwriting, fsyncs, then removes the
-source.  Every rename is followed by an fsync of the folders involved.
+source; if the source cannot be removed, the new copy is removed again, so a move that
+fails leaves the file under exactly one name, its source.  Every rename is followed by an
+fsync of the folders involved (tolerated where a filesystem does not support it).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from rush.config import Config
-from rush.layout import UnsafePath, resolve, safe_relpath
+from rush.layout import UnsafePath, path_from_db, refuse_symlinks, resolve, safe_relpath
 from rush.media import DERIVED_DIR, Area
 from rush.models import FsAction
 from rush.transitions import utcnow
@@ -94,13 +96,39 @@ class Roots:
         )
 
     def path(self, rel: str) -> Path:
-        """Absolute path of a library-relative path; refuses anything escaping its root."""
-        parts = safe_relpath(rel).parts
+        """Absolute path of a stored library-relative path; refuses anything escaping its root.
+
+        `rel` is the database form: names that are not valid UTF-8 get their exact bytes
+        back (`layout.path_from_db`) in every area, wherever its volume is.
+        """
+        parts = safe_relpath(path_from_db(rel)).parts
         if parts[0] == Area.ARCHIVE.value:
             return self.archive.joinpath(*parts[1:])
         if parts[0] == Area.REJECTS.value:
             return self.rejects.joinpath(*parts[1:])
         return resolve(self.library, rel)
+
+    def area_root(self, rel: str) -> Path:
+        """The trusted root of the area holding `rel` (ARCHIVE/REJECTS may be elsewhere)."""
+        head = safe_relpath(rel).parts[0]
+        if head == Area.ARCHIVE.value:
+            return self.archive
+        if head == Area.REJECTS.value:
+            return self.rejects
+        return self.library / head
+
+    def checked(self, rel: str) -> Path:
+        """`path(rel)`, refusing a symbolic link among the folders below its area root.
+
+        Does I/O (lstat): call it from a worker thread.
+        """
+        path = self.path(rel)
+        refuse_symlinks(self.area_root(rel), path)
+        return path
+
+
+class MoveNotUndone(OSError):
+    """A move failed half-way and could not be undone: the journal must stay pending."""
 
 
 def tmp_name(path: Path) -> Path:
@@ -157,14 +185,30 @@ def rename_noreplace(src: Path, dst: Path) -> None:
     try:
         os.unlink(src)
     except OSError:
-        os.unlink(dst)  # undo the link: the file keeps exactly one name, its source
+        if not os.path.lexists(src):
+            return  # the unlink did happen (a retried network call): moved
+        _remove_new_name(dst, src)  # undo the link: the file keeps one name, its source
         raise
 
 
+#: What a filesystem answers to a directory fsync it does not support (some network
+#: shares): nothing stronger can be had there, so it is not an error.
+_DIR_FSYNC_UNSUPPORTED = frozenset({errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP})
+_dir_fsync_noted = False
+
+
 def fsync_dir(path: Path) -> None:
+    """Make the renames in a folder durable; tolerated where the filesystem cannot."""
+    global _dir_fsync_noted
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in _DIR_FSYNC_UNSUPPORTED:
+            raise
+        if not _dir_fsync_noted:
+            _dir_fsync_noted = True
+            log.info("the filesystem of %s does not support folder fsync (%s)", path, exc)
     finally:
         os.close(fd)
 
@@ -222,12 +266,48 @@ def copy_verified(src: Path, dst: Path) -> tuple[int, str]:
         except FileNotFoundError:
             pass
         raise
-    fsync_dir(dst.parent)
-    step("copy:renamed")
-    os.unlink(src)
-    fsync_dir(src.parent)
+    # From here the file has two identical names.  Until the source is gone, any failure
+    # removes the copy again, so a failed move always leaves the file at its source only.
+    try:
+        fsync_dir(dst.parent)
+        step("copy:renamed")
+        os.unlink(src)
+    except BaseException:
+        if os.path.lexists(src):
+            _remove_new_name(dst, src)
+            raise
+        # The source is gone (an unlink that succeeded but reported an error): moved.
+        log.warning("the source of %s vanished while it was removed; the move is done", dst)
+    try:
+        fsync_dir(src.parent)
+    except OSError as exc:
+        # The move has happened: reporting it as failed would lose track of the file.
+        log.warning("moved %s to %s but cannot fsync %s: %s", src, dst, src.parent, exc)
     step("copy:source-removed")
     return size, digest.hexdigest()
+
+
+def _remove_new_name(dst: Path, src: Path) -> None:
+    """Undo a half-done move by removing its new name (the source is intact and identical).
+
+    Raises MoveNotUndone when that fails too: the file then has two names, which only
+    recovery may settle (it compares both before removing one).
+    """
+    try:
+        os.unlink(dst)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise MoveNotUndone(
+            exc.errno or errno.EIO,
+            f"cannot undo the move of {src}: {exc.strerror}; the file is at both places "
+            "until recovery settles it",
+            str(dst),
+        ) from exc
+    try:
+        fsync_dir(dst.parent)
+    except OSError as exc:
+        log.warning("cannot fsync %s after undoing a move: %s", dst.parent, exc)
 
 
 def move_file(src: Path, dst: Path) -> str:

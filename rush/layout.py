@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import uuid
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -18,6 +19,11 @@ from rush.media import DERIVED_DIR, EXPORTS_DIR, MARKER_FILE, Area
 
 class UnsafePath(ValueError):
     """A relative path that would leave the library root."""
+
+
+class SymlinkInPath(UnsafePath):
+    """A folder below an area root is a symbolic link: files are never moved, deleted or
+    written through one (the scanner never follows them either)."""
 
 
 class LibraryNotMounted(RuntimeError):
@@ -47,6 +53,25 @@ def resolve(root: Path, rel: str) -> Path:
     back to their exact bytes (see `path_to_db`).
     """
     return root / safe_relpath(path_from_db(rel))
+
+
+def refuse_symlinks(base: Path, path: Path, *, last: bool = False) -> None:
+    """Raise SymlinkInPath if a folder between `base` and `path` is a symbolic link.
+
+    `base` (an area root: a mount point or a configured path) is trusted; every component
+    below it is checked with lstat, down to the parent of `path` (to `path` itself with
+    `last`).  Components that do not exist yet are fine: they will be created as folders.
+    """
+    parts = path.relative_to(base).parts
+    current = base
+    for part in parts if last else parts[:-1]:
+        current = current / part
+        try:
+            mode = os.lstat(current).st_mode
+        except FileNotFoundError:
+            return
+        if stat.S_ISLNK(mode):
+            raise SymlinkInPath(f"{current} is a symbolic link: refusing {path}")
 
 
 # Names that are not valid UTF-8 reach Python as lone surrogates (os.fsdecode,

@@ -10,7 +10,6 @@ cleanly (a file already gone counts as deleted).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ from typing import Any
 from tortoise.transactions import in_transaction
 
 from rush import events, journal
-from rush.batch import Progress, acquire_lock, release_lock
+from rush.batch import Progress, acquire_lock, in_worker, release_lock
 from rush.batch_plan import area_of
 from rush.config import Config
 from rush.journal import Roots
@@ -128,21 +127,35 @@ async def plan_purge(config: Config, now: datetime | None = None) -> PurgePlan:
     return PurgePlan(eligible, skipped, cutoff)
 
 
-def _delete(roots: Roots, files: list[str], asset_id: uuid.UUID) -> int:
-    removed = 0
+def _delete(
+    roots: Roots, files: list[str], asset_id: uuid.UUID
+) -> tuple[list[str], OSError | UnsafePath | None]:
+    """Delete the files, then `.derived/{uuid}`; returns the files now gone and the error
+    that stopped it, if any (a file already gone counts as deleted).
+
+    A symbolic link among the folders is refused before anything is deleted.
+    """
+    paths = [roots.checked(f) for f in files]
+    gone: list[str] = []
     dirs: set[Path] = set()
-    for f in files:
-        p = roots.path(f)
-        if journal.remove_file(p):
-            removed += 1
-        dirs.add(p.parent)
-    container = roots.path(DERIVED_DIR)
-    journal.remove_tree_inside(container / str(asset_id), container)
-    dirs.add(container)
+    error: OSError | UnsafePath | None = None
+    try:
+        for f, p in zip(files, paths, strict=True):
+            journal.remove_file(p)
+            gone.append(f)
+            dirs.add(p.parent)
+        container = roots.path(DERIVED_DIR)
+        journal.remove_tree_inside(container / str(asset_id), container)
+        dirs.add(container)
+    except (OSError, UnsafePath) as exc:
+        error = exc
     for d in dirs:
-        if d.is_dir():
-            journal.fsync_dir(d)
-    return removed
+        try:
+            if d.is_dir():
+                journal.fsync_dir(d)
+        except OSError as exc:
+            log.warning("cannot fsync folder %s: %s", d, exc)
+    return gone, error
 
 
 async def _purge_one(
@@ -160,7 +173,10 @@ async def _purge_one(
             FsAction(action="rmtree", src=derived, batch_id=batch_id, asset_id=c.id),
         ]
     )
-    await asyncio.to_thread(_delete, roots, files, c.id)
+    gone, error = await in_worker(_delete, roots, files, c.id)
+    if error is not None:
+        await _record_partial(c, batch_id, actor, gone, error)
+        raise error
     async with in_transaction():
         asset = await Asset.get(id=c.id)
         await transition(
@@ -185,6 +201,37 @@ async def _purge_one(
         )
         await journal.finish_where("done", batch_id=batch_id, asset_id=c.id)
     journal.step("purged")
+
+
+async def _record_partial(
+    c: PurgeCandidate,
+    batch_id: uuid.UUID,
+    actor: str,
+    gone: list[str],
+    error: Exception,
+) -> None:
+    """A purge stopped part-way: the journal and the audit say which files are gone.
+
+    The asset stays REJECTED (a later purge finishes it); the deletions that happened
+    are `done` and audited, the rest `failed`.
+    """
+    async with in_transaction():
+        if gone:
+            await FsAction.filter(
+                batch_id=batch_id, asset_id=c.id, action="delete", src__in=gone, status="pending"
+            ).update(status="done", done_at=utcnow())
+            asset = await Asset.get(id=c.id)
+            await PurgeAudit.create(
+                asset_id=c.id,
+                rel_path=c.rel_path,
+                kind=asset.kind,
+                size=asset.size if c.rel_path in gone else 0,
+                files=gone,
+                rejected_at=c.rejected_at,
+                actor=actor,
+                batch_id=batch_id,
+            )
+        await journal.finish_where("failed", str(error), batch_id=batch_id, asset_id=c.id)
 
 
 async def run_purge(
@@ -270,6 +317,8 @@ async def complete_interrupted_purges(
             await _purge_one(roots, cands[0], batch_id, "system:recovery", bus)
         except (OSError, UnsafePath, StaleState) as exc:
             log.error("completing the purge of %s failed: %s", asset.id, exc)
+            await journal.finish_where("failed", str(exc), batch_id=batch_id, asset_id=asset.id)
+            await Asset.filter(id=asset.id, batch_id=batch_id).update(batch_id=None)
             done.append({"uuid": str(asset.id), "outcome": f"error: {exc}"})
             continue
         done.append({"uuid": str(asset.id), "outcome": "purge completed"})

@@ -29,13 +29,14 @@ from rush.batch import (
     _Ctx,
     _finalize,
     acquire_lock,
+    in_worker,
     item_from_journal,
     queued_from_state,
     release_lock,
 )
 from rush.config import Config
 from rush.journal import Roots, tmp_name
-from rush.layout import UnsafePath
+from rush.layout import UnsafePath, path_to_db
 from rush.lifecycle import AssetState, Trigger
 from rush.models import Asset, Batch, FsAction, KeyValue
 from rush.transitions import StaleState, transition, utcnow
@@ -70,8 +71,13 @@ def _existing_tmps(pairs: list[tuple[str, Path]]) -> list[tuple[str, Path]]:
         t = tmp_name(p)
         if os.path.lexists(t):
             rel_dir = rel.rpartition("/")[0]
-            out.append((f"{rel_dir}/{t.name}" if rel_dir else t.name, t))
+            name = path_to_db(t.name)
+            out.append((f"{rel_dir}/{name}" if rel_dir else name, t))
     return out
+
+
+def _checked_pairs(roots: Roots, pairs: list[tuple[str, str]]) -> list[tuple[Path, Path]]:
+    return [(roots.checked(s), roots.checked(d)) for s, d in pairs]
 
 
 async def _recover_group(
@@ -87,14 +93,15 @@ async def _recover_group(
     from_state = await queued_from_state(asset.id)
     if from_state not in (S.DECIDED_KEEP, S.DECIDED_REJECT):
         from_state = S.DECIDED_KEEP if asset.decision == "KEEP" else S.DECIDED_REJECT
-    abs_pairs = [(roots.path(s), roots.path(d)) for s, d in pairs]
+    # A symbolic link among the folders is refused before anything is touched.
+    abs_pairs = await asyncio.to_thread(_checked_pairs, roots, pairs)
     # Temporary copies are ours and never the only copy: the source is removed last.
     rel_abs = [
         (r, a) for pr, pa in zip(pairs, abs_pairs, strict=True) for r, a in zip(pr, pa, strict=True)
     ]
     for rel_tmp, t in await asyncio.to_thread(_existing_tmps, rel_abs):
         row = await journal.record("delete", src=rel_tmp, batch_id=batch_id, asset_id=asset.id)
-        await asyncio.to_thread(journal.remove_file, t)
+        await in_worker(journal.remove_file, t)
         await journal.finish([row.id])
         log.info("recovery removed temporary copy %s", t)
     where = [await asyncio.to_thread(locate, s, d) for s, d in abs_pairs]
@@ -110,8 +117,8 @@ async def _recover_group(
         for (s, _d), (asrc, _adst), w in zip(pairs, abs_pairs, where, strict=True):
             if w is Where.BOTH_SAME:
                 row = await journal.record("delete", src=s, batch_id=batch_id, asset_id=asset.id)
-                await asyncio.to_thread(journal.remove_file, asrc)
-                await asyncio.to_thread(journal.fsync_dir, asrc.parent)
+                await in_worker(journal.remove_file, asrc)
+                await in_worker(journal.fsync_dir, asrc.parent)
                 await journal.finish([row.id])
         try:
             await _finalize(ctx, [item])
@@ -125,13 +132,13 @@ async def _recover_group(
             row = await journal.record(
                 "rollback", src=d, dst=s, batch_id=batch_id, asset_id=asset.id
             )
-            await asyncio.to_thread(journal.move_file, adst, asrc)
-            await asyncio.to_thread(journal.fsync_dir, asrc.parent)
+            await in_worker(journal.move_file, adst, asrc)
+            await in_worker(journal.fsync_dir, asrc.parent)
             await journal.finish([row.id])
         elif w is Where.BOTH_SAME:
             row = await journal.record("delete", src=d, batch_id=batch_id, asset_id=asset.id)
-            await asyncio.to_thread(journal.remove_file, adst)
-            await asyncio.to_thread(journal.fsync_dir, adst.parent)
+            await in_worker(journal.remove_file, adst)
+            await in_worker(journal.fsync_dir, adst.parent)
             await journal.finish([row.id])
     await journal.finish_where("rolled_back", batch_id=batch_id, asset_id=asset.id, action="move")
     await journal.finish_where("done", batch_id=batch_id, asset_id=asset.id, action="rollback")
@@ -212,8 +219,9 @@ async def _recover(
     outcome["cleanups"] = await complete_interrupted_cleanups(config)
     # Anything still pending belongs to a settled group (already reflected on disk).
     leftovers = await FsAction.filter(status="pending").count()
+    settled = [*outcome["groups"], *outcome["purges"]]
     if leftovers and not any(
-        g.get("outcome", "").startswith(("lost", "error")) for g in outcome["groups"]
+        str(g.get("outcome", "")).startswith(("lost", "error")) for g in settled
     ):
         await FsAction.filter(status="pending", action__in=["move", "rollback", "delete"]).update(
             status="void", done_at=utcnow()

@@ -292,3 +292,249 @@ async def test_two_kept_assets_aiming_at_the_same_name(db: str, tmp_path: Path) 
     assert sorted(await Sidecar.filter(asset_id=old.id).values_list("rel_path", flat=True)) == [
         f"ARCHIVE/d/a__{tag}.xmp"
     ]
+
+
+async def test_cross_volume_source_not_removable_leaves_the_group_at_its_source(
+    db: str, tmp_path: Path, tmpfs: Path
+) -> None:
+    """The copy is in place but the source cannot be unlinked: the copy is removed again,
+    earlier files of the group are moved back, and the journal says so."""
+    root = tmp_path / "lib"
+    cfg = make_config(root, db, archive_root=tmpfs)
+    a = await make_asset(root, "INBOX/u/clip.mp4", S.DECIDED_KEEP, sidecars=("clip.xmp",))
+    before = files_under(root)
+    locked = root / "INBOX/u/clip.xmp"
+    if not chattr("+i", locked):
+        pytest.skip("chattr +i is not available on this filesystem")
+    try:
+        report = await run_apply(cfg, "uma")
+    finally:
+        assert chattr("-i", locked)
+    assert [f["uuid"] for f in report.failed] == [str(a.id)]
+    assert files_under(root) == before  # both files at their source, unchanged
+    assert not (tmpfs / "u").exists() or not any((tmpfs / "u").iterdir())
+    got = await Asset.get(id=a.id)
+    assert (got.state, got.rel_path, got.batch_id) == (S.DECIDED_KEEP, "INBOX/u/clip.mp4", None)
+    rows = await FsAction.filter(asset_id=a.id).order_by("id").values_list("action", "status")
+    assert rows == [("move", "rolled_back"), ("move", "rolled_back"), ("rollback", "done")]
+    again = await run_apply(cfg, "uma")
+    assert [m["uuid"] for m in again.moved] == [str(a.id)]
+    assert (tmpfs / "u/clip.xmp").exists() and not locked.exists()
+
+
+async def test_copy_left_at_both_places_is_left_to_recovery(
+    db: str, tmp_path: Path, tmpfs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Neither the source nor the new copy can be removed: the journal stays pending and
+    the asset queued, so recovery (not a false "rolled back") settles the group."""
+    from rush import journal
+    from rush.recovery import recover
+
+    root = tmp_path / "lib"
+    cfg = make_config(root, db, archive_root=tmpfs)
+    a = await make_asset(root, "INBOX/w/clip.mp4", S.DECIDED_KEEP)
+    h = digest(root / "INBOX/w/clip.mp4")
+    src, dst = root / "INBOX/w/clip.mp4", tmpfs / "w/clip.mp4"
+    real_step = journal.step
+
+    def step(label: str) -> None:
+        real_step(label)
+        if label == "copy:renamed":
+            assert chattr("+i", src) and chattr("+i", dst)
+
+    monkeypatch.setattr(journal, "step", step)
+    probe = tmp_path / "probe"
+    probe.write_bytes(b"")
+    if not chattr("+i", probe) or not chattr("-i", probe):
+        pytest.skip("chattr +i is not available on this filesystem")
+    try:
+        report = await run_apply(cfg, "walt")
+    finally:
+        chattr("-i", src)
+        chattr("-i", dst)
+    monkeypatch.setattr(journal, "step", real_step)
+    assert [f["uuid"] for f in report.failed] == [str(a.id)]
+    assert "recovery needed" in report.failed[0]["reason"]
+    assert digest(src) == h and digest(dst) == h
+    got = await Asset.get(id=a.id)
+    assert (got.state, got.rel_path) == (S.MOVE_QUEUED, "INBOX/w/clip.mp4")
+    moves = await FsAction.filter(asset_id=a.id, action="move").values_list("status", flat=True)
+    assert moves == ["pending"]
+    out = await recover(cfg)
+    assert [g["outcome"] for g in out["groups"]] == ["rolled_forward"]
+    assert digest(dst) == h and not src.exists()
+    got = await Asset.get(id=a.id)
+    assert (got.state, got.rel_path) == (S.ARCHIVED, "ARCHIVE/w/clip.mp4")
+    assert await FsAction.filter(status="pending").count() == 0
+
+
+async def test_unsupported_folder_fsync_does_not_fail_an_apply(
+    db: str, tmp_path: Path, tmpfs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+    import stat
+
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:  # a share answering EINVAL to folder fsync
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "Invalid argument")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    root = tmp_path / "lib"
+    cfg = make_config(root, db, archive_root=tmpfs)
+    keep = await make_asset(root, "INBOX/n/clip.mp4", S.DECIDED_KEEP, sidecars=("clip.xmp",))
+    rej = await make_asset(root, "INBOX/n/bad.mp4", S.DECIDED_REJECT)
+    h = digest(root / "INBOX/n/clip.mp4")
+    report = await run_apply(cfg, "nina")
+    assert report.failed == [] and len(report.moved) == 2
+    assert digest(tmpfs / "n/clip.mp4") == h and (tmpfs / "n/clip.xmp").exists()
+    assert not (root / "INBOX/n/clip.mp4").exists() and (root / "REJECTS/n/bad.mp4").exists()
+    assert (await Asset.get(id=keep.id)).state is S.ARCHIVED
+    assert (await Asset.get(id=rej.id)).state is S.REJECTED
+
+
+def put_bytes(folder: Path, rel: bytes, data: bytes) -> Path:
+    """A file whose name is raw bytes (not valid UTF-8), as a NAS share may hold."""
+    path = Path(os.fsdecode(os.fsencode(folder) + b"/" + rel))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize("volume", ["same", "other"])
+async def test_non_utf8_name_keeps_its_bytes_in_every_area(
+    db: str, tmp_path: Path, volume: str, request: pytest.FixtureRequest
+) -> None:
+    from actors.scanner import Scanner
+    from rush import events
+
+    root = tmp_path / "lib"
+    archive = request.getfixturevalue("tmpfs") if volume == "other" else root / "ARCHIVE"
+    cfg = make_config(root, db, **({"archive_root": archive} if volume == "other" else {}))
+    cfg.scanner.stable_after_s = 0
+    data = os.urandom(100)
+    put_bytes(root, b"INBOX/n/caf\xe9.mp4", data)  # latin-1 bytes
+    taken = put_bytes(archive, b"n/gar\xe7on.mp4", b"someone else's file")
+    scanner = Scanner(cfg, bus=events.EventBus())
+    await scanner.scan_once()
+    stored = {a.rel_path: a for a in await Asset.all()}
+    assert set(stored) == {"INBOX/n/caf\uf7e9.mp4"}  # ARCHIVE files are never indexed
+    a = await make_asset(root, "INBOX/n/other.mp4", S.DECIDED_KEEP)  # a processed neighbour
+    moving = stored["INBOX/n/caf\uf7e9.mp4"]
+    from rush.models import Facts
+    from rush.transitions import transition
+
+    await Asset.filter(id=moving.id).update(state=S.PROCESSED)
+    await Facts.create(asset=moving, version=moving.version, data={"duration": 1.0})
+    await transition(moving.id, S.PROCESSED, S.DECIDED_KEEP, "decide_keep", "x")  # type: ignore[arg-type]
+    # An INBOX file whose name collides with the non-UTF-8 name already in ARCHIVE.
+    clash = put_bytes(root, b"INBOX/n/gar\xe7on.mp4", b"a new take")
+    await scanner.scan_once()
+    c = await Asset.get(rel_path="INBOX/n/gar\uf7e7on.mp4")
+    await Asset.filter(id=c.id).update(state=S.PROCESSED)
+    await Facts.create(asset=c, version=c.version, data={"duration": 1.0})
+    await transition(c.id, S.PROCESSED, S.DECIDED_KEEP, "decide_keep", "x")  # type: ignore[arg-type]
+
+    report = await run_apply(cfg, "zoe")
+    assert report.failed == [] and len(report.moved) == 3
+    names = set(os.listdir(os.fsencode(archive / "n")))
+    tag = c.id.hex[:8].encode()
+    assert names == {b"caf\xe9.mp4", b"other.mp4", b"gar\xe7on.mp4", b"gar\xe7on__" + tag + b".mp4"}
+    assert (archive / os.fsdecode(b"n/caf\xe9.mp4")).read_bytes() == data
+    assert taken.read_bytes() == b"someone else's file" and not clash.exists()
+    assert (await Asset.get(id=moving.id)).rel_path == "ARCHIVE/n/caf\uf7e9.mp4"
+    assert (await Asset.get(id=c.id)).rel_path == f"ARCHIVE/n/gar\uf7e7on__{c.id.hex[:8]}.mp4"
+    assert (await Asset.get(id=a.id)).state is S.ARCHIVED
+    again = await scanner.scan_once()
+    assert (again.missing, again.new, again.moved) == (0, 0, 0)
+    assert not await Asset.filter(missing=True).exists()
+
+
+async def test_symlinked_folders_are_never_followed(db: str, tmp_path: Path) -> None:
+    root = tmp_path / "lib"
+    cfg = make_config(root, db)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    # A destination folder that is a link leading out of the library.
+    os.symlink(outside, root / "ARCHIVE/out")
+    to_link = await make_asset(root, "INBOX/out/clip.mp4", S.DECIDED_KEEP, sidecars=("clip.xmp",))
+    # A deeper link, below a real folder of the destination area.
+    (root / "REJECTS/deep").mkdir()
+    os.symlink(outside, root / "REJECTS/deep/in")
+    deep = await make_asset(root, "INBOX/deep/in/y.mp4", S.DECIDED_REJECT)
+    # A source folder replaced by a link after the scan.
+    write(tmp_path / "elsewhere", "x.mp4", b"not in the library")
+    from_link = await make_asset(None, "INBOX/moved/x.mp4", S.DECIDED_REJECT)
+    os.symlink(tmp_path / "elsewhere", root / "INBOX/moved")
+    fine = await make_asset(root, "INBOX/fine/z.mp4", S.DECIDED_KEEP)
+    report = await run_apply(cfg, "sam")
+    failed = {f["uuid"]: f["reason"] for f in report.failed}
+    assert set(failed) == {str(to_link.id), str(deep.id), str(from_link.id)}
+    assert all("symbolic link" in reason for reason in failed.values()), failed
+    assert list(outside.iterdir()) == []
+    assert (tmp_path / "elsewhere/x.mp4").exists() and not (root / "REJECTS/moved").exists()
+    assert (root / "INBOX/out/clip.mp4").exists() and (root / "INBOX/out/clip.xmp").exists()
+    assert (root / "INBOX/deep/in/y.mp4").exists()
+    for a in (to_link, deep, from_link):
+        got = await Asset.get(id=a.id)
+        assert (got.state, got.rel_path, got.batch_id) == (a.state, a.rel_path, None)
+    assert (await Asset.get(id=fine.id)).state is S.ARCHIVED
+    assert await FsAction.filter(status="pending").count() == 0
+
+
+async def test_cancelled_apply_waits_for_its_mover(
+    db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cancelling an apply (service shutdown) returns only once no file moves any more;
+    the groups already moved and those not started are settled by recovery."""
+    import threading
+    import time
+
+    from rush import journal
+    from rush.batch import LOCK_KEY
+    from rush.models import KeyValue
+    from rush.recovery import recover
+
+    root = tmp_path / "lib"
+    cfg = make_config(root, db)
+    assets = [await make_asset(root, f"INBOX/c/{i:02}.mp4", S.DECIDED_KEEP) for i in range(10)]
+    contents = sorted(files_under(root).values())
+    reached = threading.Event()
+    renames = 0
+    real_step = journal.step
+
+    def step(label: str) -> None:
+        nonlocal renames
+        real_step(label)
+        if label == "rename":
+            renames += 1
+            if renames == 3:
+                reached.set()
+                time.sleep(1.0)  # the mover is busy with group 3 when the task is cancelled
+
+    monkeypatch.setattr(journal, "step", step)
+    task = asyncio.create_task(run_apply(cfg, "tom"))
+    assert await asyncio.to_thread(reached.wait, 10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    after_cancel = files_under(root)
+    await asyncio.sleep(1.5)
+    assert files_under(root) == after_cancel, "files moved after the cancelled apply returned"
+    assert len([p for p in after_cancel if p.startswith("ARCHIVE/")]) == 3
+    assert not await KeyValue.exists(key=LOCK_KEY)
+    monkeypatch.setattr(journal, "step", real_step)
+    out = await recover(cfg)
+    outcomes = sorted(g["outcome"] for g in out["groups"])
+    assert outcomes == ["rolled_back"] * 7 + ["rolled_forward"] * 3
+    for a in assets:
+        got = await Asset.get(id=a.id)
+        assert got.batch_id is None
+        assert got.state is (S.ARCHIVED if got.rel_path.startswith("ARCHIVE/") else S.DECIDED_KEEP)
+        assert (root / got.rel_path).is_file()
+    assert await FsAction.filter(status="pending").count() == 0
+    assert sorted(files_under(root).values()) == contents
+    report = await run_apply(cfg, "tom")
+    assert report.failed == [] and len(report.moved) == 7

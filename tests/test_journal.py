@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -109,3 +110,68 @@ def test_roots_refuse_escapes(tmp_path: Path) -> None:
     for bad in ("ARCHIVE/../../etc/passwd", "/etc/passwd", "INBOX/../../x", ""):
         with pytest.raises(UnsafePath):
             roots.path(bad)
+
+
+def chattr(flag: str, path: Path) -> bool:
+    return subprocess.run(["chattr", flag, str(path)], capture_output=True).returncode == 0
+
+
+@pytest.fixture
+def dir_fsync_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A filesystem that answers EINVAL to a folder fsync (as some network shares do)."""
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "Invalid argument")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+
+
+def test_cross_filesystem_move_is_undone_when_the_source_cannot_be_removed(
+    tmp_path: Path, other_fs: Path
+) -> None:
+    src = tmp_path / "clip.mp4"
+    data = os.urandom(1 << 20)
+    src.write_bytes(data)
+    dst = other_fs / "clip.mp4"
+    if not chattr("+i", src):  # immutable: even root cannot unlink it
+        pytest.skip("chattr +i is not available on this filesystem")
+    try:
+        with pytest.raises(PermissionError):
+            journal.move_file(src, dst)
+    finally:
+        assert chattr("-i", src)
+    assert src.read_bytes() == data
+    assert not dst.exists() and not journal.tmp_name(dst).exists()
+
+
+def test_link_fallback_move_is_undone_when_the_source_cannot_be_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(journal, "_renameat2", None)
+    monkeypatch.setattr(journal, "_renameat2_missing", True)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    src, dst = folder / "a.mp4", tmp_path / "a.mp4"
+    src.write_bytes(b"mine")
+    if not chattr("+a", folder):  # append-only folder: entries cannot be removed
+        pytest.skip("chattr +a is not available on this filesystem")
+    try:
+        with pytest.raises(PermissionError):
+            journal.move_file(src, dst)
+    finally:
+        assert chattr("-a", folder)
+    assert src.read_bytes() == b"mine" and not dst.exists()
+
+
+def test_unsupported_folder_fsync_does_not_fail_a_move(
+    tmp_path: Path, other_fs: Path, dir_fsync_refused: None
+) -> None:
+    src = tmp_path / "clip.mp4"
+    src.write_bytes(b"clip")
+    assert journal.move_file(src, other_fs / "clip.mp4") == "copy"
+    assert (other_fs / "clip.mp4").read_bytes() == b"clip" and not src.exists()
+    with pytest.raises(OSError):  # a real error still is one
+        journal.fsync_dir(tmp_path / "nope")

@@ -106,3 +106,104 @@ async def test_hostile_paths_in_db_are_refused(db: str, tmp_path: Path) -> None:
     assert (root / "INBOX/keep.mp4").exists()
     for b in bad:
         assert (await Asset.get(id=b)).state is S.REJECTED
+
+
+async def test_purge_never_deletes_through_a_symlinked_folder(db: str, tmp_path: Path) -> None:
+    import os
+
+    root = tmp_path / "lib"
+    cfg = make_config(root, db)
+    outside = tmp_path / "outside"
+    write(outside, "old.mp4", b"precious, outside the library")
+    write(outside, "old.xmp", b"sidecar")
+    a = await make_asset(None, "REJECTS/l/old.mp4", S.REJECTED, sidecars=("old.xmp",))
+    await Asset.filter(id=a.id).update(state_changed_at=NOW - timedelta(days=999))
+    os.symlink(outside, root / "REJECTS/l")
+    result = await run_purge(cfg, "ann", confirm=True, now=NOW)
+    assert result["purged"] == [] and [f["uuid"] for f in result["failed"]] == [str(a.id)]
+    assert "symbolic link" in result["failed"][0]["reason"]
+    assert (outside / "old.mp4").exists() and (outside / "old.xmp").exists()
+    got = await Asset.get(id=a.id)
+    assert (got.state, got.batch_id) == (S.REJECTED, None)
+    assert await PurgeAudit.filter(asset_id=a.id).count() == 0
+
+
+def chattr(flag: str, path: Path) -> bool:
+    import subprocess
+
+    return subprocess.run(["chattr", flag, str(path)], capture_output=True).returncode == 0
+
+
+async def test_partial_purge_journals_and_audits_what_was_deleted(db: str, tmp_path: Path) -> None:
+    """The main file is deleted, then its sidecar cannot be: the journal says which is
+    which, and the deletion that happened is audited."""
+    root = tmp_path / "lib"
+    cfg = make_config(root, db)
+    a = await rejected(root, "REJECTS/q/old.mp4", timedelta(days=200), sidecars=("old.xmp",))
+    locked = root / "REJECTS/q/old.xmp"
+    if not chattr("+i", locked):
+        pytest.skip("chattr +i is not available on this filesystem")
+    try:
+        result = await run_purge(cfg, "ann", confirm=True, now=NOW)
+    finally:
+        assert chattr("-i", locked)
+    assert [f["uuid"] for f in result["failed"]] == [str(a.id)]
+    assert not (root / "REJECTS/q/old.mp4").exists() and locked.exists()
+    rows = await FsAction.filter(asset_id=a.id).order_by("id").values_list("src", "status")
+    assert rows == [
+        ("REJECTS/q/old.mp4", "done"),
+        ("REJECTS/q/old.xmp", "failed"),
+        (f".derived/{a.id}", "failed"),
+    ]
+    [audit] = await PurgeAudit.filter(asset_id=a.id)
+    assert (audit.files, audit.actor, audit.size) == (["REJECTS/q/old.mp4"], "ann", a.size)
+    got = await Asset.get(id=a.id)
+    assert (got.state, got.batch_id) == (S.REJECTED, None)
+    # Once the sidecar can go, the next purge finishes the asset.
+    again = await run_purge(cfg, "ann", confirm=True, now=NOW)
+    assert [p["uuid"] for p in again["purged"]] == [str(a.id)]
+    assert not locked.exists() and not (root / f".derived/{a.id}").exists()
+    assert await PurgeAudit.filter(asset_id=a.id).count() == 2
+    assert await FsAction.filter(status="pending").count() == 0
+
+
+async def test_recovery_of_a_failing_purge_keeps_the_journal_true(db: str, tmp_path: Path) -> None:
+    """A purge killed after deleting the main file; completing it fails on the sidecar:
+    the main file's row is done and audited, not voided."""
+    import uuid
+
+    from rush.models import Batch
+    from rush.recovery import recover
+
+    root = tmp_path / "lib"
+    cfg = make_config(root, db)
+    a = await rejected(root, "REJECTS/r/old.mp4", timedelta(days=200), sidecars=("old.xmp",))
+    bid = uuid.uuid4()
+    await Batch.create(id=bid, kind="purge", status="running")
+    await Asset.filter(id=a.id).update(batch_id=bid)
+    for action, src in (
+        ("delete", "REJECTS/r/old.mp4"),
+        ("delete", "REJECTS/r/old.xmp"),
+        ("rmtree", f".derived/{a.id}"),
+    ):
+        await FsAction.create(action=action, src=src, batch_id=bid, asset_id=a.id)
+    (root / "REJECTS/r/old.mp4").unlink()  # deleted before the crash
+    locked = root / "REJECTS/r/old.xmp"
+    if not chattr("+i", locked):
+        pytest.skip("chattr +i is not available on this filesystem")
+    try:
+        out = await recover(cfg)
+    finally:
+        assert chattr("-i", locked)
+    assert [p["outcome"][:6] for p in out["purges"]] == ["error:"]
+    statuses = dict(await FsAction.filter(asset_id=a.id).values_list("src", "status"))
+    assert statuses == {
+        "REJECTS/r/old.mp4": "done",
+        "REJECTS/r/old.xmp": "failed",
+        f".derived/{a.id}": "failed",
+    }
+    [audit] = await PurgeAudit.filter(asset_id=a.id)
+    assert audit.files == ["REJECTS/r/old.mp4"] and audit.actor == "system:recovery"
+    got = await Asset.get(id=a.id)
+    assert (got.state, got.batch_id) == (S.REJECTED, None)
+    assert locked.exists() and (root / f".derived/{a.id}").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import subprocess
@@ -13,7 +14,7 @@ from rush.lifecycle import AssetState, Trigger
 from rush.models import Asset, Batch, FsAction, KeyValue, Sidecar
 from rush.recovery import recover
 from rush.transitions import transition
-from tests.batch_helpers import make_asset, make_config, write
+from tests.batch_helpers import digest, make_asset, make_config, write
 
 S = AssetState
 
@@ -38,6 +39,14 @@ async def queued(root: Path, rel: str, batch_id: uuid.UUID, sidecars: tuple[str,
             asset_id=a.id,
         )
     return a
+
+
+def put_bytes(root: Path, rel: bytes, data: bytes) -> Path:
+    """A file whose name is raw bytes (not valid UTF-8)."""
+    path = Path(os.fsdecode(os.fsencode(root) + b"/" + rel))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
 
 
 def move(root: Path, rel: str, *, keep_source: bool = False) -> None:
@@ -158,3 +167,48 @@ async def test_startup_recovers_and_configures_cleanup(db: str, tmp_path: Path) 
     write(root, f".derived/{a.id}/v1/x.jpg", b"x")
     await Asset.filter(id=a.id).update(version=2)
     assert await actions.cleanup_superseded_derivatives(a.id) == [f".derived/{a.id}/v1"]
+
+
+async def test_recovery_of_a_non_utf8_name_keeps_its_bytes(db: str, tmp_path: Path) -> None:
+    """A crashed copy of `caf\\xe9.mp4` (latin-1 bytes): the leftover temporary copy is
+    journaled and removed, the file goes back under its exact bytes."""
+    root = tmp_path / "lib"
+    cfg = make_config(root, db)
+    bid = uuid.uuid4()
+    await Batch.create(id=bid, kind="apply", status="running")
+    rel = "INBOX/n/caf\uf7e9.mp4"  # the stored form of b"INBOX/n/caf\xe9.mp4"
+    a = await make_asset(None, rel, S.DECIDED_KEEP)
+    await Asset.filter(id=a.id).update(batch_id=bid)
+    await transition(a.id, S.DECIDED_KEEP, S.MOVE_QUEUED, Trigger.QUEUE_MOVE, "crashed-batch")
+    await FsAction.create(
+        action="move", src=rel, dst="ARCHIVE/n/caf\uf7e9.mp4", batch_id=bid, asset_id=a.id
+    )
+    src = put_bytes(root, b"INBOX/n/caf\xe9.mp4", b"clip")
+    put_bytes(root, b"ARCHIVE/n/.caf\xe9.mp4.rushtmp", b"cl")  # a crashed copy
+    out = await recover(cfg)
+    assert [g["outcome"] for g in out["groups"]] == ["rolled_back"]
+    assert digest(src) == hashlib.sha256(b"clip").hexdigest()
+    assert os.listdir(os.fsencode(root) + b"/ARCHIVE/n") == []  # no temporary copy left
+    deleted = await FsAction.get(action="delete", asset_id=a.id)
+    assert (deleted.src, deleted.status) == ("ARCHIVE/n/.caf\uf7e9.mp4.rushtmp", "done")
+    assert (await Asset.get(id=a.id)).state is S.DECIDED_KEEP
+
+
+async def test_recovery_never_follows_a_symlinked_folder(db: str, tmp_path: Path) -> None:
+    """The destination folder became a link to a copy outside the library: recovery
+    refuses the group rather than delete the only copy inside the library."""
+    root = tmp_path / "lib"
+    cfg = make_config(root, db)
+    bid = uuid.uuid4()
+    await Batch.create(id=bid, kind="apply", status="running")
+    a = await queued(root, "INBOX/l/clip.mp4", bid, ())
+    outside = tmp_path / "outside"
+    write(outside, "clip.mp4", (root / "INBOX/l/clip.mp4").read_bytes())
+    os.symlink(outside, root / "ARCHIVE/l")
+    out = await recover(cfg)
+    [group] = out["groups"]
+    assert group["outcome"].startswith("error") and "symbolic link" in group["outcome"]
+    assert (root / "INBOX/l/clip.mp4").exists() and (outside / "clip.mp4").exists()
+    got = await Asset.get(id=a.id)
+    assert (got.state, got.rel_path) == (S.MOVE_QUEUED, "INBOX/l/clip.mp4")
+    assert await FsAction.filter(asset_id=a.id, action="move", status="pending").count() == 1
