@@ -346,7 +346,9 @@ class Scanner:
                 self.config.library.root,
                 areas,
                 self.config.scanner.ignored_dirs,
-                reuse=self._last_listing,
+                # The kept listing has released its files: it only serves a pass that
+                # compares nothing (no row changed by others).  Otherwise list afresh.
+                reuse=None if external else self._last_listing,
             )
         else:
             listing = await asyncio.to_thread(

@@ -21,7 +21,7 @@ from rush import events
 from rush.config import Config
 from rush.fswalk import walk_find, walk_scandir
 from rush.layout import init_library, path_from_db, resolve
-from rush.lifecycle import AssetState
+from rush.lifecycle import AssetState, Trigger
 from rush.models import Asset, AssetEvent, PathChange, Sidecar
 from rush.transitions import transition
 from tests.conftest import REPO_ROOT, rush_env
@@ -375,6 +375,33 @@ def _now() -> object:
     from datetime import UTC, datetime
 
     return datetime.now(UTC)
+
+
+async def test_unchanged_tree_with_rows_changed_by_others(
+    db: str, tmp_path: Path, lib: Path
+) -> None:
+    """The tree does not change while agents change asset rows (claims, results): a pass
+    must still compare the files, never report them all gone (share unmounted)."""
+    for i in range(4):
+        put(lib, f"INBOX/f{i}.mp4")
+    scanner = Scanner(make_config(tmp_path, lib), bus=events.EventBus())
+    await scanner.scan_once()  # DISCOVERED
+    await scanner.scan_once()  # READY, the listing is kept for the next pass
+    asset = await Asset.get(rel_path="INBOX/f0.mp4")
+    await transition(asset.id, S.READY, S.PROCESSING_REVIEW, Trigger.CLAIM, "agent:a1")
+    report = await scanner.scan_once()
+    assert report.skipped_reason is None, report.skipped_reason
+    assert report.missing == 0 and report.files_seen == 4
+    put(lib, "INBOX/f1.mp4", b"grown")  # and a change is still seen right after
+    await transition(asset.id, S.PROCESSING_REVIEW, S.READY, Trigger.RELEASED, "agent:a1")
+    report = await scanner.scan_once()
+    assert report.skipped_reason is None and report.changed == 1
+    assert await states() == {
+        "INBOX/f0.mp4": ("READY", False),
+        "INBOX/f1.mp4": ("DISCOVERED", False),
+        "INBOX/f2.mp4": ("READY", False),
+        "INBOX/f3.mp4": ("READY", False),
+    }
 
 
 async def test_skipped_folders_and_hostile_names(db: str, tmp_path: Path, lib: Path) -> None:
