@@ -97,8 +97,10 @@ def build_mqtt_actors(ctx: ServerContext) -> list[Actor]:
     topics = Topics(mqtt.prefix)
     actors: list[Actor] = []
     host, port = mqtt.host, mqtt.port
+    broker: EmbeddedBroker | None = None
     if not host:
-        actors.append(EmbeddedBroker(mqtt.embedded_port))
+        broker = EmbeddedBroker(mqtt.embedded_port)
+        actors.append(broker)
         host, port = "127.0.0.1", mqtt.embedded_port
     bridge = MqttBridge(
         mqtt,
@@ -109,6 +111,7 @@ def build_mqtt_actors(ctx: ServerContext) -> list[Actor]:
         bus=ctx.bus,
         events_topic=topics.events_asset,
         workers=64,
+        not_before=broker.settled if broker is not None else None,
     )
     ctx.messenger = bridge
     jobs = JobService(config, bridge, bus=ctx.bus)

@@ -220,12 +220,18 @@ async def test_commands_and_events_over_mqtt(db: str, tmp_path: Path) -> None:
     assert calls == [{}]
 
 
-async def test_embedded_broker_and_retained_status() -> None:
+async def test_embedded_broker_and_retained_status(caplog: pytest.LogCaptureFixture) -> None:
     port = free_port()
     broker = EmbeddedBroker(port)
     prefix = new_prefix()
     cfg = MqttConfig(host="", embedded_port=port, prefix=prefix)
-    bridge = MqttBridge(cfg, status_topic=f"{prefix}/server/status", host="127.0.0.1", port=port)
+    bridge = MqttBridge(
+        cfg,
+        status_topic=f"{prefix}/server/status",
+        host="127.0.0.1",
+        port=port,
+        not_before=broker.settled,
+    )
     received: list[bytes] = []
 
     async def handler(_topic: str, payload: bytes, *, retain: bool) -> None:
@@ -233,7 +239,10 @@ async def test_embedded_broker_and_retained_status() -> None:
 
     bridge.subscribe(f"{prefix}/ping", handler)
     async with asyncio.TaskGroup() as group:
-        tasks = [group.create_task(broker.run()), group.create_task(bridge.run())]
+        # The bridge starts first, as it may under the supervisor.
+        tasks = [group.create_task(bridge.run())]
+        await asyncio.sleep(0.3)
+        tasks.append(group.create_task(broker.run()))
         await asyncio.wait_for(bridge.connected.wait(), 10)
         await bridge.publish(f"{prefix}/ping", {"n": 1})
         async with make_client(MqttConfig(host="127.0.0.1", port=port)) as c:
@@ -247,6 +256,8 @@ async def test_embedded_broker_and_retained_status() -> None:
         for task in tasks:
             task.cancel()
     assert received == [b'{"n":1}']
+    # The bridge waited for the broker of its process: no refused first connection.
+    assert "lost or refused" not in caplog.text
 
 
 async def test_embedded_broker_on_a_taken_port_says_so_once_and_stops(

@@ -36,6 +36,9 @@ class EmbeddedBroker:
     def __init__(self, port: int) -> None:
         self.port = port
         self.started = asyncio.Event()
+        #: Set once the broker listens or has given up (port taken): the clients of this
+        #: process wait for it rather than meet a refused connection at start-up.
+        self.settled = asyncio.Event()
 
     async def run(self) -> None:
         """Serve until cancelled; return at once (no restart loop) if the port is taken."""
@@ -43,6 +46,7 @@ class EmbeddedBroker:
 
         if port_in_use(self.port):
             self._log_port_taken()
+            self.settled.set()
             return
         broker = Broker(broker_config(self.port))
         try:
@@ -51,8 +55,10 @@ class EmbeddedBroker:
             if not _address_in_use(exc):
                 raise
             self._log_port_taken()  # taken between the check and the start
+            self.settled.set()
             return
         self.started.set()
+        self.settled.set()
         log.info("embedded MQTT broker listening on 127.0.0.1:%d (loopback only)", self.port)
         try:
             await asyncio.Event().wait()

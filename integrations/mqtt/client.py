@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 
 NODELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
 OnConnect = Callable[[], Coroutine[Any, Any, None]]
+#: Longest wait for `MqttBridge.not_before` before connecting anyway.
+NOT_BEFORE_MAX_S = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,8 +112,12 @@ class MqttBridge:
         backoff_initial: float = 0.2,
         backoff_max: float = 10.0,
         max_inflight: int = 200,
+        not_before: asyncio.Event | None = None,
     ) -> None:
         self.name = name
+        #: The first connection waits for this (at most NOT_BEFORE_MAX_S): the embedded
+        #: broker of the same process starting up.
+        self.not_before = not_before
         self.config = config
         self.status_topic = status_topic
         self.host = host
@@ -180,6 +186,9 @@ class MqttBridge:
             await self._connection_loop()
 
     async def _connection_loop(self) -> None:
+        if self.not_before is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.not_before.wait(), NOT_BEFORE_MAX_S)
         delay = self.backoff_initial
         host = self.host or self.config.host or "127.0.0.1"
         port = self.port or self.config.port
