@@ -194,3 +194,12 @@ async def test_serve_and_agent_process_everything(processes: Path, library: Path
     finally:
         await close_db()
     assert _digest(library / "INBOX") == originals, "originals must never be modified"
+    # A healthy run says nothing alarming: scans kept comparing while agents changed rows.
+    for name in ("serve", "agent"):
+        text = (log_dir / f"{name}.log").read_text(errors="replace")
+        alarming = [
+            line
+            for line in text.splitlines()
+            if " ERROR " in line or "Traceback" in line or "scan skipped" in line
+        ]
+        assert alarming == [], f"{name}.log:\n" + "\n".join(alarming[:20])
