@@ -208,7 +208,7 @@ class AgentRuntime:
         if params is None:
             return
         if params != self.params:
-            log.info("agent %s parameters: %s", self.agent_id, params.model_dump())
+            log.info("agent %s parameters: %s", self.agent_id, params.model_dump(mode="json"))
         self.params = params
         self._config_event.set()
 
