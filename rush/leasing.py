@@ -193,6 +193,17 @@ async def set_agent_online(agent_id: str, online: bool) -> None:
     await Agent.filter(id=agent_id).update(online=online, last_seen=utcnow())
 
 
+async def forget_presence() -> int:
+    """Mark every agent offline until it says otherwise; returns how many were online.
+
+    For the server's start: presence comes from the broker (each agent's retained
+    `online` or Last Will re-arrives on subscription, and agents say `online` again when
+    they reconnect), while an `online` left in the database by the previous run may be
+    stale (the embedded broker keeps nothing across restarts, a crash misses the Will).
+    """
+    return await Agent.filter(online=True).update(online=False)
+
+
 # --- claims (Workflow 3 and 5) ---------------------------------------------------
 
 

@@ -153,7 +153,11 @@ async def run_server(
         from rush.recovery import startup
 
         await startup(config, bus=ctx.bus)
-        from rush import actions
+        from rush import actions, leasing
+
+        stale = await leasing.forget_presence()
+        if stale:
+            log.info("%d agent(s) offline until they report again", stale)
 
         actions.configure(config)
         supervisor = Supervisor(build_actors(ctx))

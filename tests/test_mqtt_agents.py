@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -334,3 +335,49 @@ def test_job_paths_follow_the_agents_archive_and_rejects_mounts(tmp_path: Path) 
     assert ctx.abs_path(job.derived_dir) == lib / job.derived_dir
     with pytest.raises(UnsafePath):
         ctx.abs_path("ARCHIVE/../../etc/passwd")
+
+
+async def test_server_start_forgets_stale_presence(tmp_path: Path, root: Path) -> None:
+    """`online` left in the database by a previous run is not trusted: after the start an
+    agent is online only if the broker says so (its retained status)."""
+    from rush.server import run_server
+    from rush.storage import close_db, init_db
+    from tests.conftest import free_port
+
+    prefix = new_prefix()
+    config = make_config(root, prefix=prefix).model_copy(update={"data_dir": tmp_path / "data"})
+    config.web.port = free_port()
+    config.data_dir.mkdir()
+    await init_db(config.database_url())
+    try:
+        await Agent.create(id="gone", online=True)
+        await Agent.create(id="alive", online=True)
+    finally:
+        await close_db()
+    retained = f"{prefix}/agents/alive/status"
+
+    async def publish_status(payload: bytes) -> None:
+        async with make_client(config.mqtt) as client:
+            await client.publish(retained, payload, qos=1, retain=True)
+
+    await publish_status(b"online")
+    seen: dict[str, bool] = {}
+
+    def hook(supervisor: Any) -> None:
+        async def watch() -> None:
+            try:
+                for _ in range(200):
+                    seen.update({a.id: a.online for a in await Agent.all()})
+                    if seen == {"gone": False, "alive": True}:
+                        return
+                    await asyncio.sleep(0.05)
+            finally:
+                supervisor.stop()
+
+        asyncio.get_running_loop().create_task(watch())
+
+    try:
+        await asyncio.wait_for(run_server(config, supervisor_hook=hook), 30)
+    finally:
+        await publish_status(b"")  # clear the retained status
+    assert seen == {"gone": False, "alive": True}
