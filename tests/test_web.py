@@ -574,3 +574,25 @@ async def test_linked_audio_shown_on_both_pages(client: TestClient) -> None:
         headers={"X-CSRF-Token": token},
     )
     assert resp.status == 400  # an audio asset cannot take a linked audio
+
+
+def test_facts_table_leaves_out_what_the_file_does_not_have() -> None:
+    from web.views import _flatten
+
+    facts = {"width": 1600, "lens_model": None, "tags": [], "streams": [{"codec": "h264"}]}
+    assert _flatten(facts) == [("width", "1600"), ("streams[0].codec", "h264")]
+
+
+async def test_library_cards_pick_their_picture(client: TestClient) -> None:
+    """Poster first, else a thumbnail; a sound shows its waveform, never a blank card."""
+    await login(client)
+    root = lib_root(client)
+    video = await make_asset()
+    await add_derivative(root, video, "thumb", "t.jpg", b"t")
+    poster = await add_derivative(root, video, "poster", "p.jpg", b"p")
+    sound = await make_asset(kind=MediaKind.AUDIO, rel="INBOX/shoot/zoom.wav")
+    await add_derivative(root, sound, "proxy", "proxy.m4a", b"a")
+    wave = await add_derivative(root, sound, "waveform_png", "waveform.png", b"w")
+    html = await (await client.get("/")).text()
+    assert f'src="/derived/{video.id}/{poster.id}"' in html
+    assert f'src="/derived/{sound.id}/{wave.id}"' in html

@@ -351,13 +351,18 @@ async def linked_videos(audio_id: uuid.UUID) -> list[dict[str, Any]]:
     return [{**r, "id": uuid.UUID(str(r["id"]))} for r in rows]
 
 
+#: Pictures a library card may show, best first.
+_CARD_ROLES = {"poster": 0, "thumb": 1, "waveform_png": 2}
+
+
 async def cards(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Attach a thumbnail (poster, else first thumb) and the tags: two queries per page."""
+    """Attach a thumbnail (poster, else first thumb, else for sound its waveform) and the
+    tags: two queries per page."""
     if not rows:
         return rows
     ids = [r["id"] for r in rows]
     versions = {r["id"]: r["version"] for r in rows}
-    derivs = await Derivative.filter(asset_id__in=ids, role__in=["poster", "thumb"]).values(
+    derivs = await Derivative.filter(asset_id__in=ids, role__in=list(_CARD_ROLES)).values(
         "id", "asset_id", "role", "version"
     )
     best: dict[uuid.UUID, tuple[int, int]] = {}
@@ -365,7 +370,8 @@ async def cards(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         aid = (
             d["asset_id"] if isinstance(d["asset_id"], uuid.UUID) else uuid.UUID(str(d["asset_id"]))
         )
-        rank = (0 if d["version"] == versions.get(aid) else 2) + (0 if d["role"] == "poster" else 1)
+        current = d["version"] == versions.get(aid)
+        rank = (0 if current else len(_CARD_ROLES)) + _CARD_ROLES[d["role"]]
         if aid not in best or (rank, d["id"]) < best[aid]:
             best[aid] = (rank, d["id"])
     tags: dict[uuid.UUID, list[str]] = {}

@@ -288,6 +288,8 @@ def _flatten(
     elif isinstance(data, list) and data and all(isinstance(v, dict) for v in data):
         for i, value in enumerate(data[:8]):
             _flatten(value, f"{prefix}[{i}]", out)
+    elif data is None or data == []:
+        pass  # a fact the file does not have (no lens, no EXIF exposure) is not shown
     else:
         text = ", ".join(map(str, data)) if isinstance(data, list) else str(data)
         out.append((prefix, text[:300]))
