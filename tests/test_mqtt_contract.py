@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 from pathlib import Path
@@ -369,3 +370,46 @@ async def test_bridge_routes_each_topic_to_its_handlers() -> None:
     bridge.subscribe(f"{prefix}/agents/a1/+", handler("late"))  # a later subscription counts
     assert len(bridge._routes(topic)) == 3
     assert bridge._routes(f"{prefix}/cmd/scan") == []
+
+
+async def test_embedded_broker_keeps_quick_qos0_commands_and_foreign_retained() -> None:
+    """`mosquitto_pub -t rush/cmd/scan -m '{}'` (QoS 0, connect-publish-disconnect) must
+    reach the server through the embedded broker, and a client gets retained messages
+    only for its own subscriptions (amqtt sent every client those of every filter)."""
+    port = free_port()
+    broker = EmbeddedBroker(port)
+    task = asyncio.create_task(broker.run())
+    try:
+        await asyncio.wait_for(broker.started.wait(), 10)
+        cfg = MqttConfig(host="127.0.0.1", port=port)
+        async with make_client(cfg) as server:
+            for n in range(20):  # the retained presence of twenty agents
+                await server.publish(f"t/agents/a{n}/status", b"online", qos=1, retain=True)
+            await server.subscribe("t/agents/+/status", qos=1)
+            await server.subscribe("t/cmd/+", qos=1)
+            async with make_client(cfg) as human:
+                await human.subscribe("t/cmd/+/result", qos=1)
+                foreign = []
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(0.5):
+                        async for message in human.messages:
+                            foreign.append(message.topic.value)
+                assert foreign == []
+            for i in range(20):
+                pub = await asyncio.create_subprocess_exec(
+                    "mosquitto_pub", "-p", str(port), "-t", f"t/cmd/c{i}", "-m", "{}"
+                )
+                assert await pub.wait() == 0
+            got: set[str] = set()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(5):
+                    async for message in server.messages:
+                        if message.topic.value.startswith("t/cmd/"):
+                            got.add(message.topic.value)
+                        if len(got) == 20:
+                            break
+            assert len(got) == 20, sorted(got)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

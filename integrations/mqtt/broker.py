@@ -26,6 +26,29 @@ def broker_config(port: int) -> dict[str, Any]:
     }
 
 
+def _make_broker(config: dict[str, Any]) -> Any:
+    """An amqtt Broker that sends retained messages only for a client's own subscriptions.
+
+    Why: amqtt (0.11-0.12) sends every newly connected client the retained messages
+    matching *any* client's subscription filters.  Besides delivering messages nobody
+    asked for, the broker is then busy writing them while a short-lived client such as
+    `mosquitto_pub` sends its PUBLISH and DISCONNECT, and a QoS 0 command is lost (most
+    `mosquitto_pub -t rush/cmd/scan -m '{}'` were, with the server's filters in place).
+    """
+    from amqtt.broker import Broker
+
+    class OwnRetainedBroker(Broker):  # type: ignore[misc]
+        async def _publish_retained_messages_for_subscription(
+            self, subscription: tuple[str, int], session: Any
+        ) -> None:
+            holders = getattr(self, "_subscriptions", {}).get(subscription[0], [])
+            if not any(holder is session for holder, _qos in holders):
+                return
+            await super()._publish_retained_messages_for_subscription(subscription, session)
+
+    return OwnRetainedBroker(config)
+
+
 class EmbeddedBroker:
     """Actor running an in-process amqtt broker on 127.0.0.1 until cancelled."""
 
@@ -42,13 +65,11 @@ class EmbeddedBroker:
 
     async def run(self) -> None:
         """Serve until cancelled; return at once (no restart loop) if the port is taken."""
-        from amqtt.broker import Broker
-
         if port_in_use(self.port):
             self._log_port_taken()
             self.settled.set()
             return
-        broker = Broker(broker_config(self.port))
+        broker = _make_broker(broker_config(self.port))
         try:
             await broker.start()
         except Exception as exc:
