@@ -18,6 +18,9 @@ import qbittorrentapi
 from rush.config import QbittorrentConfig
 
 log = logging.getLogger(__name__)
+# requests/urllib3 warn on each internal retry of an unreachable qBittorrent; the
+# relocator reports the failure once, with its cause.
+logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
 
 T = TypeVar("T")
 Cause = Literal["network", "api", "permissions"]
@@ -61,6 +64,21 @@ def _classify(exc: Exception) -> Cause:
     return "api"
 
 
+def _network_reason(exc: BaseException) -> str:
+    """The innermost readable reason of a connection failure ("connection refused")."""
+    text = str(exc)
+    for needle, reason in (
+        ("Connection refused", "connection refused"),
+        ("timed out", "timed out"),
+        ("Name or service not known", "unknown host name"),
+        ("No route to host", "no route to host"),
+        ("Temporary failure in name resolution", "host name not resolved"),
+    ):
+        if needle in text:
+            return reason
+    return type(exc).__name__
+
+
 class QbitClient:
     """Async facade over `qbittorrentapi.Client`; constructing it does no I/O."""
 
@@ -88,6 +106,14 @@ class QbitClient:
             return await asyncio.to_thread(run)
         except (qbittorrentapi.APIError, OSError) as exc:
             cause = _classify(exc)
+            if cause == "network":
+                # requests nests the reason three exceptions deep; say it plainly.
+                raise QbitError(
+                    cause,
+                    f"{what}: qBittorrent unreachable at {self.config.url} "
+                    f"({_network_reason(exc)}); is it running, is seedbox.qbittorrent.url "
+                    "right?",
+                ) from exc
             raise QbitError(cause, f"{what}: {type(exc).__name__}: {exc}") from exc
 
     async def version(self) -> str:

@@ -319,6 +319,9 @@ async def test_qbittorrent_failure_retries_then_abandons_seed_intact(env: Env, h
         assert f"(attempt {attempt}/3" in log
     assert "giving up" in log
     if how == "down":
+        # Said plainly, with what to check, without urllib3's nested exceptions.
+        assert f"qBittorrent unreachable at {qb.url} (connection refused)" in outcome.reason
+        assert "MaxRetryError" not in outcome.reason
         # An unreachable qBittorrent is not hammered once per torrent.
         assert log.count("(attempt 1/3") == 1
         assert [(o.action, o.reason) for o in report.outcomes[1:]] == [
