@@ -316,3 +316,25 @@ async def test_audio_asset_and_linked_audio(site: Site, tmp_path: Path) -> None:
             assert (await Asset.get(id=video.id)).linked_audio_id is None  # type: ignore[attr-defined]
         finally:
             await browser.close()
+
+
+async def test_review_fits_a_phone(site: Site) -> None:
+    """Culling on a phone: no page wider than the screen, Keep/Reject within reach."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = await browser.new_page(viewport={"width": 390, "height": 844})
+            await login(page, site)
+            await page.wait_for_selector(".card img")
+            for path in ("/", f"/assets/{site.assets[0].id}"):
+                await page.goto(site.url + path)
+                await page.wait_for_load_state("networkidle")
+                width = await page.evaluate("document.documentElement.scrollWidth")
+                assert width <= 390, (path, width)
+            await page.screenshot(path=str(ARTIFACTS / "asset-phone.png"), full_page=True)
+            for button in ("button.keep", "button.reject"):
+                box = await page.locator(button).bounding_box()
+                assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390
+        finally:
+            await browser.close()
