@@ -34,6 +34,10 @@ from rush.messaging import Messenger
 log = logging.getLogger(__name__)
 
 
+#: Shortest interval between two `last_seen` writes for one agent.
+SEEN_EVERY_S = 5.0
+
+
 class JobService:
     """Agent registry (Workflow 2), dispatcher (Workflow 3) and result intake."""
 
@@ -51,6 +55,18 @@ class JobService:
         self.max_bytes = config.mqtt.max_payload_bytes
         self.refused = 0
         self._installed = False
+        #: agent id -> monotonic time its `last_seen` was last written.
+        self._seen_written: dict[str, float] = {}
+
+    async def _seen(self, agent_id: str) -> None:
+        """Record that an agent is alive (claims, heartbeats, results), at most every
+        SEEN_EVERY_S per agent: the ops page calls an agent offline when it has been
+        silent for three heartbeat periods, and an idle agent only claims."""
+        now = time.monotonic()
+        if now - self._seen_written.get(agent_id, -SEEN_EVERY_S) < SEEN_EVERY_S:
+            return
+        self._seen_written[agent_id] = now
+        await leasing.agent_seen(agent_id)
 
     def install(self) -> None:
         """Subscribe the handlers (idempotent)."""
@@ -117,6 +133,7 @@ class JobService:
         claim = decode(ClaimPayload, payload, topic=topic, max_bytes=self.max_bytes)
         if claim is None:
             return
+        await self._seen(parsed.agent_id)
         job_types, unknown = split_job_types(claim.job_types)
         if unknown:
             log.warning(
@@ -138,6 +155,7 @@ class JobService:
         if parsed is None or parsed.agent_id is None or parsed.job_id is None:
             return
         agent, job = parsed.agent_id, parsed.job_id
+        await self._seen(agent)
         mb = self.max_bytes
         verdict: leasing.Verdict
         if parsed.kind is TopicKind.HEARTBEAT:

@@ -193,6 +193,11 @@ async def set_agent_online(agent_id: str, online: bool) -> None:
     await Agent.filter(id=agent_id).update(online=online, last_seen=utcnow())
 
 
+async def agent_seen(agent_id: str) -> None:
+    """An agent spoke (claim, heartbeat, result): it is alive now."""
+    await Agent.filter(id=agent_id).update(last_seen=utcnow())
+
+
 async def forget_presence() -> int:
     """Mark every agent offline until it says otherwise; returns how many were online.
 

@@ -381,3 +381,26 @@ async def test_server_start_forgets_stale_presence(tmp_path: Path, root: Path) -
     finally:
         await publish_status(b"")  # clear the retained status
     assert seen == {"gone": False, "alive": True}
+
+
+async def test_an_idle_agent_that_claims_stays_seen(db: str, root: Path) -> None:
+    """An idle agent only claims (no heartbeats): its claims keep `last_seen` fresh, so
+    the ops page does not call a live agent offline."""
+    from datetime import timedelta
+
+    from rush.transitions import utcnow
+
+    prefix = new_prefix()
+    config = make_config(root, prefix=prefix)
+    agent = f"{prefix}/agents/idle"
+    async with server_actors(config), make_client(config.mqtt) as client:
+        await client.subscribe(f"{agent}/#", qos=1)
+        await client.publish(f"{agent}/register", orjson.dumps({"client_id": "idle"}), qos=1)
+        await _next(client, f"{agent}/config")
+        long_ago = utcnow() - timedelta(minutes=10)
+        await Agent.filter(id="idle").update(last_seen=long_ago)
+        claim = {"request_id": "idle-1", "job_types": ["process_for_review"]}
+        await client.publish(f"{agent}/claim", orjson.dumps(claim), qos=1)
+        assert orjson.loads(await _next(client, f"{agent}/job"))["job"] is None
+        seen = (await Agent.get(id="idle")).last_seen
+        assert seen is not None and seen > utcnow() - timedelta(seconds=5)
