@@ -494,7 +494,10 @@ async def test_ops_page_shows_agents_leases_failures_and_scan(client: TestClient
         attempts=3,
         last_error="moov atom not found",
     )
-    await KeyValue.create(key="last_scan", value={"files": 1234, "new": 5, "duration_s": 2.5})
+    # As the scanner records it.
+    await KeyValue.create(
+        key="last_scan", value={"finished_at": "2026-11-24T06:00:12+00:00", "duration_s": 2.5}
+    )
     html = await (await client.get("/ops")).text()
     for needle in (
         "laptop-1",
@@ -503,7 +506,7 @@ async def test_ops_page_shows_agents_leases_failures_and_scan(client: TestClient
         "42%",
         "broken.mp4",
         "moov atom not found",
-        "1234",
+        "2.50 s",
         "Retry",
     ):
         assert needle in html, needle

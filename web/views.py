@@ -667,6 +667,7 @@ async def ops_page(request: web.Request) -> web.StreamResponse:
             "paths": {str(k): v for k, v in paths.items()},
             "scan": scan.value if scan else None,
             "scan_at": scan.updated_at if scan else None,
+            "scan_interval": config.scanner.interval_s,
             "online": {a.id: _online(a, now, stale_after) for a in agents},
         },
     )
