@@ -425,10 +425,11 @@ class Scanner:
             report.new = len(plan.new)
             pending = plan.new
             while pending:
-                # Taken off the end so each chunk's NewAsset objects are freed once its
-                # rows are written and its index entries built.
-                part = pending[-_INSERT_CHUNK:]
-                del pending[-_INSERT_CHUNK:]
+                # In order (rows sorted by path and id grow every index at its end), and
+                # removed from `pending` so each chunk's NewAsset objects are freed once
+                # its rows are written and its index entries built.
+                part = pending[:_INSERT_CHUNK]
+                del pending[:_INSERT_CHUNK]
                 await sql.many(
                     insert_asset,
                     [(n.id, n.kind, n.area, n.rel, n.rel, n.size, n.mtime) for n in part],

@@ -92,6 +92,20 @@ def test_new_files_only_from_inbox_with_sidecars() -> None:
     assert len({n.id for n in plan.new}) == 1 and uuid.UUID(plan.new[0].id).version == 4
 
 
+def test_new_ids_are_random_but_handed_out_in_path_order() -> None:
+    """Rows then reach the database sorted by both path and id (every index grows at its
+    end); the ids stay random version 4 UUIDs, distinct per asset."""
+    names = [f"INBOX/d{i % 7}/c{(i * 7919) % 1000:04d}.mp4" for i in range(500)]
+    files = _l(*[x for name in names for x in (name, 1, OLD)])
+    plan = planner().plan(Index(), files, AREAS, NOW)
+    rels = [n.rel for n in plan.new]
+    ids = [n.id for n in plan.new]
+    assert rels == sorted(set(names)) and ids == sorted(ids) and len(set(ids)) == len(ids)
+    assert all(uuid.UUID(i).version == 4 for i in ids)
+    again = planner().plan(Index(), files, AREAS, NOW)
+    assert {n.id for n in again.new}.isdisjoint(ids)  # random, not derived from the path
+
+
 def test_presence_ratio_skips_the_pass() -> None:
     items = [known(f"INBOX/{i}.mp4") for i in range(10)]
     files = _l(*[x for k in items[:4] for x in (k.rel, 1, OLD)])
