@@ -42,6 +42,9 @@ from rush.media import Area
 
 log = logging.getLogger(__name__)
 
+#: After this long without parameters from the server, say what may be wrong.
+NO_PARAMS_WARN_S = 15.0
+
 CLAIM_TIMEOUT_S = 5.0
 
 
@@ -262,10 +265,29 @@ class AgentRuntime:
             await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
 
     async def _claim_loop(self, jobs: asyncio.TaskGroup) -> None:
+        # Said at once, not only once the server answers: the share is this machine's.
+        problem = check_mount(self.config.agent.library_mount, self.config.agent.library_id)
+        if problem:
+            log.warning("agent %s will not claim until this is fixed: %s", self.agent_id, problem)
+            self._mount_warned = True
         stop_wait = asyncio.ensure_future(self._stopping.wait())
         config_wait = asyncio.ensure_future(self._config_event.wait())
         try:
-            await asyncio.wait({stop_wait, config_wait}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                {stop_wait, config_wait},
+                timeout=NO_PARAMS_WARN_S,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            if not done:
+                log.warning(
+                    "agent %s: no parameters from the server after %.0f s on %s; is `rush "
+                    "serve` running against this broker with mqtt.prefix = %r? Still waiting.",
+                    self.agent_id,
+                    NO_PARAMS_WARN_S,
+                    self.topics.agent_config(self.agent_id),
+                    self.config.mqtt.prefix,
+                )
+                await asyncio.wait({stop_wait, config_wait}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             stop_wait.cancel()
             config_wait.cancel()

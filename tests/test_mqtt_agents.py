@@ -404,3 +404,24 @@ async def test_an_idle_agent_that_claims_stays_seen(db: str, root: Path) -> None
         assert orjson.loads(await _next(client, f"{agent}/job"))["job"] is None
         seen = (await Agent.get(id="idle")).last_seen
         assert seen is not None and seen > utcnow() - timedelta(seconds=5)
+
+
+async def test_a_lonely_agent_says_what_is_wrong(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No share mounted and no server on this prefix: the agent says both, early, instead
+    of waiting in silence."""
+    import integrations.agent_runtime as runtime_module
+
+    monkeypatch.setattr(runtime_module, "NO_PARAMS_WARN_S", 0.5)
+    prefix = new_prefix()
+    config = make_config(tmp_path / "not-mounted", prefix=prefix)
+    runtime = AgentRuntime(config, [TestProcessor()], agent_id="lonely")
+    async with agents_running([runtime]):
+
+        async def warned() -> bool:
+            return "no parameters from the server" in caplog.text
+
+        await wait_until(warned, limit_s=5)
+    assert "will not claim until this is fixed" in caplog.text
+    assert f"mqtt.prefix = '{prefix}'" in caplog.text
