@@ -135,7 +135,15 @@ def make_sample_library(
     rel = "Music/Theme.flac"
     if (p := target(rel)) is not None:
         _ffmpeg(
-            ["-f", "lavfi", "-i", "sine=frequency=392:duration=10", "-af", "volume=0.5", str(p)]
+            # A few notes with a swell, so its waveform looks like music, not a flat line.
+            [
+                "-f",
+                "lavfi",
+                "-i",
+                "aevalsrc=0.7*sin(2*PI*(262+131*mod(floor(t*2)\\,4))*t)"
+                "*(0.35+0.65*abs(sin(PI*t/2.5))):s=44100:d=10",
+                str(p),
+            ]
         )
         made.append(SampleFile(rel, "audio"))
     old = time.time() - age_s
