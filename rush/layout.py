@@ -151,6 +151,30 @@ def init_library(root: Path) -> tuple[Marker, list[Path]]:
     return marker, created
 
 
+def outside_areas(root: Path) -> list[str]:
+    """Top-level entries of a library root that are not part of its layout (hidden ones
+    aside): media kept there is never discovered, only files under INBOX/ are."""
+    known = {*(a.value for a in Area), EXPORTS_DIR, DERIVED_DIR}
+    try:
+        names = sorted(os.listdir(root))
+    except OSError:
+        return []
+    return [n for n in names if n not in known and not n.startswith(".")]
+
+
+def outside_areas_hint(root: Path) -> str | None:
+    """What to tell someone whose shoots sit next to INBOX/ instead of inside it."""
+    stray = outside_areas(root)
+    if not stray:
+        return None
+    shown = ", ".join(stray[:5]) + (f" and {len(stray) - 5} more" if len(stray) > 5 else "")
+    return (
+        f"{root} holds {len(stray)} entr{'y' if len(stray) == 1 else 'ies'} outside the "
+        f"library areas ({shown}): only files under {root / Area.INBOX.value}/ are "
+        "discovered. Move your shoots into INBOX/ (RushCatalog never moves them there itself)."
+    )
+
+
 def derived_dir(asset_id: uuid.UUID | str, version: int) -> str:
     """Library-relative folder of an asset's derivatives for one processing version."""
     return f"{DERIVED_DIR}/{asset_id}/v{version}"

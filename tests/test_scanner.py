@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -581,3 +582,31 @@ async def test_cli_init_then_scan_end_to_end(db: str, tmp_path: Path) -> None:
     assert rows == [("INBOX/shoot/A001.mp4", "READY"), ("INBOX/shoot/B002.jpg", "READY")]
     sidecars = sorted(await Sidecar.all().values_list("rel_path", flat=True))
     assert sidecars == ["INBOX/shoot/A001.wav", "INBOX/shoot/A001.xmp"]
+
+
+def test_init_says_when_shoots_sit_outside_inbox(tmp_path: Path) -> None:
+    """A user who points RushCatalog at a folder of shoots is told that only INBOX/ is
+    discovered, instead of watching an empty library."""
+    root = tmp_path / "footage"
+    put(root, "shoot1/a.mp4")
+    put(root, ".DS_Store")
+    res = subprocess.run(
+        [sys.executable, "-m", "rush", "init", str(root)],
+        env=rush_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert "1 entry outside the library areas (shoot1)" in res.stdout
+    assert f"only files under {root / 'INBOX'}/ are discovered" in res.stdout
+    assert (root / "shoot1" / "a.mp4").exists()  # nothing moved
+    again = subprocess.run(
+        [sys.executable, "-m", "rush", "init", str(tmp_path / "clean")],
+        env=rush_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert "note:" not in again.stdout

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from rush.config import Config, load_config
-from rush.layout import init_library
+from rush.layout import init_library, outside_areas_hint
 
 
 def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -127,6 +127,9 @@ def run(args: argparse.Namespace, _config: Config) -> int:
         f"  config: {config_path}   (Ctrl-C stops the server and the agent)\n",
         flush=True,
     )
+    hint = outside_areas_hint(library)
+    if hint:
+        print(f"  note: {hint}\n", flush=True)
     try:
         from rush.server import run_server
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from rush.config import Config
-from rush.layout import init_library
+from rush.layout import init_library, outside_areas_hint
 
 
 def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -26,4 +26,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
     for path in created:
         print(f"created {path}")
     print(f"library {root} ready (id {marker.library_id})")
+    hint = outside_areas_hint(root)
+    if hint:
+        print(f"note: {hint}")
     return 0
