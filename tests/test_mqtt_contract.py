@@ -413,3 +413,32 @@ async def test_embedded_broker_keeps_quick_qos0_commands_and_foreign_retained() 
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def test_command_relay_is_bounded_and_says_what_it_dropped(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A one-shot command's event relay keeps at most QUEUE_LIMIT events (the newest),
+    publishes them at QoS 1 and reports the rest instead of growing without bound."""
+    from integrations.mqtt import relay
+    from rush import events
+
+    monkeypatch.setattr(relay, "QUEUE_LIMIT", 10)
+    prefix = new_prefix()
+    bus = events.EventBus()
+    got: list[bytes] = []
+    async with make_client(MqttConfig(host="127.0.0.1", port=1883)) as watcher:
+        await watcher.subscribe(f"{prefix}/events/#", qos=1)
+        cfg = MqttConfig(host="127.0.0.1", port=1883, prefix=prefix)
+        async with relay.CommandEventRelay(cfg, bus=bus) as r:
+            for i in range(50):  # faster than any broker: no await in between
+                bus.publish("asset", {"uuid": f"u{i}", "from": "A", "to": "B"})
+            bus.publish("batch", {"kind": "apply", "moved": 50})
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(5):
+                async for message in watcher.messages:
+                    got.append(message.payload)  # type: ignore[arg-type]
+                    if b'"kind":"apply"' in message.payload:  # type: ignore[operator]
+                        break
+    assert r.sent >= 10 and got[-1] == b'{"kind":"apply","moved":50}'
+    assert "were not published to MQTT: more than 10 were waiting at once" in caplog.text

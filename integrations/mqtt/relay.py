@@ -38,6 +38,8 @@ RELAYED = ("asset", "batch")
 STALL_S = 5.0
 #: Publishes awaiting their acknowledgement at once.
 PIPELINE = 100
+#: Events waiting for the broker at most; beyond, the oldest are dropped and counted.
+QUEUE_LIMIT = 20_000
 
 
 class CommandEventRelay:
@@ -72,9 +74,9 @@ class CommandEventRelay:
         return self.topics.events_batch
 
     async def __aenter__(self) -> CommandEventRelay:
-        # Unbounded: a command's events are few compared with its work, and none may be
-        # dropped silently.
-        self._subscription = self.bus.subscribe(*RELAYED, maxsize=0)
+        # Bounded like every bus subscriber (the oldest go first, counted and reported):
+        # a scan that readies a 200,000-file import must not hold them all in memory.
+        self._subscription = self.bus.subscribe(*RELAYED, maxsize=QUEUE_LIMIT)
         self._sub = self._subscription.__enter__()
         self._task = asyncio.create_task(self._publish())
         return self
@@ -139,6 +141,10 @@ class CommandEventRelay:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             left = self.left()
+            dropped = self._sub.dropped if self._sub is not None else 0
+            # Our own report below says it better than the bus's generic warning.
+            if self._sub is not None:
+                self._sub.dropped = 0
             self._subscription.__exit__(None, None, None)
         if left:
             log.warning(
@@ -146,4 +152,11 @@ class CommandEventRelay:
                 "Assistant and other subscribers will not see them, the history has them",
                 left,
                 self.error or "interrupted",
+            )
+        if dropped:
+            log.warning(
+                "%d event(s) of this command were not published to MQTT: more than %d were "
+                "waiting at once (the history has them)",
+                dropped,
+                QUEUE_LIMIT,
             )
