@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 import uuid
 from types import TracebackType
@@ -103,7 +104,7 @@ class CommandEventRelay:
                     await asyncio.gather(
                         *(
                             client.publish(
-                                self._topic(e), encode(e.payload), qos=1, timeout=self.timeout
+                                self._topic(e), encode(e.payload), qos=1, timeout=math.inf
                             )
                             for e in batch
                         )
