@@ -10,6 +10,7 @@ point is repaired by `recover()`, which reads the journal and looks at the disk.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import re
@@ -663,6 +664,14 @@ async def run_apply(
         batch.finished_at = utcnow()
         batch.report = report.to_dict()
         await batch.save()
+    except asyncio.CancelledError:
+        # Stopped on purpose (shutdown): say so in the history, not "crashed".  Recovery
+        # settles the unfinished groups at the next start either way.
+        with contextlib.suppress(Exception):
+            await asyncio.shield(
+                Batch.filter(id=batch_id, status="running").update(status="interrupted")
+            )
+        raise
     finally:
         await release_lock(batch_id)
         journal.report_steps()

@@ -179,13 +179,18 @@ async def recover(
     return await _recover(config, bus, exclude=holding)
 
 
+#: Batch statuses that recovery must settle.
+UNFINISHED = ("running", "interrupted")
+
+
 async def _recover(
     config: Config, bus: events.EventBus | None, *, exclude: uuid.UUID
 ) -> dict[str, Any]:
     roots = Roots.from_config(config)
     outcome: dict[str, Any] = {"busy": False, "groups": [], "unlocked": 0, "purges": []}
     live = {
-        uuid.UUID(str(b)) for b in await Batch.filter(status="running").values_list("id", flat=True)
+        uuid.UUID(str(b))
+        for b in await Batch.filter(status__in=UNFINISHED).values_list("id", flat=True)
     }
     purge_batches = {
         uuid.UUID(str(b)) for b in await Batch.filter(kind="purge").values_list("id", flat=True)
@@ -226,13 +231,18 @@ async def _recover(
         await FsAction.filter(status="pending", action__in=["move", "rollback", "delete"]).update(
             status="void", done_at=utcnow()
         )
+    settled_report = {"recovery": outcome["groups"][:1000]}
     for bid in live:
+        # A batch stopped on purpose keeps "interrupted"; one that was running dies "crashed".
         await Batch.filter(id=bid, status="running").update(
-            status="crashed", finished_at=utcnow(), report={"recovery": outcome["groups"][:1000]}
+            status="crashed", finished_at=utcnow(), report=settled_report
+        )
+        await Batch.filter(id=bid, status="interrupted").update(
+            finished_at=utcnow(), report=settled_report
         )
     if outcome["groups"] or outcome["unlocked"] or live:
         log.warning(
-            "recovery: %d group(s) settled, %d asset(s) unlocked, %d batch(es) marked crashed",
+            "recovery: %d group(s) settled, %d asset(s) unlocked, %d unfinished batch(es) closed",
             len(outcome["groups"]),
             outcome["unlocked"],
             len(live),

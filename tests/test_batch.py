@@ -525,8 +525,14 @@ async def test_cancelled_apply_waits_for_its_mover(
     assert files_under(root) == after_cancel, "files moved after the cancelled apply returned"
     assert len([p for p in after_cancel if p.startswith("ARCHIVE/")]) == 3
     assert not await KeyValue.exists(key=LOCK_KEY)
+    # The history says it was stopped, not that it crashed, before and after recovery.
+    (stopped,) = await Batch.filter(kind="apply")
+    assert stopped.status == "interrupted" and stopped.finished_at is None
     monkeypatch.setattr(journal, "step", real_step)
     out = await recover(cfg)
+    await stopped.refresh_from_db()
+    assert stopped.status == "interrupted" and stopped.finished_at is not None
+    assert len(stopped.report["recovery"]) == 10
     outcomes = sorted(g["outcome"] for g in out["groups"])
     assert outcomes == ["rolled_back"] * 7 + ["rolled_forward"] * 3
     for a in assets:
