@@ -27,7 +27,7 @@ import shutil
 import subprocess
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath, PureWindowsPath
@@ -724,11 +724,14 @@ def classify(
     current: tuple[str, str | None, bool, bool] | None,
     purged: tuple[str, str] | None,
     mount: str,
+    area_mounts: Mapping[str, str] | None = None,
 ) -> RelinkEntry:
     """Decide one relink line (pure).
 
     `current` is (state, rel_path or None once purged, flagged missing, file exists);
-    `purged` is (purged_at, last path) from the purge audit.
+    `purged` is (purged_at, last path) from the purge audit.  `mount` spells the library
+    root for the editing machine; `area_mounts` spells ARCHIVE / REJECTS when they live on
+    other volumes.
     """
     if current is None:
         if purged is not None:
@@ -769,7 +772,11 @@ def classify(
             f"original {rel} is missing on the NAS (moved or deleted outside RushCatalog, "
             "or the share is not fully mounted)",
         )
-    path = join_mount(mount, rel)
+    head, _, tail = rel.partition("/")
+    if area_mounts and head in area_mounts and tail:
+        path = join_mount(area_mounts[head], tail)
+    else:
+        path = join_mount(mount, rel)
     if rel != clip.original_path:
         return RelinkEntry(
             clip.uuid, local_proxy, "moved", path, rel, f"moved from {clip.original_path}"
@@ -778,12 +785,19 @@ def classify(
 
 
 async def relink_package(
-    root: Path, package_dir: Path, *, mount: str | None = None
+    root: Path,
+    package_dir: Path,
+    *,
+    mount: str | None = None,
+    areas: Mapping[str, Path] | None = None,
+    area_mounts: Mapping[str, str] | None = None,
 ) -> RelinkReport:
     """Map every local proxy of a package to its asset's current original, by UUID.
 
     Reads the database and checks that originals exist; writes nothing anywhere.  `mount`
-    spells the library root as the editing machine sees it (default: `root`).
+    spells the library root as the editing machine sees it (default: `root`).  `areas`
+    are ARCHIVE / REJECTS roots kept on other volumes (`library.archive_root` /
+    `rejects_root`), `area_mounts` how the editing machine sees them (default: as here).
     """
     package = read_package(package_dir)
     try:
@@ -808,7 +822,11 @@ async def relink_package(
                 audit.purged_at.isoformat(timespec="seconds"),
                 audit.rel_path,
             )
-    entries = await asyncio.to_thread(_classify_all, root, package, rows, purges, mount)
+    where = dict(areas or {})
+    spelled = {name: str(path) for name, path in where.items()} | dict(area_mounts or {})
+    entries = await asyncio.to_thread(
+        _classify_all, root, package, rows, purges, mount, where, spelled
+    )
     return RelinkReport(package=package, library_id=marker.library_id, entries=entries)
 
 
@@ -818,9 +836,18 @@ def _classify_all(
     rows: dict[str, tuple[str, str | None, bool]],
     purges: dict[str, tuple[str, str]],
     mount: str | None,
+    areas: Mapping[str, Path],
+    area_mounts: Mapping[str, str],
 ) -> list[RelinkEntry]:
     """The file-system half of a relink (existence checks), run in a worker thread."""
     prefix = mount if mount is not None else os.path.abspath(root)
+
+    def on_server(rel: str) -> Path:
+        head, _, tail = rel.partition("/")
+        if head in areas and tail:
+            return resolve(areas[head], tail)
+        return resolve(root, rel)
+
     entries: list[RelinkEntry] = []
     for clip in package.clips:
         row = rows.get(clip.uuid)
@@ -829,14 +856,19 @@ def _classify_all(
             exists = False
             if row[1] is not None:
                 try:
-                    exists = resolve(root, row[1]).is_file()
+                    exists = on_server(row[1]).is_file()
                 except UnsafePath:
                     exists = False
             current = (row[0], row[1], row[2], exists)
         local = os.path.abspath(package.root / clip.proxy_path)
         entries.append(
             classify(
-                clip, local_proxy=local, current=current, purged=purges.get(clip.uuid), mount=prefix
+                clip,
+                local_proxy=local,
+                current=current,
+                purged=purges.get(clip.uuid),
+                mount=prefix,
+                area_mounts=area_mounts,
             )
         )
     return entries

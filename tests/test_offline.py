@@ -244,6 +244,41 @@ async def test_relink_after_move_to_archive_finds_every_original(
     )
 
 
+async def test_relink_finds_originals_on_an_archive_volume(
+    db: str, tmp_path: Path, proxy_sources: list[Path]
+) -> None:
+    """`library.archive_root` keeps ARCHIVE on another volume: relink looks there, and
+    spells it as the editing machine sees it (`--archive-as`)."""
+    lib = await make_library(tmp_path / "RUSHES_DB", proxy_sources)
+    dest = tmp_path / "pkg"
+    await export_selection(lib.root, Selection(bin="wedding"), dest)
+    volume = tmp_path / "vol2" / "ARCHIVE"
+    for asset in lib.assets:
+        new = asset.rel_path.replace("INBOX/", "ARCHIVE/", 1)
+        target = volume / new.removeprefix("ARCHIVE/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        (lib.root / asset.rel_path).rename(target)
+        await Asset.filter(id=asset.id).update(
+            rel_path=new, path_key=new, state=AssetState.ARCHIVED, area=Area.ARCHIVE
+        )
+
+    here = await relink_package(lib.root, dest, areas={"ARCHIVE": volume})
+    assert here.problems() == [] and {e.status for e in here.entries} == {"moved"}
+    assert all(Path(e.original or "").parent == volume / "2024-06 wedding" for e in here.entries)
+    assert _all_files(e.original or "" for e in here.entries)
+
+    laptop = await relink_package(
+        lib.root,
+        dest,
+        mount="/Volumes/RUSHES_DB",
+        areas={"ARCHIVE": volume},
+        area_mounts={"ARCHIVE": "/Volumes/ARCHIVE"},
+    )
+    assert all(
+        (e.original or "").startswith("/Volumes/ARCHIVE/2024-06 wedding/") for e in laptop.entries
+    )
+
+
 async def test_relink_reports_purged_missing_and_unknown(
     db: str, tmp_path: Path, proxy_sources: list[Path]
 ) -> None:

@@ -57,6 +57,17 @@ def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> Non
         metavar="PREFIX",
         help="the library root as the editing machine sees it (e.g. /Volumes/RUSHES_DB or Z:\\)",
     )
+    rel.add_argument(
+        "--archive-as",
+        metavar="PREFIX",
+        help="ARCHIVE as the editing machine sees it, when library.archive_root puts it on "
+        "another volume",
+    )
+    rel.add_argument(
+        "--rejects-as",
+        metavar="PREFIX",
+        help="REJECTS as the editing machine sees it (library.rejects_root)",
+    )
     rel.set_defaults(func=run_relink)
 
 
@@ -136,7 +147,20 @@ async def _relink(config: Config, args: argparse.Namespace) -> int:
     read_package(args.package)  # fail on a bad package before touching the database
     await init_db(_existing_database(config))
     try:
-        report = await relink_package(config.library.root, args.package, mount=args.mount_as)
+        lib = config.library
+        areas = {
+            name: path
+            for name, path in (("ARCHIVE", lib.archive_root), ("REJECTS", lib.rejects_root))
+            if path is not None
+        }
+        spelled = {
+            name: value
+            for name, value in (("ARCHIVE", args.archive_as), ("REJECTS", args.rejects_as))
+            if value
+        }
+        report = await relink_package(
+            lib.root, args.package, mount=args.mount_as, areas=areas, area_mounts=spelled
+        )
     finally:
         await close_db()
     text = render_relink(report, args.format)
