@@ -12,10 +12,11 @@ Nothing on the NAS is ever written, moved or deleted here.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,6 +30,7 @@ from rush.lifecycle import AssetState, Trigger
 from rush.media import Area
 from rush.models import KeyValue, PathChange
 from rush.scanplan import DISCOVERED, MOVE_QUEUED, Index, Known, Plan, Planner
+from rush.seedbox.lock import LockBusy, run_lock
 from rush.storage import db_connection
 from rush.transitions import AssetNotFound, StaleState, transition, transition_many
 
@@ -41,6 +43,8 @@ REREAD_MARGIN = timedelta(seconds=10)
 #: Passes between two full rebuilds of the index (belt and braces against writers that
 #: forget to set `updated_at`).
 FULL_RELOAD_EVERY = 30
+#: How long a pass waits for another process's pass to finish.
+PASS_WAIT_S = 120.0
 #: New assets written per transaction.
 _INSERT_CHUNK = 50_000
 #: Assets per DISCOVERED -> READY statement (SQLite allows 32,766 bound parameters).
@@ -168,6 +172,7 @@ class Scanner:
         self.use_find = find_available()
         self.last_report: ScanReport | None = None
         self._links_logged: set[str] = set()
+        self._lock_warned = False
 
     def request_scan(self) -> None:
         """Run the next pass now (e.g. `rush/cmd/scan`)."""
@@ -284,9 +289,42 @@ class Scanner:
             return True
         return bool(changed_ids)
 
+    @contextlib.asynccontextmanager
+    async def _process_lock(self) -> AsyncIterator[str | None]:
+        """One pass at a time on a library, across processes (`rush serve`, `rush scan`).
+
+        Why: two scanners planning the same new files would both insert them; the loser's
+        rows are skipped but its sidecar rows then point at ids that do not exist.  A pass
+        takes seconds, so the second scanner waits for the first (up to PASS_WAIT_S) and
+        then compares against what it wrote.  Yields None once held, or why not.
+        """
+        lock_dir = self.config.data_dir
+        deadline = time.monotonic() + PASS_WAIT_S
+        with contextlib.ExitStack() as held:
+            while True:
+                try:
+                    held.enter_context(run_lock(lock_dir, "scanner", "scan"))
+                    break
+                except LockBusy as exc:
+                    if time.monotonic() >= deadline:
+                        yield f"{exc} (waited {PASS_WAIT_S:.0f} s)"
+                        return
+                except OSError as exc:  # data_dir not writable: scan unguarded, say so once
+                    if not self._lock_warned:
+                        self._lock_warned = True
+                        log.warning("scanner: no cross-process lock in %s (%s)", lock_dir, exc)
+                    break
+                await asyncio.sleep(0.2)
+            yield None
+
     # -- one pass --------------------------------------------------------------------
     async def scan_once(self) -> ScanReport:
-        async with self._lock:
+        async with self._lock, self._process_lock() as busy:
+            if busy is not None:
+                report = ScanReport(skipped_reason=busy)
+                self.last_report = report
+                self._log_report(report)
+                return report
             started = time.monotonic()
             # A pass allocates hundreds of thousands of small acyclic objects; the cyclic
             # collector would walk them again and again for nothing (about a fifth of a

@@ -610,3 +610,20 @@ def test_init_says_when_shoots_sit_outside_inbox(tmp_path: Path) -> None:
         check=True,
     )
     assert "note:" not in again.stdout
+
+
+async def test_two_scanners_at_once_do_not_trip_over_each_other(
+    db: str, tmp_path: Path, lib: Path
+) -> None:
+    """`rush scan` while `rush serve` scans (two processes, two scanners): one pass waits
+    for the other, so new files are recorded once, with their sidecars, and no pass fails
+    (before: FOREIGN KEY constraint failed on the sidecars of the losing scanner)."""
+    for i in range(200):
+        put(lib, f"INBOX/race/c{i:03d}.mp4")
+        put(lib, f"INBOX/race/c{i:03d}.xmp", b"<x/>")
+    config = make_config(tmp_path, lib)
+    one, two = Scanner(config, bus=events.EventBus()), Scanner(config, bus=events.EventBus())
+    first, second = await asyncio.gather(one.scan_once(), two.scan_once())
+    assert first.skipped_reason is None and second.skipped_reason is None
+    assert sorted((first.new, second.new)) == [0, 200]
+    assert await Asset.all().count() == 200 and await Sidecar.all().count() == 200

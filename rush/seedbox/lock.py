@@ -24,7 +24,7 @@ class LockBusy(RuntimeError):
 
 
 @contextlib.contextmanager
-def run_lock(lock_dir: Path, name: str = "relocator") -> Iterator[Path]:
+def run_lock(lock_dir: Path, name: str = "relocator", what: str = "seedbox run") -> Iterator[Path]:
     """Hold `<lock_dir>/<name>.lock` for the block; raise LockBusy if someone else does."""
     lock_dir.mkdir(parents=True, exist_ok=True)
     path = lock_dir / f"{name}.lock"
@@ -35,7 +35,7 @@ def run_lock(lock_dir: Path, name: str = "relocator") -> Iterator[Path]:
         except BlockingIOError:
             holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
             raise LockBusy(
-                f"another seedbox run is in progress (pid {holder}, lock {path}); refusing to start"
+                f"another {what} is in progress (pid {holder}, lock {path}); refusing to start"
             ) from None
         previous = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
         if previous.isdigit() and int(previous) != os.getpid():
