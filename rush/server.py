@@ -144,9 +144,14 @@ async def run_server(
     cancellation, the interpreter's own shutdown would wait for it for ever, so the
     process exits with status 1 that many seconds after the supervisor gave up on it.
     """
+    from rush.seedbox.lock import run_lock
+
     ctx = ServerContext(config)
     async with contextlib.AsyncExitStack() as stack:
         config.data_dir.mkdir(parents=True, exist_ok=True)
+        # One server per data folder: a second one would double every actor (and fight
+        # the first for the web and broker ports).  Raises LockBusy, naming the holder.
+        stack.enter_context(run_lock(config.data_dir, "serve", "rush serve"))
         await init_db(config.database_url())
         stack.push_async_callback(close_db)
         # Before any actor starts: settle whatever a crashed apply or purge left.

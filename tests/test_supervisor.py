@@ -306,3 +306,30 @@ async def test_stop_last_actors_outlive_the_others() -> None:
     assert order.index("broker cancelled") > order.index("bridge stopped")
     assert order.index("broker cancelled") > order.index("agent stopped")
     assert order[-1] == "broker stopped"
+
+
+def test_a_second_rush_serve_on_the_same_data_refuses(tmp_path: Path) -> None:
+    """Started twice by mistake (a unit and a shell), the second server says who runs and
+    exits, instead of doubling every actor and fighting for the ports."""
+    proc, log = _serve(tmp_path)
+    try:
+        assert _wait_for(lambda: "supervisor: started" in log.read_text(), 10), log.read_text()
+        second = subprocess.run(
+            [sys.executable, "-m", "rush", "serve", "--config", str(tmp_path / "config.toml")],
+            env=rush_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert second.returncode == 3, second.stderr
+        assert f"another rush serve is in progress (pid {proc.pid}" in second.stderr
+        assert "Traceback" not in second.stderr
+        assert proc.poll() is None  # the first one keeps running
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

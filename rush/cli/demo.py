@@ -131,9 +131,14 @@ def run(args: argparse.Namespace, _config: Config) -> int:
     if hint:
         print(f"  note: {hint}\n", flush=True)
     try:
+        from rush.seedbox.lock import LockBusy
         from rush.server import run_server
 
-        run_async(run_server(config))
+        try:
+            run_async(run_server(config))
+        except LockBusy as exc:
+            print(f"rush demo: {exc}", file=sys.stderr)
+            return 3
     finally:
         if agent is not None and agent.poll() is None:
             agent.send_signal(signal.SIGTERM)

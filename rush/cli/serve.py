@@ -16,8 +16,15 @@ def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> Non
 
 
 def run(_args: argparse.Namespace, config: Config) -> int:
+    import sys
+
     from rush.cli import run_async
+    from rush.seedbox.lock import LockBusy
     from rush.server import run_server
 
-    run_async(run_server(config, force_exit_after=2.0))
+    try:
+        run_async(run_server(config, force_exit_after=2.0))
+    except LockBusy as exc:
+        print(f"rush serve: {exc}", file=sys.stderr)
+        return 3
     return 0
