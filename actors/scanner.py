@@ -29,8 +29,8 @@ from rush.layout import LibraryNotMounted, read_marker
 from rush.lifecycle import AssetState, Trigger
 from rush.media import Area
 from rush.models import KeyValue, PathChange
+from rush.runlock import LockBusy, run_lock
 from rush.scanplan import DISCOVERED, MOVE_QUEUED, Index, Known, Plan, Planner
-from rush.seedbox.lock import LockBusy, run_lock
 from rush.storage import db_connection
 from rush.transitions import AssetNotFound, StaleState, transition, transition_many
 

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, time, timedelta
 
 from rush.config import Config
-from rush.seedbox.lock import LockBusy
+from rush.runlock import LockBusy
 from rush.seedbox.service import cmd_seedbox_run, relocate
 
 log = logging.getLogger(__name__)

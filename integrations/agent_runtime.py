@@ -107,11 +107,7 @@ class _Context:
     def abs_path(self, rel: str) -> Path:
         """Job paths are relative to the library root; ARCHIVE and REJECTS may be
         mounted elsewhere on this machine (`agent.archive_mount` / `rejects_mount`)."""
-        head, _, tail = rel.partition("/")
-        area = self._areas.get(head)
-        if area is not None and tail:
-            return resolve(area, tail)
-        return resolve(self.library_root, rel)
+        return resolve(self.library_root, rel, self._areas)
 
 
 class AgentRuntime:
@@ -132,12 +128,13 @@ class AgentRuntime:
         self.topics = Topics(config.mqtt.prefix)
         self.processors: dict[JobType, Processor] = {p.job_type: p for p in processors}
         mqtt = config.mqtt
+        broker_host, broker_port = mqtt.broker_address()
         self.bridge = MqttBridge(
             mqtt,
             status_topic=self.topics.agent_status(self.agent_id),
             name=f"agent-{self.agent_id}",
-            host=host or mqtt.host or "127.0.0.1",
-            port=port or (mqtt.port if mqtt.host else mqtt.embedded_port),
+            host=host or broker_host,
+            port=port or broker_port,
             identifier=f"rush-agent-{self.agent_id}-{uuid.uuid4().hex[:6]}",
             workers=1,
         )

@@ -143,6 +143,13 @@ class MqttConfig(Section):
     #: Refuse payloads larger than this (bytes) before parsing them.
     max_payload_bytes: int = Field(256 * 1024, ge=1024)
 
+    def broker_address(self) -> tuple[str, int]:
+        """Where every client of this install connects: the configured broker, else the
+        embedded one that `rush serve` starts on loopback."""
+        if self.host:
+            return self.host, self.port
+        return "127.0.0.1", self.embedded_port
+
     @field_validator("prefix")
     @classmethod
     def _prefix_ok(cls, value: str) -> str:

@@ -11,6 +11,7 @@ import json
 import os
 import stat
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -46,12 +47,19 @@ def safe_relpath(rel: str) -> PurePosixPath:
     return path
 
 
-def resolve(root: Path, rel: str) -> Path:
+def resolve(root: Path, rel: str, areas: Mapping[str, Path] | None = None) -> Path:
     """Absolute path of a library-relative path, guaranteed to stay under `root`.
 
     `rel` is the stored (database) form: names that were not valid UTF-8 are decoded
-    back to their exact bytes (see `path_to_db`).
+    back to their exact bytes (see `path_to_db`).  `areas` maps an area kept elsewhere
+    ("ARCHIVE", "REJECTS" on another volume or mount) to its own root; paths in it stay
+    under that root instead.
     """
+    if areas:
+        head, _, tail = rel.partition("/")
+        area = areas.get(head)
+        if area is not None and tail:
+            return area / safe_relpath(path_from_db(tail))
     return root / safe_relpath(path_from_db(rel))
 
 
@@ -129,11 +137,15 @@ def read_marker(root: Path) -> Marker:
         raise LibraryNotMounted(f"{marker} is unreadable or corrupt: {exc}") from exc
 
 
+#: The folders of a library root (the marker file aside).
+LAYOUT_DIRS = (*(a.value for a in Area), EXPORTS_DIR, DERIVED_DIR)
+
+
 def init_library(root: Path) -> tuple[Marker, list[Path]]:
     """Create the library folders and marker; idempotent, never touches existing files."""
     created: list[Path] = []
     root.mkdir(parents=True, exist_ok=True)
-    for name in (*(a.value for a in Area), EXPORTS_DIR, DERIVED_DIR):
+    for name in LAYOUT_DIRS:
         folder = root / name
         if not folder.exists():
             folder.mkdir()
@@ -154,12 +166,11 @@ def init_library(root: Path) -> tuple[Marker, list[Path]]:
 def outside_areas(root: Path) -> list[str]:
     """Top-level entries of a library root that are not part of its layout (hidden ones
     aside): media kept there is never discovered, only files under INBOX/ are."""
-    known = {*(a.value for a in Area), EXPORTS_DIR, DERIVED_DIR}
     try:
         names = sorted(os.listdir(root))
     except OSError:
         return []
-    return [n for n in names if n not in known and not n.startswith(".")]
+    return [n for n in names if n not in LAYOUT_DIRS and not n.startswith(".")]
 
 
 def outside_areas_hint(root: Path) -> str | None:

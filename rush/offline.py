@@ -842,12 +842,6 @@ def _classify_all(
     """The file-system half of a relink (existence checks), run in a worker thread."""
     prefix = mount if mount is not None else os.path.abspath(root)
 
-    def on_server(rel: str) -> Path:
-        head, _, tail = rel.partition("/")
-        if head in areas and tail:
-            return resolve(areas[head], tail)
-        return resolve(root, rel)
-
     entries: list[RelinkEntry] = []
     for clip in package.clips:
         row = rows.get(clip.uuid)
@@ -856,7 +850,7 @@ def _classify_all(
             exists = False
             if row[1] is not None:
                 try:
-                    exists = on_server(row[1]).is_file()
+                    exists = resolve(root, row[1], areas).is_file()
                 except UnsafePath:
                     exists = False
             current = (row[0], row[1], row[2], exists)

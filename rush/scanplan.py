@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 from rush.fswalk import Listing
 from rush.media import Area, Classifier, group_folder
@@ -207,10 +208,6 @@ def new_ids(count: int) -> list[str]:
         f"{x[:8]}-{x[8:12]}-4{x[13:16]}-{variant[x[16]]}{x[17:20]}-{x[20:]}"
         for x in (blob[i : i + 32] for i in range(0, 32 * count, 32))
     ]
-
-
-def _rel_of(asset: NewAsset) -> str:
-    return asset.rel
 
 
 class Planner:
@@ -411,7 +408,7 @@ class Planner:
         # database sorted by id *and* by path, so every index on the asset table grows
         # at its end instead of at random places (a first import writes about 40 %
         # faster; the ids themselves stay version 4 UUIDs).
-        candidates.sort(key=_rel_of)
+        candidates.sort(key=attrgetter("rel"))
         plan.new = candidates
         for asset, asset_id in zip(plan.new, sorted(new_ids(len(plan.new))), strict=True):
             asset.id = asset_id

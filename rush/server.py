@@ -96,12 +96,11 @@ def build_mqtt_actors(ctx: ServerContext) -> list[Actor]:
     mqtt = config.mqtt
     topics = Topics(mqtt.prefix)
     actors: list[Actor] = []
-    host, port = mqtt.host, mqtt.port
+    host, port = mqtt.broker_address()
     broker: EmbeddedBroker | None = None
-    if not host:
-        broker = EmbeddedBroker(mqtt.embedded_port)
+    if not mqtt.host:
+        broker = EmbeddedBroker(port)
         actors.append(broker)
-        host, port = "127.0.0.1", mqtt.embedded_port
     bridge = MqttBridge(
         mqtt,
         status_topic=topics.server_status,
@@ -144,7 +143,7 @@ async def run_server(
     cancellation, the interpreter's own shutdown would wait for it for ever, so the
     process exits with status 1 that many seconds after the supervisor gave up on it.
     """
-    from rush.seedbox.lock import run_lock
+    from rush.runlock import run_lock
 
     ctx = ServerContext(config)
     async with contextlib.AsyncExitStack() as stack:

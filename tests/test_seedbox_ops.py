@@ -19,7 +19,7 @@ import pytest
 
 from rush.config import Config
 from rush.models import SeedMapping, SeedRelocation
-from rush.seedbox.lock import LockBusy, run_lock
+from rush.runlock import LockBusy, run_lock
 from rush.seedbox.logs import job_log
 from rush.seedbox.service import cmd_seedbox_run, export_mapping, seedbox_kpis
 from rush.seedbox.state import parse_state, read_state_dir

@@ -62,13 +62,6 @@ class CommandEventRelay:
         self._task: asyncio.Task[None] | None = None
         self._in_flight = 0
 
-    @property
-    def broker(self) -> tuple[str, int]:
-        """Where `rush serve` talks to: the configured broker, else its embedded one."""
-        if self.config.host:
-            return self.config.host, self.config.port
-        return "127.0.0.1", self.config.embedded_port
-
     def _topic(self, event: events.Event) -> str:
         if event.name == "asset":
             return self.topics.events_asset
@@ -87,7 +80,7 @@ class CommandEventRelay:
         queue = self._sub.queue
         batch = [await queue.get()]
         self._in_flight = 1
-        host, port = self.broker
+        host, port = self.config.broker_address()
         client = make_client(
             self.config, host=host, port=port, identifier=f"rush-cli-{uuid.uuid4().hex[:10]}"
         )

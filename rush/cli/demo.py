@@ -131,7 +131,7 @@ def run(args: argparse.Namespace, _config: Config) -> int:
     if hint:
         print(f"  note: {hint}\n", flush=True)
     try:
-        from rush.seedbox.lock import LockBusy
+        from rush.runlock import LockBusy
         from rush.server import run_server
 
         try:

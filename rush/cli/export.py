@@ -15,7 +15,7 @@ from typing import Any
 
 from rush.config import Config
 from rush.lifecycle import AssetState
-from rush.media import MediaKind
+from rush.media import Area, MediaKind
 
 
 def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -113,7 +113,7 @@ async def _export(config: Config, selection: Any, args: argparse.Namespace) -> i
             args.to,
             name=args.name,
             package_as=args.package_as,
-            other_areas=_other_areas(config),
+            other_areas=list(_other_areas(config).values()),
         )
     finally:
         await close_db()
@@ -147,19 +147,20 @@ async def _relink(config: Config, args: argparse.Namespace) -> int:
     read_package(args.package)  # fail on a bad package before touching the database
     await init_db(_existing_database(config))
     try:
-        lib = config.library
-        areas = {
-            name: path
-            for name, path in (("ARCHIVE", lib.archive_root), ("REJECTS", lib.rejects_root))
-            if path is not None
-        }
         spelled = {
             name: value
-            for name, value in (("ARCHIVE", args.archive_as), ("REJECTS", args.rejects_as))
+            for name, value in (
+                (Area.ARCHIVE.value, args.archive_as),
+                (Area.REJECTS.value, args.rejects_as),
+            )
             if value
         }
         report = await relink_package(
-            lib.root, args.package, mount=args.mount_as, areas=areas, area_mounts=spelled
+            config.library.root,
+            args.package,
+            mount=args.mount_as,
+            areas=_other_areas(config),
+            area_mounts=spelled,
         )
     finally:
         await close_db()
@@ -182,16 +183,17 @@ async def _relink(config: Config, args: argparse.Namespace) -> int:
     return 0 if not report.problems() else 1
 
 
-def _other_areas(config: Config) -> list[Path]:
+def _other_areas(config: Config) -> dict[str, Path]:
     """ARCHIVE / REJECTS roots kept on other volumes: as much the NAS as the library."""
     lib = config.library
-    return [p for p in (lib.archive_root, lib.rejects_root) if p is not None]
+    pairs = ((Area.ARCHIVE.value, lib.archive_root), (Area.REJECTS.value, lib.rejects_root))
+    return {name: path for name, path in pairs if path is not None}
 
 
 def _refuse_inside_library(path: Path, config: Config) -> None:
     from rush.offline import OfflineError, inside_library
 
-    if inside_library(path, config.library.root, _other_areas(config)) is not None:
+    if inside_library(path, config.library.root, list(_other_areas(config).values())) is not None:
         raise OfflineError(f"{path} is inside the library: relink never writes to the NAS")
 
 

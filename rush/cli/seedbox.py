@@ -117,7 +117,7 @@ def cmd_arr_hook(_args: argparse.Namespace, config: Config) -> int:
 
 def cmd_run(args: argparse.Namespace, config: Config) -> int:
     from rush.cli import run_async
-    from rush.seedbox.lock import LockBusy
+    from rush.runlock import LockBusy
     from rush.seedbox.service import relocate
     from rush.storage import open_db
 

@@ -19,7 +19,7 @@ def run(_args: argparse.Namespace, config: Config) -> int:
     import sys
 
     from rush.cli import run_async
-    from rush.seedbox.lock import LockBusy
+    from rush.runlock import LockBusy
     from rush.server import run_server
 
     try:

@@ -19,7 +19,7 @@ from typing import Any, Literal
 from integrations.qbittorrent import QbitClient
 from rush.config import Config, ConfigError
 from rush.models import SeedMapping, SeedRelocation
-from rush.seedbox.lock import LockBusy, run_lock
+from rush.runlock import LockBusy, run_lock
 from rush.seedbox.logs import job_log
 from rush.seedbox.relocator import Relocator, RunReport
 from rush.seedbox.state import read_state_dir

@@ -1,4 +1,5 @@
-"""One relocation at a time: a lock file holding the owner's pid, guarded by `flock`.
+"""One run at a time (seedbox relocation, scan pass, `rush serve`): a lock file holding
+the owner's pid, guarded by `flock`.
 
 `flock` is released by the kernel when its holder dies, so a lock file left by a crashed
 or killed run (a "dead pid") never blocks the next run; the pid is there for humans and
