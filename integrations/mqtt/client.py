@@ -230,6 +230,7 @@ class MqttBridge:
                 delay = min(self.backoff_max, delay * 2)
 
     async def _connected_session(self, client: aiomqtt.Client) -> None:
+        lost: aiomqtt.MqttError | None = None
         try:
             try:
                 async with asyncio.TaskGroup() as group:
@@ -248,13 +249,18 @@ class MqttBridge:
                     raise aiomqtt.MqttError("message stream ended")
             except* aiomqtt.MqttError as group_exc:
                 # The sender's own TaskGroup nests groups: re-raise a plain MqttError so
-                # the connection loop reconnects instead of the bridge crashing.
-                raise _first_leaf(group_exc) from None
+                # the connection loop reconnects instead of the bridge crashing.  Raised
+                # after the except* block: before Python 3.11.4 (Debian 12 ships 3.11.2)
+                # an exception raised inside one is wrapped in a new ExceptionGroup, which
+                # the connection loop's `except MqttError` would not catch.
+                lost = _first_leaf(group_exc)
         except asyncio.CancelledError:
             # Clean shutdown: say `offline` ourselves, the Will is only for crashes.
             with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
                 await client.publish(self.status_topic, b"offline", qos=1, retain=True, timeout=2)
             raise
+        if lost is not None:
+            raise lost from None
 
     def _worker_index(self, topic: str) -> int:
         parts = topic.split("/")
