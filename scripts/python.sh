@@ -19,6 +19,8 @@ rush_is_venv_python() {
 rush_python() {
   if [ -n "${VIRTUAL_ENV:-}" ] && [ -x "$VIRTUAL_ENV/bin/python" ]; then
     echo "$VIRTUAL_ENV/bin/python"
+  elif [ -n "${VIRTUAL_ENV:-}" ] && [ -x "$VIRTUAL_ENV/bin/python3" ]; then
+    echo "$VIRTUAL_ENV/bin/python3"
   elif [ -n "${PYTHON:-}" ] && rush_is_venv_python "$PYTHON"; then
     command -v "$PYTHON"
   else

@@ -230,7 +230,7 @@ class MqttBridge:
                 delay = min(self.backoff_max, delay * 2)
 
     async def _connected_session(self, client: aiomqtt.Client) -> None:
-        lost: aiomqtt.MqttError | None = None
+        lost: BaseException | None = None
         try:
             try:
                 async with asyncio.TaskGroup() as group:
