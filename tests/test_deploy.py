@@ -17,6 +17,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 from typing import Any
 
@@ -330,12 +331,16 @@ def test_install_agent_in_a_prefix(tmp_path: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
     venv = prefix / "opt" / "rush" / "venv"
+    # --no-deps kept the install offline: the dependencies come from the suite's own
+    # environment on PYTHONPATH (which, unlike a .pth, cannot bring this checkout's rush).
+    deps = {"PYTHONPATH": sysconfig.get_paths()["purelib"], "PATH": os.environ["PATH"]}
     where = subprocess.run(
         [str(venv / "bin" / "python"), "-c", "import rush.offline; print(rush.offline.__file__)"],
         capture_output=True,
         text=True,
         check=True,
         cwd=tmp_path,
+        env=deps,
     ).stdout
     assert where.startswith(str(venv)), where
     assert (venv / "bin" / "rush").is_file()
