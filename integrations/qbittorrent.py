@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
@@ -48,10 +49,42 @@ class TorrentView:
     save_path: str
     category: str
     size: int
+    #: When qBittorrent added the torrent (Unix seconds; 0 when unknown).
+    added_on: int = 0
+    tags: tuple[str, ...] = ()
+    #: Where the data really is (libtorrent's storage): after a failed move qBittorrent
+    #: 4.5 reports the requested `save_path` while `content_path` stays at the old place.
+    content_path: str = ""
+
+    def stored_under(self, folder: str) -> bool:
+        """True when qBittorrent both claims `folder` and really keeps the data there."""
+        path = os.path.normpath(self.save_path)
+        if path != os.path.normpath(folder):
+            return False
+        if not self.content_path:
+            return True  # a client without the field: the claim is all there is
+        content = os.path.normpath(self.content_path)
+        return content == path or content.startswith(path.rstrip("/") + "/")
 
     @property
     def seeding(self) -> bool:
         return self.state in SEEDING_STATES and self.progress >= 1.0
+
+
+def _view(row: Any) -> TorrentView:
+    tags = str(row.get("tags", "") or "")
+    return TorrentView(
+        infohash=str(row["hash"]).lower(),
+        name=str(row.get("name", "")),
+        state=str(row.get("state", "")),
+        progress=float(row.get("progress", 0.0)),
+        save_path=str(row.get("save_path", "")),
+        category=str(row.get("category", "")),
+        size=int(row.get("total_size", row.get("size", 0)) or 0),
+        added_on=int(row.get("added_on", 0) or 0),
+        tags=tuple(t.strip() for t in tags.split(",") if t.strip()),
+        content_path=str(row.get("content_path", "") or ""),
+    )
 
 
 def _classify(exc: Exception) -> Cause:
@@ -130,16 +163,13 @@ class QbitClient:
         )
         for row in rows:
             if str(row["hash"]).lower() == infohash:
-                return TorrentView(
-                    infohash=infohash,
-                    name=str(row.get("name", "")),
-                    state=str(row.get("state", "")),
-                    progress=float(row.get("progress", 0.0)),
-                    save_path=str(row.get("save_path", "")),
-                    category=str(row.get("category", "")),
-                    size=int(row.get("total_size", row.get("size", 0)) or 0),
-                )
+                return _view(row)
         return None
+
+    async def torrents(self) -> list[TorrentView]:
+        """Every torrent qBittorrent knows (to find cross-seeds and removed torrents)."""
+        rows: Any = await self._call("torrents/info", lambda c: c.torrents_info())
+        return [_view(row) for row in rows]
 
     async def files(self, infohash: str) -> list[str]:
         """Paths of the torrent's files relative to its save path."""
@@ -147,6 +177,13 @@ class QbitClient:
             "torrents/files", lambda c: c.torrents_files(torrent_hash=infohash)
         )
         return [str(r["name"]) for r in rows]
+
+    async def file_sizes(self, infohash: str) -> list[tuple[str, int]]:
+        """(path relative to the save path, size in bytes) of each of the torrent's files."""
+        rows: Any = await self._call(
+            "torrents/files", lambda c: c.torrents_files(torrent_hash=infohash)
+        )
+        return [(str(r["name"]), int(r.get("size", 0) or 0)) for r in rows]
 
     async def export(self, infohash: str) -> bytes:
         data: bytes = await self._call(

@@ -369,6 +369,9 @@ class SeedMapping(Model):
     path_nvme = fields.TextField()
     path_syno = fields.TextField(default="")
     last_update_epoch = fields.BigIntField()
+    #: "active", or "removed" once the torrent left qBittorrent (the row is kept).
+    status = fields.CharField(max_length=16, default="active")
+    removed_epoch = fields.BigIntField(null=True)
 
     class Meta:
         table = "seed_mapping"
@@ -390,6 +393,32 @@ class SeedRelocation(Model):
 
     class Meta:
         table = "seed_relocation"
+
+
+class SeedMove(Model):
+    """The journal of one relocation attempt, written before qBittorrent is asked to move.
+
+    Why: a run can die at any point (SIGKILL, power cut) while qBittorrent moves data.
+    The next run finalises a torrent found on the Synology only if a row here says its
+    recheck *there* completed (`phase = "verified"`), and recognises files that an
+    attempt of its own left behind (same infohash, destination and recorded sizes).
+    """
+
+    id = fields.BigIntField(primary_key=True)
+    infohash = fields.CharField(max_length=64, db_index=True)
+    run_id = fields.CharField(max_length=64)
+    src = fields.TextField()
+    dest = fields.TextField()
+    #: [[relative name, size in bytes], ...] as qBittorrent listed them.
+    files: list[Any] = fields.JSONField(default=list)
+    #: planned | location_set | verified | finalised | failed | cleaned
+    phase = fields.CharField(max_length=16, default="planned")
+    error = fields.TextField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "seed_move"
 
 
 class KeyValue(Model):

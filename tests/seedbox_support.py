@@ -228,6 +228,13 @@ def wait_for(cond: object, timeout: float, what: str) -> None:
 
 def seedbox_config(base: Path, qbit_url: str, nvme: Path, syno: Path, **seedbox: object) -> Config:
     """A Config for the relocator with short waits, every path under `base`."""
+    return Config.model_validate(seedbox_config_data(base, qbit_url, nvme, syno, **seedbox))
+
+
+def seedbox_config_data(
+    base: Path, qbit_url: str, nvme: Path, syno: Path, **seedbox: object
+) -> dict[str, object]:
+    """`seedbox_config` as plain data (for a relocation run in another process)."""
     sb: dict[str, object] = {
         "enabled": True,
         "state_dir": str(base / "state"),
@@ -247,10 +254,8 @@ def seedbox_config(base: Path, qbit_url: str, nvme: Path, syno: Path, **seedbox:
         "qbittorrent": {"url": qbit_url, "username": "admin", "password": PASSWORD},
     }
     sb.update(seedbox)
-    return Config.model_validate(
-        {
-            "data_dir": str(base / "data"),
-            "database": {"dsn": f"sqlite://{base / 'data' / 'rush.db'}"},
-            "seedbox": sb,
-        }
-    )
+    return {
+        "data_dir": str(base / "data"),
+        "database": {"dsn": f"sqlite://{base / 'data' / 'rush.db'}"},
+        "seedbox": sb,
+    }

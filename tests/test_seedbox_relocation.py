@@ -7,144 +7,28 @@ when the tests run as root (a real cross-filesystem move), else a plain folder.
 
 from __future__ import annotations
 
-import hashlib
 import os
-import subprocess
 import time
-import uuid
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from rush.config import Config
 from rush.models import SeedMapping, SeedRelocation
 from rush.seedbox.service import export_mapping, relocate
-from rush.seedbox.state import SeedState, write_state
-from rush.storage import close_db, init_db
-from tests.seedbox_support import (
-    Qbit,
-    add_seeding,
-    free_port,
-    make_torrent,
-    running_qbittorrent,
-    seedbox_config,
-    tmpfs,
-    torrent_info,
-    wait_for,
+from tests.seedbox_env import (
+    SEEDING,
+    Env,
+    _mount_read_only_tmpfs,
+    _norm,
+    _umount,
+    env_fixture,  # noqa: F401  (fixtures, by their names)
+    qbit_fixture,  # noqa: F401
+    syno_mount_fixture,  # noqa: F401
 )
+from tests.seedbox_env import assert_same_data as _assert_same_data
+from tests.seedbox_support import free_port, wait_for
 
 pytestmark = pytest.mark.slow
-
-SEEDING = {"stalledUP", "uploading", "queuedUP", "forcedUP"}
-
-
-@pytest.fixture(scope="module")
-def qbit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Qbit]:
-    with running_qbittorrent(tmp_path_factory.mktemp("qbt")) as q:
-        yield q
-
-
-@pytest.fixture(scope="module")
-def syno_mount(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    path = tmp_path_factory.mktemp("syno-mnt")
-    with tmpfs(path) as mounted:
-        if not mounted:
-            # Fallback: one filesystem; qBittorrent then renames instead of copying.
-            print("note: could not mount a tmpfs; NVMe and Synology share one filesystem")
-        yield path
-
-
-@dataclass
-class Env:
-    config: Config
-    nvme: Path
-    syno: Path
-    qbit: Qbit
-    base: Path
-
-    def torrent(
-        self, name: str, files: dict[str, int], category: str = "tv", sub: str = "tv"
-    ) -> tuple[str, dict[str, bytes]]:
-        """Create, add and wait for a seeding torrent; return its hash and file contents."""
-        save = self.nvme / sub
-        infohash, data = make_torrent(save, name, files, seed=hash(name) & 0xFFFF)
-        add_seeding(self.qbit.client(), data, infohash, save, category)
-        root = save / name
-        contents = (
-            {"": root.read_bytes()}
-            if root.is_file()
-            else {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
-        )
-        return infohash, contents
-
-    def state(self, infohash: str, age_s: int = 7200, kind: str = "added", **extra: object) -> Path:
-        data: dict[str, object] = {
-            "kind": kind,
-            "infohash": infohash,
-            "added_epoch": int(time.time()) - age_s,
-            "source": "sonarr",
-            "title": f"title-{infohash[:6]}",
-            "imported_paths": [f"/media/tv/{infohash}.mkv"],
-        }
-        if kind == "upgrade":
-            data["old_paths"] = ["/media/tv/old.mkv"]
-            data["new_paths"] = data["imported_paths"]
-        data.update(extra)
-        return write_state(self.config.seedbox.state_dir, SeedState.model_validate(data))
-
-    def info(self, infohash: str) -> dict[str, object]:
-        return torrent_info(self.qbit.client(), infohash)
-
-    def save_path(self, infohash: str) -> str:
-        return _norm(self.info(infohash)["save_path"])
-
-    def log_text(self) -> str:
-        path = self.config.seedbox.log_dir / "relocator.log"
-        return path.read_text(encoding="utf-8") if path.exists() else ""
-
-
-@pytest.fixture
-async def env(tmp_path: Path, qbit: Qbit, syno_mount: Path) -> AsyncIterator[Env]:
-    nvme = tmp_path / "nvme"
-    nvme.mkdir()
-    syno = syno_mount / uuid.uuid4().hex[:8]
-    syno.mkdir()
-    config = seedbox_config(tmp_path, qbit.url, nvme, syno)
-    (syno / config.seedbox.syno_marker).write_text("synology\n")
-    await init_db(config.database_url())
-    try:
-        yield Env(config, nvme, syno, qbit, tmp_path)
-    finally:
-        await close_db()
-
-
-def _norm(path: object) -> str:
-    return os.path.normpath(str(path))
-
-
-def _mount_read_only_tmpfs(path: Path, marker: str) -> bool:
-    """A writable-looking but read-only "Synology": a tmpfs remounted read-only."""
-    if os.geteuid() != 0:
-        return False
-    path.mkdir()
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(path)])
-    if res.returncode != 0:
-        return False
-    (path / marker).write_text("x")
-    subprocess.run(["mount", "-o", "remount,ro", str(path)], check=True)
-    return True
-
-
-def _umount(path: Path) -> None:
-    subprocess.run(["umount", "-l", str(path)], check=False)
-
-
-def _assert_same_data(root: Path, contents: dict[str, bytes]) -> None:
-    for rel, data in contents.items():
-        path = root / rel if rel else root
-        assert hashlib.sha256(path.read_bytes()).digest() == hashlib.sha256(data).digest(), path
 
 
 async def test_c01_valid_state_relocates_and_seeds_from_synology(env: Env) -> None:
@@ -465,6 +349,8 @@ async def test_interrupted_run_is_finished_idempotently(env: Env) -> None:
     report = await relocate(env.config)
 
     assert [o.action for o in report.outcomes] == ["finalised"]
+    # No journaled recheck there: this run rechecked it before finalising.
+    assert "rechecking before anything is finalised" in env.log_text()
     row = await SeedMapping.get(infohash=infohash)
     assert (row.path_nvme, row.path_syno) == (str(env.nvme / "tv"), str(env.syno / "tv"))
     assert not state.exists()

@@ -18,78 +18,20 @@ import shutil
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
 
-from integrations.qbittorrent import QbitClient, QbitError, TorrentView
+from integrations.qbittorrent import QbitClient, TorrentView
 from rush.config import SeedboxConfig
-from rush.models import SeedMapping, SeedRelocation
-from rush.seedbox import fs
+from rush.models import SeedMapping, SeedMove, SeedRelocation
+from rush.seedbox import fs, moves
+from rush.seedbox.finalise import on_synology
+from rush.seedbox.qbitops import Abandon, QbitOps
+from rush.seedbox.report import Outcome, RunReport
 from rush.seedbox.rules import Candidate, DiskUsage, Rules, plan
 from rush.seedbox.state import StateEntry, read_state_dir
 
 log = logging.getLogger("rush.seedbox.relocator")
-
-T = TypeVar("T")
-
-CHECKING_STATES = frozenset({"checkingUP", "checkingDL", "checkingResumeData", "moving"})
-#: qBittorrent refreshes torrent states every `refresh_interval` (1.5 s by default); after
-#: a recheck request the state we read may still be the old "seeding" one for that long,
-#: so seeding is trusted only after a checking state was seen or this many intervals.
-RECHECK_SETTLE_INTERVALS = 1.5
-RECHECK_SETTLE_DEFAULT_S = 2.5
-
-
-class Abandon(Exception):
-    """Give up on one torrent; `cause` is one of the KPI causes."""
-
-    def __init__(self, cause: str, message: str) -> None:
-        super().__init__(message)
-        self.cause = cause
-
-
-@dataclass
-class Outcome:
-    infohash: str
-    name: str
-    #: moved | would_move | kept | failed | finalised
-    action: str
-    reason: str
-    cause: str | None = None
-    seconds: float = 0.0
-    bytes: int = 0
-    path_nvme: str = ""
-    path_syno: str = ""
-
-
-@dataclass
-class RunReport:
-    run_id: str
-    dry_run: bool
-    syno_problem: str | None = None
-    outcomes: list[Outcome] = field(default_factory=list)
-    invalid_states: list[dict[str, str]] = field(default_factory=list)
-
-    @property
-    def moved(self) -> int:
-        return sum(1 for o in self.outcomes if o.action == "moved")
-
-    @property
-    def failed(self) -> int:
-        return sum(1 for o in self.outcomes if o.action == "failed")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "dry_run": self.dry_run,
-            "syno_problem": self.syno_problem,
-            "moved": self.moved,
-            "failed": self.failed,
-            "outcomes": [asdict(o) for o in self.outcomes],
-            "invalid_states": self.invalid_states,
-        }
 
 
 def _norm(path: str | Path) -> str:
@@ -127,41 +69,9 @@ class Relocator:
     ) -> None:
         self.cfg = cfg
         self.qbit = qbit
-        self._sleep = sleep
-        self.recheck_settle_s = recheck_settle_s
+        self.ops = QbitOps(cfg, qbit, sleep, recheck_settle_s)
 
     # -- helpers ---------------------------------------------------------------------
-
-    async def _retry(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
-        """Retry a qBittorrent call `retries` times with exponential back-off."""
-        attempts = self.cfg.retries
-        for attempt in range(1, attempts + 1):
-            try:
-                return await call()
-            except QbitError as exc:
-                if attempt == attempts:
-                    log.error(
-                        "qBittorrent %s failed (attempt %d/%d), giving up: %s",
-                        what,
-                        attempt,
-                        attempts,
-                        exc,
-                    )
-                    raise Abandon(exc.cause, f"{what}: {exc}") from exc
-                delay = self.cfg.retry_backoff_s * 2 ** (attempt - 1)
-                log.warning(
-                    "qBittorrent %s failed (attempt %d/%d), retrying in %.1f s: %s",
-                    what,
-                    attempt,
-                    attempts,
-                    delay,
-                    exc,
-                )
-                await self._sleep(delay)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    async def _info(self, infohash: str) -> TorrentView | None:
-        return await self._retry(f"torrent info {infohash}", lambda: self.qbit.torrent(infohash))
 
     def _quarantine(self, entry: StateEntry) -> None:
         target = entry.path.parent / "invalid"
@@ -276,12 +186,8 @@ class Relocator:
                     )
             return self._finish(report)
 
-        if self.recheck_settle_s is None and not dry_run:
-            try:
-                interval = await self.qbit.refresh_interval_s()
-                self.recheck_settle_s = RECHECK_SETTLE_INTERVALS * interval + 0.2
-            except QbitError:
-                self.recheck_settle_s = RECHECK_SETTLE_DEFAULT_S
+        if not dry_run:
+            await self.ops.settle_time()
         for i, cand in enumerate(chosen):
             entries = groups[cand.infohash]
             outcome = await self._relocate(views[cand.infohash], entries, report.run_id, dry_run)
@@ -346,7 +252,7 @@ class Relocator:
         """qBittorrent's view of the torrent, or the outcome that settles it already."""
         title = next((e.state.title for e in entries if e.state and e.state.title), "")
         try:
-            view = await self._info(infohash)
+            view = await self.ops.info(infohash)
         except Abandon as exc:
             if not dry_run:
                 await self._record(run_id, infohash, ok=False, cause=exc.cause, error=str(exc))
@@ -360,42 +266,23 @@ class Relocator:
         rel_syno = _under(view.save_path, self.cfg.syno_root)
         if rel_syno is not None:
             # Already on the Synology (an earlier run was interrupted after the move, or a
-            # human moved it): finish the bookkeeping, idempotently.
-            existing = await SeedMapping.get_or_none(infohash=infohash)
-            nvme = existing.path_nvme if existing else _norm(self.cfg.nvme_root / rel_syno)
-            try:
-                names = await self._retry(f"files {infohash}", lambda: self.qbit.files(infohash))
-            except Abandon as exc:
-                return Outcome(infohash, view.name, "failed", f"abandoned: {exc}", cause=exc.cause)
-            here = Path(_norm(view.save_path))
-            if not await asyncio.to_thread(fs.all_present, here, names):
-                # qBittorrent 4.5 keeps the new save path after a failed move: the data is
-                # still on the NVMe.  Point it back there rather than trust the path.
-                msg = f"qBittorrent claims {here} but the files are not there"
-                log.error("%s (%s): %s", view.name, infohash, msg)
-                if not dry_run:
-                    await self._restore(view, Path(nvme), here)
-                    await self._record(run_id, infohash, ok=False, cause="api", error=msg)
-                return Outcome(infohash, view.name, "failed", msg, cause="api")
-            if not dry_run and view.seeding:
-                await self._save_mapping(view, nvme, _norm(view.save_path), view.category)
+            # human moved it): finish the bookkeeping once proven (see `finalise`).
+
+            async def record(cause: str, error: str) -> None:
+                await self._record(run_id, infohash, ok=False, cause=cause, error=error)
+
+            async def finalise(v: TorrentView, path_nvme: str, path_syno: str) -> None:
+                await self._save_mapping(v, path_nvme, path_syno, v.category)
                 self._remove_states(entries)
-                log.info(
-                    "%s (%s) already seeds from %s: mapping updated",
-                    view.name,
-                    infohash,
-                    view.save_path,
-                )
-                return Outcome(
-                    infohash,
-                    view.name,
-                    "finalised",
-                    "already on the Synology",
-                    path_nvme=nvme,
-                    path_syno=_norm(view.save_path),
-                )
-            return Outcome(
-                infohash, view.name, "kept", f"already on the Synology (state {view.state})"
+
+            return await on_synology(
+                self.ops,
+                view,
+                _norm(self.cfg.nvme_root / rel_syno),
+                dry_run=dry_run,
+                run_id=run_id,
+                record=record,
+                finalise=finalise,
             )
         if _under(view.save_path, self.cfg.nvme_root) is None:
             msg = f"save path {view.save_path} is outside nvme_root {self.cfg.nvme_root}"
@@ -436,10 +323,12 @@ class Relocator:
             view.infohash, view.name, "failed", "", path_nvme=str(src), path_syno=str(dest)
         )
         moving = False
+        move: SeedMove | None = None
         try:
-            names = await self._retry(
-                f"files {view.infohash}", lambda: self.qbit.files(view.infohash)
+            sizes = await self.ops.retry(
+                f"files {view.infohash}", lambda: self.qbit.file_sizes(view.infohash)
             )
+            names = [name for name, _ in sizes]
             check = await asyncio.to_thread(fs.inspect_files, src, dest, names)
             self._precheck(view, check, dest)
             if dry_run:
@@ -453,6 +342,8 @@ class Relocator:
                 )
                 return out
             await self._backup(view)
+            # Journaled before anything changes on the Synology or in qBittorrent.
+            move = await moves.start(run_id, view.infohash, str(src), str(dest), sizes)
             await asyncio.to_thread(dest.mkdir, parents=True, exist_ok=True)
             log.info(
                 "moving %s (%s, %d bytes) %s -> %s",
@@ -463,13 +354,14 @@ class Relocator:
                 dest,
             )
             moving = True
-            await self._retry(
+            await self.ops.retry(
                 f"setLocation {view.infohash}",
                 lambda: self.qbit.set_location(view.infohash, str(dest)),
             )
-            await self._wait_moved(view, src, dest, names)
-            await self._retry(f"recheck {view.infohash}", lambda: self.qbit.recheck(view.infohash))
-            await self._wait_seeding(view, dest)
+            await moves.set_phase(move, "location_set")
+            await self.ops.wait_moved(view, src, dest, names)
+            await self.ops.recheck_at(view, dest)
+            await moves.set_phase(move, "verified")
         except Abandon as exc:
             out.reason, out.cause = f"abandoned: {exc}", exc.cause
             out.seconds = time.monotonic() - t0
@@ -482,6 +374,8 @@ class Relocator:
             )
             if moving:
                 await self._restore(view, src, dest)
+            if move is not None:
+                await moves.set_phase(move, "failed", str(exc))
             await self._record(
                 run_id, view.infohash, ok=False, cause=exc.cause, error=str(exc), started=started
             )
@@ -497,6 +391,8 @@ class Relocator:
                     ", ".join(entry.state.old_paths),
                 )
         self._remove_states(entries)
+        assert move is not None
+        await moves.set_phase(move, "finalised")
         out.action, out.reason = "moved", f"seeding from {dest}"
         out.seconds, out.bytes = time.monotonic() - t0, check.total_bytes
         await self._record(
@@ -552,7 +448,9 @@ class Relocator:
 
     async def _backup(self, view: TorrentView) -> None:
         """Keep the `.torrent` (API export) and `.fastresume` before touching anything."""
-        data = await self._retry(f"export {view.infohash}", lambda: self.qbit.export(view.infohash))
+        data = await self.ops.retry(
+            f"export {view.infohash}", lambda: self.qbit.export(view.infohash)
+        )
         backup = self.cfg.backup_dir
         try:
             await asyncio.to_thread(fs.write_atomic, backup / f"{view.infohash}.torrent", data)
@@ -568,124 +466,5 @@ class Relocator:
         except OSError as exc:
             raise Abandon("permissions", f"cannot write backups to {backup}: {exc}") from exc
 
-    async def _wait_moved(self, view: TorrentView, src: Path, dest: Path, names: list[str]) -> None:
-        """Wait for the move; qBittorrent 4.5 may report the new save path although its
-        move failed (the data still at the source), so files are checked on disk."""
-        deadline = time.monotonic() + self.cfg.move_timeout_s
-        grace = time.monotonic() + max(5.0, 5 * self.cfg.poll_interval_s)
-        seen_moving = False
-        while True:
-            now = await self._info(view.infohash)
-            if now is None:
-                raise Abandon("api", "torrent disappeared from qBittorrent during the move")
-            where = _norm(now.save_path)
-            if now.state == "moving":
-                seen_moving = True
-            elif now.state in CHECKING_STATES:
-                # qBittorrent checks what it just moved (an incomplete torrent, say); a
-                # recheck asked for meanwhile can leave it checking for ever (4.5).
-                pass
-            elif where == str(dest) and await asyncio.to_thread(fs.all_present, dest, names):
-                return
-            elif seen_moving or time.monotonic() > grace:
-                raise Abandon(
-                    "api",
-                    f"qBittorrent's move failed (state {now.state}, save path {where}, files "
-                    f"not at {dest}); see qBittorrent's log",
-                )
-            if now.state in ("error", "missingFiles"):
-                raise Abandon("api", f"torrent in state {now.state} during the move")
-            if time.monotonic() > deadline:
-                raise Abandon("api", f"move not finished after {self.cfg.move_timeout_s} s")
-            await self._sleep(self.cfg.poll_interval_s)
-
-    async def _wait_seeding(self, view: TorrentView, dest: Path) -> None:
-        deadline = time.monotonic() + self.cfg.move_timeout_s
-        settle = time.monotonic() + (self.recheck_settle_s or RECHECK_SETTLE_DEFAULT_S)
-        seen_checking = False
-        while True:
-            now = await self._info(view.infohash)
-            if now is None:
-                raise Abandon("api", "torrent disappeared from qBittorrent during the recheck")
-            if now.state in CHECKING_STATES:
-                seen_checking = True
-            elif (
-                now.seeding
-                and _norm(now.save_path) == str(dest)
-                and (seen_checking or time.monotonic() >= settle)
-            ):
-                return
-            elif (seen_checking or time.monotonic() >= settle) and now.progress < 1.0:
-                raise Abandon(
-                    "other",
-                    f"recheck at {dest} found incomplete data "
-                    f"(progress {now.progress:.3f}, state {now.state})",
-                )
-            if time.monotonic() > deadline:
-                raise Abandon("api", f"not seeding again after {self.cfg.move_timeout_s} s")
-            await self._sleep(self.cfg.poll_interval_s)
-
     async def _restore(self, view: TorrentView, src: Path, dest: Path) -> None:
-        """After a failed move, make sure qBittorrent seeds from a complete copy."""
-        try:
-            names = await self._retry(
-                f"files {view.infohash}", lambda: self.qbit.files(view.infohash)
-            )
-            now = await self._info(view.infohash)
-        except Abandon as exc:
-            log.error(
-                "cannot verify %s after the failed move (qBittorrent: %s); data untouched "
-                "by rush, check qBittorrent",
-                view.infohash,
-                exc,
-            )
-            return
-        if now is None:
-            return
-        at_src = await asyncio.to_thread(fs.all_present, src, names)
-        at_dest = await asyncio.to_thread(fs.all_present, dest, names)
-        where = _norm(now.save_path)
-        if where == str(src) and at_src:
-            log.info("%s (%s) still seeds from the NVMe copy %s", view.name, view.infohash, src)
-        elif where == str(dest) and at_dest and now.progress >= 1.0:
-            log.info(
-                "%s (%s) was moved to %s; the next run finishes the bookkeeping",
-                view.name,
-                view.infohash,
-                dest,
-            )
-        elif at_src:
-            # Also when the Synology copy is all there but its recheck found it incomplete:
-            # a complete NVMe copy always wins over a damaged one.
-            log.warning(
-                "pointing %s (%s) back at its complete NVMe copy %s", view.name, view.infohash, src
-            )
-            try:
-                await self._retry(
-                    "setLocation (restore)", lambda: self.qbit.set_location(view.infohash, str(src))
-                )
-                await self._wait_moved(view, dest, src, names)
-                await self._retry("recheck (restore)", lambda: self.qbit.recheck(view.infohash))
-                await self._wait_seeding(view, src)
-                log.info("%s (%s) seeds again from its NVMe copy %s", view.name, view.infohash, src)
-            except Abandon as exc:
-                log.error("could not point %s back at %s: %s", view.infohash, src, exc)
-        elif where == str(dest) and at_dest:
-            log.error(
-                "%s (%s) sits at %s with incomplete data (progress %.3f) and no NVMe copy is "
-                "left; nothing deleted by rush; qBittorrent can fetch the missing pieces while "
-                "the torrent is still available, check it",
-                view.name,
-                view.infohash,
-                dest,
-                now.progress,
-            )
-        else:
-            log.error(
-                "%s (%s): no complete copy at %s nor %s; nothing deleted by rush, check "
-                "qBittorrent",
-                view.name,
-                view.infohash,
-                src,
-                dest,
-            )
+        await self.ops.restore(view, src, dest)

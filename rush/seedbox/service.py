@@ -21,7 +21,8 @@ from rush.config import Config, ConfigError
 from rush.models import SeedMapping, SeedRelocation
 from rush.runlock import LockBusy, run_lock
 from rush.seedbox.logs import job_log
-from rush.seedbox.relocator import Relocator, RunReport
+from rush.seedbox.relocator import Relocator
+from rush.seedbox.report import RunReport
 from rush.seedbox.state import read_state_dir
 
 log = logging.getLogger("rush.seedbox")
