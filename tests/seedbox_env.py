@@ -85,11 +85,18 @@ class Env:
     base: Path
 
     def torrent(
-        self, name: str, files: dict[str, int], category: str = "tv", sub: str = "tv"
+        self,
+        name: str,
+        files: dict[str, int],
+        category: str = "tv",
+        sub: str = "tv",
+        source: str | None = None,
     ) -> tuple[str, dict[str, bytes]]:
-        """Create, add and wait for a seeding torrent; return its hash and file contents."""
+        """Create, add and wait for a seeding torrent; return its hash and file contents.
+        The same name and files with another `source` (a private tracker's info-dict flag,
+        so another infohash) make a cross-seed of the same data."""
         save = self.nvme / sub
-        infohash, data = make_torrent(save, name, files, seed=hash(name) & 0xFFFF)
+        infohash, data = make_torrent(save, name, files, seed=hash(name) & 0xFFFF, source=source)
         add_seeding(self.qbit.client(), data, infohash, save, category)
         root = save / name
         contents = (

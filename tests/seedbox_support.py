@@ -155,7 +155,12 @@ def tmpfs(path: Path, size_mb: int = 256) -> Iterator[bool]:
 
 
 def make_torrent(
-    save_path: Path, name: str, files: dict[str, int], *, seed: int = 0
+    save_path: Path,
+    name: str,
+    files: dict[str, int],
+    *,
+    seed: int = 0,
+    source: str | None = None,
 ) -> tuple[str, bytes]:
     """Generate data under `save_path/name` and a private torrent for it; (infohash, bytes)."""
     root = save_path / name
@@ -171,6 +176,7 @@ def make_torrent(
     t = torf.Torrent(
         path=root,
         trackers=["http://127.0.0.1:9/announce"],
+        source=source,
         private=True,
         piece_size=16384,
         created_by="rush-tests",

@@ -311,3 +311,39 @@ def test_inspect_files_flags_escaping_names(tmp_path: Path) -> None:
     check = inspect_files(tmp_path / "src", tmp_path / "dst", ["ok.mkv", "../x", "/etc/passwd"])
     assert check.unsafe == ["../x", "/etc/passwd"]
     assert check.total_bytes == 5 and check.missing == [] and check.conflicts == []
+
+
+def test_hard_linked_is_deferred_and_frees_nothing_even_when_allowed() -> None:
+    disk = DiskUsage(total=1000 * GB, free=150 * GB)  # target 200 GB: 50 GB short
+    linked = Candidate("linked", "tv", int(NOW - 40 * 86400), 60 * GB, "linked", 0, True)
+    cands = [linked, _cand("a", 30, 30), _cand("b", 20, 30), _cand("c", 10, 30)]
+    decisions = {d.candidate.infohash: d for d in plan(cands, NOW, _rules(), disk)}
+    assert (decisions["linked"].move, decisions["linked"].deferral) == (False, "hardlink")
+    assert [h for h in ("a", "b", "c") if decisions[h].move] == ["a", "b"]
+    # Allowed to break the link, it moves, but the data stays on the NVMe: 0 bytes freed.
+    allowed = plan(cands, NOW, _rules(allow_break_hardlinks=True), disk)
+    assert [c.infohash for c in to_move(allowed)] == ["linked", "a", "b"]
+
+
+def test_too_young_is_a_deferral() -> None:
+    [d] = plan([_cand("young", 1)], NOW, _rules(), DiskUsage(total=100 * GB, free=0))
+    assert (d.move, d.deferral) == (False, "too_young")
+
+
+def test_cross_seed_groups_share_files_transitively() -> None:
+    from rush.seedbox.groups import cross_seed_groups
+
+    torrents = {
+        "a": ("/n/tv", [("Show/e1.mkv", 10), ("Show/e2.mkv", 20)]),
+        "b": ("/n/tv/", [("Show/e1.mkv", 10)]),  # same folder, another spelling
+        "c": ("/n/tv", [("Show/e2.mkv", 20), ("Show/extra.nfo", 1)]),
+        "d": ("/n/movies", [("Show/e1.mkv", 10)]),  # another save path: other files
+        "e": ("/n/tv", [("Other.mkv", 5)]),
+    }
+    groups = cross_seed_groups(torrents, ["c", "e", "a"])
+    assert set(groups) == {"c", "e"}  # a is in c's group
+    assert groups["c"].members == ("c", "a", "b")
+    assert groups["c"].size == 31 and groups["c"].mismatched == ()
+    assert groups["e"].members == ("e",)
+    clash = cross_seed_groups({"a": ("/n", [("x", 1)]), "b": ("/n", [("x", 2)])}, ["a"])
+    assert clash["a"].mismatched == ("x",)

@@ -73,7 +73,8 @@ async def test_c02_min_age_not_reached_nothing_moves(env: Env) -> None:
     report = await relocate(env.config)
 
     [outcome] = report.outcomes
-    assert outcome.action == "kept" and "too young" in outcome.reason
+    assert outcome.action == "deferred" and "too young" in outcome.reason
+    assert outcome.cause == "too_young"
     assert env.save_path(infohash) == str(env.nvme / "tv")
     assert (env.nvme / "tv" / "Young.S01E01.mkv").is_file()
     assert state.exists()
@@ -101,7 +102,7 @@ async def test_c03_synology_unavailable_warns_and_moves_nothing(env: Env, how: s
             _umount(env.base / "ro")
 
     assert report.syno_problem
-    assert [(o.action, o.cause) for o in report.outcomes] == [("kept", "unavailable")]
+    assert [(o.action, o.cause) for o in report.outcomes] == [("deferred", "unavailable")]
     log = env.log_text()
     assert "WARNING" in log and "Synology unavailable" in log
     info = env.info(infohash)
@@ -174,7 +175,7 @@ async def test_dry_run_lists_and_moves_nothing(env: Env) -> None:
     by_hash = {o.infohash: o for o in report.outcomes}
     assert by_hash[clash].action == "kept" and "would refuse" in by_hash[clash].reason
     assert by_hash[old].action == "would_move" and str(env.syno / "tv") in by_hash[old].reason
-    assert by_hash[young].action == "kept" and "too young" in by_hash[young].reason
+    assert by_hash[young].action == "deferred" and "too young" in by_hash[young].reason
     assert env.save_path(old) == str(env.nvme / "tv")
     assert len(list(env.config.seedbox.state_dir.glob("*.state"))) == 3
     assert await SeedRelocation.all().count() == 0
@@ -230,7 +231,7 @@ async def test_hardlinked_torrent_kept_unless_allowed(env: Env) -> None:
     env.state(infohash)
 
     first = await relocate(env.config)
-    assert [(o.action, o.cause) for o in first.outcomes] == [("failed", "hardlink")]
+    assert [(o.action, o.cause) for o in first.outcomes] == [("deferred", "hardlink")]
     assert "hard-linked" in env.log_text()
     assert env.save_path(infohash) == str(env.nvme / "tv")
     assert (env.nvme / "tv" / "Linked.S01E01.mkv").stat().st_nlink == 2

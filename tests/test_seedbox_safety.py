@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -28,11 +30,12 @@ from tests.seedbox_env import (
     syno_mount_fixture,  # noqa: F401
     umount,
 )
-from tests.seedbox_support import seedbox_config_data
+from tests.seedbox_support import seedbox_config_data, wait_for
 
 pytestmark = pytest.mark.slow
 
 MiB = 1024 * 1024
+CHECKING = {"checkingUP", "checkingDL", "checkingResumeData", "moving", "metaDL"}
 
 
 async def _run_killed(env: Env, **spec: object) -> None:
@@ -110,3 +113,100 @@ async def test_run_killed_after_the_recheck_is_finalised_from_the_journal(env: E
     assert (row.path_nvme, row.path_syno) == (str(env.nvme / "tv"), str(env.syno / "tv"))
     assert not state.exists()
     assert_same_data(env.syno / "tv" / "Verified.S01E01.mkv", contents)
+
+
+def _recheck_and_wait(env: Env, infohash: str) -> dict[str, object]:
+    """qBittorrent's own verdict on the data where it keeps it (after a recheck)."""
+    client = env.qbit.client()
+    client.torrents_recheck(torrent_hashes=infohash)
+    time.sleep(0.5)
+    wait_for(
+        lambda: env.info(infohash)["state"] not in CHECKING,
+        60,
+        f"recheck of {infohash}",
+    )
+    return _snapshot(env, infohash)
+
+
+async def test_cross_seeds_move_together(env: Env) -> None:
+    """Two torrents (two trackers) seed the same files from the same save path; only one
+    has a .state.  Both move, both really seed from the Synology afterwards."""
+    files = {"e01.mkv": 120_000, "e02.mkv": 60_000}
+    first, contents = env.torrent("Cross.S01", files)
+    second, _ = env.torrent("Cross.S01", files, source="OTHER")
+    assert first != second
+    state = env.state(first)
+    before = {h: _snapshot(env, h) for h in (first, second)}
+
+    report = await relocate(env.config)
+
+    actions = {o.infohash: o.action for o in report.outcomes}
+    after = {h: _recheck_and_wait(env, h) for h in (first, second)}
+    print("before:", before, "\nafter (rechecked):", after, "\n", actions)
+    assert actions == {first: "moved", second: "moved"}
+    for h in (first, second):
+        assert _norm(after[h]["save_path"]) == str(env.syno / "tv")
+        assert after[h]["state"] in SEEDING and after[h]["progress"] == 1
+    assert_same_data(env.syno / "tv" / "Cross.S01", contents)
+    assert not (env.nvme / "tv" / "Cross.S01" / "e01.mkv").exists()
+    rows = {r.infohash: r.path_syno for r in await SeedMapping.all()}
+    assert rows == {first: str(env.syno / "tv"), second: str(env.syno / "tv")}
+    assert not state.exists()
+
+
+async def test_cross_seed_group_moves_whole_or_not_at_all(env: Env) -> None:
+    """The cross-seed cannot follow (paused, so not seeding): neither of them moves."""
+    files = {"": 80_000}
+    first, contents = env.torrent("Pair.S01E01.mkv", files)
+    second, _ = env.torrent("Pair.S01E01.mkv", files, source="OTHER")
+    env.qbit.client().torrents_pause(torrent_hashes=second)
+    wait_for(lambda: str(env.info(second)["state"]).startswith("paused"), 30, "paused")
+    state = env.state(first)
+
+    report = await relocate(env.config)
+
+    outcomes = {o.infohash: o for o in report.outcomes}
+    assert set(outcomes) == {first, second}
+    assert all(o.action in ("failed", "kept", "deferred") for o in outcomes.values())
+    assert "cross-seed" in outcomes[first].reason
+    for h in (first, second):
+        assert env.save_path(h) == str(env.nvme / "tv")
+    assert_same_data(env.nvme / "tv" / "Pair.S01E01.mkv", contents)
+    assert _recheck_and_wait(env, first)["progress"] == 1
+    assert state.exists() and await SeedMapping.all().count() == 0
+
+
+async def test_hard_linked_torrent_does_not_use_up_the_free_space_budget(env: Env) -> None:
+    """NVMe (a 10 MiB tmpfs) 40 % free, target 50 %: the oldest torrent is hard-linked into
+    the library (moving it frees nothing), so the younger one must move to reach the
+    target; before, the hard-linked one counted as freed and nothing moved, every run."""
+    need_mount("a small NVMe tmpfs")
+    small = env.base / "small-nvme"
+    mount_tmpfs(small, 10 * 1024)
+    try:
+        env.nvme = small / "torrents"
+        env.nvme.mkdir()
+        env.config.seedbox.nvme_root = env.nvme
+        env.config.seedbox.free_target_percent = 50.0
+        linked, _ = env.torrent("Linked.S01E01.mkv", {"": 3 * MiB})
+        library = small / "library"
+        library.mkdir()
+        os.link(env.nvme / "tv" / "Linked.S01E01.mkv", library / "Linked.S01E01.mkv")
+        plain, contents = env.torrent("Plain.S01E02.mkv", {"": 1 * MiB})
+        (small / "filler").write_bytes(b"\0" * (2 * MiB))
+        env.state(linked, age_s=90_000)
+        env.state(plain, age_s=80_000)
+        before = {h: _snapshot(env, h) for h in (linked, plain)}
+
+        report = await relocate(env.config)
+
+        after = {h: _snapshot(env, h) for h in (linked, plain)}
+        print("before:", before, "\nafter:", after)
+        outcomes = {o.infohash: (o.action, o.cause) for o in report.outcomes}
+        assert outcomes == {linked: ("deferred", "hardlink"), plain: ("moved", None)}
+        assert _norm(after[linked]["save_path"]) == str(env.nvme / "tv")
+        assert _norm(after[plain]["save_path"]) == str(env.syno / "tv")
+        assert_same_data(env.syno / "tv" / "Plain.S01E02.mkv", contents)
+        assert (library / "Linked.S01E01.mkv").stat().st_nlink == 2
+    finally:
+        umount(small)

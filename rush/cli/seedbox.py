@@ -31,6 +31,7 @@ def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> Non
     common(run)
     run.add_argument("--dry-run", action="store_true", help="list what would move and why")
     run.add_argument("--json", action="store_true", help="print the report as JSON")
+    run.epilog = "exit status: 0 done (deferrals included), 1 a torrent failed or a .state was invalid, 3 another run holds the lock"
     run.set_defaults(func=cmd_run)
 
     hook = seed.add_parser(
@@ -143,8 +144,9 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
             print(f"invalid    {bad['path']}: {bad['error']}")
         print(
             f"{'dry run: ' if data['dry_run'] else ''}{data['moved']} moved, "
-            f"{data['failed']} failed"
+            f"{data['failed']} failed, {data['deferred']} deferred"
         )
+    # Deferred torrents (hard links, Synology away, too young, paused) are not failures.
     return 1 if data["failed"] or data["invalid_states"] else 0
 
 

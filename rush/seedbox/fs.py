@@ -6,8 +6,10 @@ Read-only except for the writability probe (a temporary file created and removed
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,17 +18,27 @@ from rush.config import SeedboxConfig
 
 def syno_unavailable_reason(cfg: SeedboxConfig) -> str | None:
     """None when the Synology share is mounted and writable, else why not (for a WARN)."""
+    problem = syno_problem(cfg)
+    return None if problem is None else problem[1]
+
+
+def syno_problem(cfg: SeedboxConfig) -> tuple[str, str] | None:
+    """None when the Synology share is mounted and writable, else (cause, why not).
+
+    The cause is "unavailable" (not mounted, read-only, gone: a deferral, the next run
+    tries again) or "permissions" (mounted, but this user may not write there: EACCES or
+    EPERM, which waiting will not fix)."""
     root = cfg.syno_root
     if not root.is_dir():
-        return f"{root} does not exist or is not a directory"
+        return "unavailable", f"{root} does not exist or is not a directory"
     if cfg.syno_check == "marker":
         marker = root / cfg.syno_marker
         if not marker.exists():
-            return f"mount marker {marker} is missing (share not mounted?)"
+            return "unavailable", f"mount marker {marker} is missing (share not mounted?)"
     else:
         mountpoint = cfg.syno_mountpoint or root
         if not os.path.ismount(mountpoint):
-            return f"{mountpoint} is not a mount point (share not mounted?)"
+            return "unavailable", f"{mountpoint} is not a mount point (share not mounted?)"
     probe = root / f".rush-probe-{os.getpid()}"
     try:
         fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -37,7 +49,13 @@ def syno_unavailable_reason(cfg: SeedboxConfig) -> str | None:
             os.close(fd)
             probe.unlink(missing_ok=True)
     except OSError as exc:
-        return f"{root} is not writable: {exc.strerror}"
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            return (
+                "permissions",
+                f"{root} is mounted but not writable for this user ({exc.strerror}): "
+                "check the share's rights",
+            )
+        return "unavailable", f"{root} is not writable: {exc.strerror}"
     return None
 
 
@@ -99,3 +117,21 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 def copy_atomic(src: Path, dest: Path) -> None:
     write_atomic(dest, src.read_bytes())
+
+
+def nvme_footprint(src_dir: Path, files: Sequence[tuple[str, int]]) -> tuple[int, bool]:
+    """(bytes a move really frees on the NVMe, whether any file is hard-linked).
+
+    A file with another hard link (the media library's copy) stays on the NVMe under that
+    name when qBittorrent moves the torrent: it frees nothing."""
+    frees, linked = 0, False
+    for name, size in files:
+        try:
+            st = (src_dir / name).stat()
+        except OSError:
+            continue
+        if st.st_nlink > 1:
+            linked = True
+        else:
+            frees += st.st_size or size
+    return frees, linked

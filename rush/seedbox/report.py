@@ -16,7 +16,7 @@ from typing import Any
 class Outcome:
     infohash: str
     name: str
-    #: moved | would_move | kept | failed | finalised
+    #: moved | would_move | finalised | kept | deferred | archived | failed
     action: str
     reason: str
     cause: str | None = None
@@ -42,6 +42,11 @@ class RunReport:
     def failed(self) -> int:
         return sum(1 for o in self.outcomes if o.action == "failed")
 
+    @property
+    def deferred(self) -> int:
+        """Kept on the NVMe on purpose: not failures (exit code 0, out of the ratio)."""
+        return sum(1 for o in self.outcomes if o.action == "deferred")
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "run_id": self.run_id,
@@ -49,6 +54,7 @@ class RunReport:
             "syno_problem": self.syno_problem,
             "moved": self.moved,
             "failed": self.failed,
+            "deferred": self.deferred,
             "outcomes": [asdict(o) for o in self.outcomes],
             "invalid_states": self.invalid_states,
         }

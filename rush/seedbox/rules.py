@@ -24,6 +24,7 @@ class Rules:
     free_target_percent: float | None
     free_target_gb: float | None
     space_policy: SpacePolicy = "until_target"
+    allow_break_hardlinks: bool = False
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,15 @@ class Candidate:
     added_epoch: int
     size: int
     name: str = ""
+    #: Bytes the move really frees on the NVMe (None: `size`).  A hard-linked file stays
+    #: on the NVMe under its other name, so it frees nothing even when moved.
+    frees: int | None = None
+    #: Some file has another hard link (typically into the media library).
+    hardlinked: bool = False
+
+    @property
+    def freed(self) -> int:
+        return self.size if self.frees is None else self.frees
 
 
 @dataclass(frozen=True)
@@ -47,6 +57,8 @@ class Decision:
     candidate: Candidate
     move: bool
     reason: str
+    #: Why a torrent stays on purpose (a deferral, not a failure): too_young, hardlink.
+    deferral: str | None = None
 
 
 def target_free_bytes(rules: Rules, disk: DiskUsage) -> int:
@@ -73,7 +85,12 @@ def plan(
         age = now_epoch - cand.added_epoch
         if age < rules.min_age_sec:
             out.append(
-                Decision(cand, False, f"too young: age {age} s < min_age_sec {rules.min_age_sec}")
+                Decision(
+                    cand,
+                    False,
+                    f"too young: age {age} s < min_age_sec {rules.min_age_sec}",
+                    "too_young",
+                )
             )
         elif rules.categories and cand.category not in rules.categories:
             out.append(
@@ -81,6 +98,19 @@ def plan(
                     cand,
                     False,
                     f"category {cand.category!r} not in eligible {list(rules.categories)}",
+                )
+            )
+        elif cand.hardlinked and not rules.allow_break_hardlinks:
+            # Decided here, before the space budget: counting it as freed would make
+            # every other torrent wait for a target that is never really reached.
+            out.append(
+                Decision(
+                    cand,
+                    False,
+                    "hard-linked file(s) (probably into the media library): a cross-"
+                    "filesystem move copies the data and breaks the link; kept on NVMe "
+                    "(set allow_break_hardlinks to move anyway)",
+                    "hardlink",
                 )
             )
         else:
@@ -108,7 +138,7 @@ def plan(
                 f"eligible; NVMe below target ({_fmt(free)} free < {_fmt(target)})",
             )
         )
-        free += cand.size
+        free += cand.freed
     return out
 
 
