@@ -4,7 +4,10 @@ qbittorrent-nox and report the mean relocation time and the throughput.
     python bench/seedbox.py [--torrents 20] [--size-mb 4] [--quick]
 
 "Synology" is a tmpfs when run as root (a real cross-filesystem copy), else a folder on the
-same filesystem (then qBittorrent only renames).  The last line is one JSON object.
+same filesystem (then qBittorrent only renames).  Two more torrents are deferred on
+purpose (one hard-linked into a library folder, one too young): `deferred` counts them,
+`success_ratio` (the KPI, goal 1.0) must not drop because of them.  The last line is one
+JSON object.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import tempfile
 import time
@@ -19,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rush.seedbox.service import relocate
+from rush.seedbox.service import relocate, seedbox_kpis
 from rush.seedbox.state import SeedState, write_state
 from rush.storage import close_db, init_db
 from tests.seedbox_support import (
@@ -43,6 +47,28 @@ async def bench(n: int, size_mb: float, refresh_ms: int) -> dict[str, object]:
             config = seedbox_config(base, qbit.url, nvme, syno, poll_interval_s=0.1)
             (syno / config.seedbox.syno_marker).write_text("bench\n")
             client = qbit.client()
+            # Two deferrals ride along (one hard-linked into a "library", one too young):
+            # they must be counted apart and leave the success ratio alone.
+            extra = [("Bench.Linked.mkv", 86400), ("Bench.Young.mkv", 60)]
+            for name, age in extra:
+                infohash, data = make_torrent(nvme / "tv", name, {"": size}, seed=n + len(name))
+                if name == "Bench.Linked.mkv":
+                    (base / "library").mkdir(exist_ok=True)
+                    os.link(nvme / "tv" / name, base / "library" / name)
+                add_seeding(client, data, infohash, nvme / "tv", "tv")
+                write_state(
+                    config.seedbox.state_dir,
+                    SeedState.model_validate(
+                        {
+                            "kind": "added",
+                            "infohash": infohash,
+                            "added_epoch": int(time.time()) - age,
+                            "source": "sonarr",
+                            "title": name,
+                            "imported_paths": [f"/media/tv/{name}"],
+                        }
+                    ),
+                )
             for i in range(n):
                 name = f"Bench.S01E{i:02d}.mkv"
                 infohash, data = make_torrent(nvme / "tv", name, {"": size}, seed=i)
@@ -65,6 +91,7 @@ async def bench(n: int, size_mb: float, refresh_ms: int) -> dict[str, object]:
                 t0 = time.perf_counter()
                 report = await relocate(config)
                 wall = time.perf_counter() - t0
+                kpis = await seedbox_kpis(config)
             finally:
                 await close_db()
     moved = [o for o in report.outcomes if o.action == "moved"]
@@ -72,7 +99,7 @@ async def bench(n: int, size_mb: float, refresh_ms: int) -> dict[str, object]:
         print(f"{o.action:<8} {o.name:<22} {o.bytes / 1e6:7.2f} MB {o.seconds:6.2f} s {o.reason}")
     total = sum(o.bytes for o in moved)
     print(
-        f"{len(moved)}/{n} relocated, {total / 1e6:.1f} MB in {wall:.1f} s "
+        f"{len(moved)}/{n} relocated ({report.deferred} deferred, {report.failed} failed), {total / 1e6:.1f} MB in {wall:.1f} s "
         f"({'tmpfs: cross-filesystem' if cross_fs else 'same filesystem'})"
     )
     return {
@@ -85,7 +112,10 @@ async def bench(n: int, size_mb: float, refresh_ms: int) -> dict[str, object]:
         if moved
         else None,
         "mb_per_s": round(total / 1e6 / wall, 3) if wall else None,
-        "success_ratio": round(len(moved) / n, 4) if n else None,
+        "deferred": report.deferred,
+        "failed": report.failed,
+        # The KPI: successes / attempts, deferrals (hard link, too young) not counted.
+        "success_ratio": kpis["success_ratio"],
     }
 
 

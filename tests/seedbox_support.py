@@ -265,3 +265,24 @@ def seedbox_config_data(
         "database": {"dsn": f"sqlite://{base / 'data' / 'rush.db'}"},
         "seedbox": sb,
     }
+
+
+def write_toml(path: Path, data: dict[str, object]) -> Path:
+    """`data` (strings, numbers, booleans, lists, nested tables) as a TOML config file."""
+    import json
+
+    lines: list[str] = []
+
+    def table(prefix: str, values: dict[str, object]) -> None:
+        subs = {k: v for k, v in values.items() if isinstance(v, dict)}
+        if prefix:
+            lines.append(f"[{prefix}]")
+        for key, value in values.items():
+            if key not in subs:
+                lines.append(f"{key} = {json.dumps(value)}")
+        for key, value in subs.items():
+            table(f"{prefix}.{key}" if prefix else key, value)  # type: ignore[arg-type]
+
+    table("", data)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path

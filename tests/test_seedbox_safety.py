@@ -8,8 +8,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -30,7 +32,7 @@ from tests.seedbox_env import (
     syno_mount_fixture,  # noqa: F401
     umount,
 )
-from tests.seedbox_support import seedbox_config_data, wait_for
+from tests.seedbox_support import seedbox_config_data, wait_for, write_toml
 
 pytestmark = pytest.mark.slow
 
@@ -210,3 +212,84 @@ async def test_hard_linked_torrent_does_not_use_up_the_free_space_budget(env: En
         assert (library / "Linked.S01E01.mkv").stat().st_nlink == 2
     finally:
         umount(small)
+
+
+def _cli(env: Env, *args: str) -> subprocess.CompletedProcess[str]:
+    data = seedbox_config_data(env.base, env.qbit.url, env.nvme, env.syno)
+    cfg = write_toml(env.base / "config.toml", data)
+    return subprocess.run(
+        [sys.executable, "-m", "rush.cli.seedbox", *args, "--config", str(cfg)],
+        env=rush_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+async def test_deferrals_are_not_failures(env: Env) -> None:
+    """A hard-linked and a too-young torrent next to one that moves: `rush seedbox run`
+    exits 0, says "deferred", logs no ERROR; the KPIs count them apart, ratio 1.0."""
+    linked, _ = env.torrent("Kept.S01E01.mkv", {"": 30_000})
+    library = env.base / "library"
+    library.mkdir()
+    os.link(env.nvme / "tv" / "Kept.S01E01.mkv", library / "Kept.S01E01.mkv")
+    young, _ = env.torrent("Young.S01E02.mkv", {"": 30_000})
+    mover, _ = env.torrent("Moves.S01E03.mkv", {"": 30_000})
+    env.state(linked)
+    env.state(young, age_s=60)
+    env.state(mover)
+
+    res = await asyncio.to_thread(_cli, env, "run")
+
+    print(res.stdout)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "1 moved, 0 failed, 2 deferred" in res.stdout
+    lines = {line.split()[1]: line for line in res.stdout.splitlines() if len(line.split()) > 2}
+    assert lines[linked[:12]].startswith("deferred") and "hard-linked" in lines[linked[:12]]
+    assert lines[young[:12]].startswith("deferred") and "too young" in lines[young[:12]]
+    log = env.log_text()
+    assert "ERROR" not in log and "abandoned" not in log
+    stats = await asyncio.to_thread(_cli, env, "stats", "--json")
+    kpis = json.loads(stats.stdout)
+    assert (kpis["attempts"], kpis["successes"], kpis["deferred"]) == (1, 1, 1)
+    assert kpis["success_ratio"] == 1.0
+    assert env.save_path(linked) == env.save_path(young) == str(env.nvme / "tv")
+
+
+def _syno_problem_as(user: str, cfg_data: dict[str, object]) -> list[str]:
+    """`fs.syno_problem` run as another user (root may write anywhere: no EACCES)."""
+    import pwd
+
+    uid = pwd.getpwnam(user).pw_uid
+    code = (
+        "import json, sys\n"
+        "from rush.config import Config\n"
+        "from rush.seedbox.fs import syno_problem\n"
+        "cfg = Config.model_validate(json.loads(sys.argv[1])).seedbox\n"
+        "print(json.dumps(syno_problem(cfg)))\n"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(cfg_data)],
+        env=rush_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        user=uid,
+    )
+    assert res.returncode == 0, res.stderr
+    return list(json.loads(res.stdout) or [])
+
+
+def test_share_without_write_rights_is_a_rights_error(tmp_path: Path) -> None:
+    need_mount("running a check as another user")
+    share = Path(tempfile.mkdtemp(prefix="rush-syno-"))
+    nvme = Path(tempfile.mkdtemp(prefix="rush-nvme-"))
+    try:
+        share.chmod(0o755)  # mounted and readable, not writable for `nobody`
+        (share / ".seedbox_syno").write_text("synology\n")
+        data = seedbox_config_data(tmp_path, "http://127.0.0.1:1", nvme, share)
+        cause, message = _syno_problem_as("nobody", data)
+        assert cause == "permissions" and "not writable for this user" in message
+    finally:
+        shutil.rmtree(share, ignore_errors=True)
+        shutil.rmtree(nvme, ignore_errors=True)

@@ -228,8 +228,14 @@ class GroupMover:
             return [
                 self._outcome(v, first, "kept", f"would refuse: {exc}", src, dest) for v in members
             ]
-        log.error(
-            "relocation of %s (%s) abandoned [%s]: %s", first.name, first.infohash, exc.cause, exc
+        deferred = exc.cause == "hardlink"  # kept on purpose: not a failure
+        (log.warning if deferred else log.error)(
+            "relocation of %s (%s) %s [%s]: %s",
+            first.name,
+            first.infohash,
+            "deferred" if deferred else "abandoned",
+            exc.cause,
+            exc,
         )
         for v in touched:  # the first one carries the data back
             await self.ops.restore(v, src, dest)
@@ -245,7 +251,14 @@ class GroupMover:
                 error=f"{prefix}{exc}",
                 started=started,
             )
-            out = self._outcome(v, first, "failed", f"{prefix}abandoned: {exc}", src, dest)
+            out = self._outcome(
+                v,
+                first,
+                "deferred" if deferred else "failed",
+                f"{prefix}{'' if deferred else 'abandoned: '}{exc}",
+                src,
+                dest,
+            )
             out.cause, out.seconds = exc.cause, time.monotonic() - t0
             outcomes.append(out)
         return outcomes

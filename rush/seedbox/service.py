@@ -28,9 +28,19 @@ from rush.seedbox.state import read_state_dir
 log = logging.getLogger("rush.seedbox")
 
 #: Error causes reported by the KPIs (always present, zero when none).
-CAUSES = ("network", "api", "permissions", "space", "unavailable", "hardlink", "conflict", "other")
+CAUSES = (
+    "network",
+    "api",
+    "permissions",
+    "space",
+    "unavailable",
+    "hardlink",
+    "paused",
+    "conflict",
+    "other",
+)
 #: Causes that leave a torrent where it is by design: not failed moves (see `seedbox_kpis`).
-DEFERRAL_CAUSES = frozenset({"unavailable", "hardlink"})
+DEFERRAL_CAUSES = frozenset({"unavailable", "hardlink", "paused"})
 MAPPING_COLUMNS = ("infohash", "path_nvme", "path_syno", "last_update_epoch")
 
 
@@ -93,8 +103,9 @@ async def seedbox_kpis(
     rows = await SeedRelocation.all().values(
         "ok", "started_at", "finished_at", "bytes_moved", "error_cause"
     )
-    # A torrent kept on NVMe on purpose (hard links, Synology away) was not a move that
-    # failed: it is counted under its cause, and deferred, not in the success ratio.
+    # A torrent kept on NVMe on purpose (hard links, Synology away, paused by policy) was
+    # not a move that failed: it is counted under its cause, and deferred, not in the
+    # success ratio.  (Too young is not recorded at all: it is not an attempt.)
     deferred = sum(1 for r in rows if not r["ok"] and r["error_cause"] in DEFERRAL_CAUSES)
     attempts = len(rows) - deferred
     successes = [r for r in rows if r["ok"]]
