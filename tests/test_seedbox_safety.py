@@ -60,38 +60,97 @@ def _snapshot(env: Env, infohash: str) -> dict[str, object]:
     return {k: info[k] for k in ("state", "progress", "save_path")}
 
 
-async def test_disk_full_during_move_then_kill_never_finalises_a_damaged_copy(env: Env) -> None:
-    """4 MiB single-file torrent, Synology filled to 1 MiB free just before setLocation,
-    the run SIGKILLed once qBittorrent's move ended, space freed, run again."""
+async def _disk_full_then_kill(
+    env: Env, small: Path, name: str
+) -> tuple[str, dict[str, bytes], Path]:
+    """4 MiB single-file torrent; the Synology (a 6 MiB tmpfs) filled to 1 MiB free just
+    before setLocation; the run SIGKILLed once qBittorrent's move ended; space freed."""
     need_mount("a small Synology tmpfs")
-    small = env.base / "small-syno"
     mount_tmpfs(small, 6 * 1024)
+    syno = small / "torrents"
+    syno.mkdir()
+    (syno / env.config.seedbox.syno_marker).write_text("synology\n")
+    env.config.seedbox.syno_root = syno
+    infohash, contents = env.torrent(name, {"": 4 * MiB})
+    env.state(infohash)
+    data = seedbox_config_data(env.base, env.qbit.url, env.nvme, syno)
+    await _run_killed(env, config=data, fill=str(small / "filler"), leave_free=MiB)
+    before = _snapshot(env, infohash)
+    print("after the killed run:", before)
+    # qBittorrent claims the move although it failed ("No space left on device").
+    assert _norm(before["save_path"]) == str(syno / "tv")
+    assert before["state"] in SEEDING and before["progress"] == 1
+    (small / "filler").unlink()
+    return infohash, contents, syno
+
+
+async def test_disk_full_during_move_then_kill_never_finalises_a_damaged_copy(env: Env) -> None:
+    small = env.base / "small-syno"
     try:
-        syno = small / "torrents"
-        syno.mkdir()
-        (syno / env.config.seedbox.syno_marker).write_text("synology\n")
-        env.config.seedbox.syno_root = syno
-        infohash, contents = env.torrent("Full.S01E01.mkv", {"": 4 * MiB})
-        state = env.state(infohash)
-        data = seedbox_config_data(env.base, env.qbit.url, env.nvme, syno)
-        await _run_killed(env, config=data, fill=str(small / "filler"), leave_free=MiB)
-        before = _snapshot(env, infohash)
-        print("after the killed run:", before)
-        (small / "filler").unlink()
+        infohash, contents, _ = await _disk_full_then_kill(env, small, "Full.S01E01.mkv")
+
         report = await relocate(env.config)
 
         after = _snapshot(env, infohash)
         print("after the next run:", after, [(o.action, o.reason) for o in report.outcomes])
-        assert [o.action for o in report.outcomes] != ["finalised"]
+        assert [o.action for o in report.outcomes] == ["failed"]
+        assert "the move failed" in report.outcomes[0].reason
         assert await SeedMapping.all().count() == 0
-        assert state.exists()
-        # Whatever happened, qBittorrent seeds a complete, byte-identical copy.
+        assert len(list(env.config.seedbox.state_dir.glob("*.state"))) == 1
+        # qBittorrent seeds the complete, byte-identical NVMe copy again.
         assert after["state"] in SEEDING and after["progress"] == 1
-        where = _norm(after["save_path"])
-        assert where in (str(env.nvme / "tv"), str(syno / "tv"))
-        assert_same_data(Path(where) / "Full.S01E01.mkv", contents)
+        assert _norm(after["save_path"]) == str(env.nvme / "tv")
+        assert_same_data(env.nvme / "tv" / "Full.S01E01.mkv", contents)
+        assert _recheck_and_wait(env, infohash)["progress"] == 1
     finally:
         umount(small)
+
+
+async def test_own_leftovers_of_a_failed_attempt_are_cleaned_before_the_retry(env: Env) -> None:
+    """After the failed move above, the damaged partial copy is still on the Synology;
+    the next run recognises it as its own (journaled attempt, same infohash, size not
+    above the recorded one), removes it (journaled), and relocates for real."""
+    from rush.models import FsAction
+
+    small = env.base / "small-syno"
+    try:
+        infohash, contents, syno = await _disk_full_then_kill(env, small, "Left.S01E01.mkv")
+        await relocate(env.config)  # points qBittorrent back at the NVMe copy
+        leftover = syno / "tv" / "Left.S01E01.mkv"
+        assert leftover.exists() and leftover.read_bytes() != contents[""]
+        before = _snapshot(env, infohash)
+
+        report = await relocate(env.config)
+
+        after = _snapshot(env, infohash)
+        print("before:", before, "\nafter:", after, [(o.action, o.reason) for o in report.outcomes])
+        assert [o.action for o in report.outcomes] == ["moved"]
+        assert _norm(after["save_path"]) == str(syno / "tv")
+        assert_same_data(leftover, contents)
+        assert _recheck_and_wait(env, infohash)["progress"] == 1
+        [row] = await FsAction.filter(action="seed_delete")
+        assert (row.src, row.status) == (str(leftover), "done")
+        assert "a failed earlier attempt of this tool left" in env.log_text()
+    finally:
+        umount(small)
+
+
+async def test_foreign_files_still_block_and_are_named(env: Env) -> None:
+    infohash, _ = env.torrent("Mixed", {"a.mkv": 20_000, "b.nfo": 100})
+    (env.syno / "tv" / "Mixed").mkdir(parents=True)
+    (env.syno / "tv" / "Mixed" / "b.nfo").write_bytes(b"someone else's")
+    state = env.state(infohash)
+
+    report = await relocate(env.config)
+
+    [outcome] = report.outcomes
+    assert (outcome.action, outcome.cause) == ("failed", "conflict")
+    assert (
+        "'Mixed/b.nfo'" in outcome.reason
+        and "not written by an attempt of this tool" in outcome.reason
+    )
+    assert (env.syno / "tv" / "Mixed" / "b.nfo").read_bytes() == b"someone else's"
+    assert env.save_path(infohash) == str(env.nvme / "tv") and state.exists()
 
 
 async def test_run_killed_after_the_recheck_is_finalised_from_the_journal(env: Env) -> None:
