@@ -327,6 +327,9 @@ class SeedboxConfig(Section):
     arr_categories: dict[str, str] = Field(default_factory=dict)
     #: Polling period while waiting for qBittorrent (move, recheck, seeding).
     poll_interval_s: float = Field(2.0, gt=0)
+    #: A `.state` whose torrent is gone from qBittorrent is archived (moved to
+    #: `<state_dir>/archived/` with a reason) once its import is this many days old.
+    stale_after_days: int = Field(14, ge=1)
     qbittorrent: QbittorrentConfig = Field(default_factory=QbittorrentConfig)
 
     @model_validator(mode="after")

@@ -352,3 +352,37 @@ def test_share_without_write_rights_is_a_rights_error(tmp_path: Path) -> None:
     finally:
         shutil.rmtree(share, ignore_errors=True)
         shutil.rmtree(nvme, ignore_errors=True)
+
+
+async def test_stale_states_are_archived_and_removed_torrents_marked(env: Env) -> None:
+    """A .state whose torrent is gone from qBittorrent fails until `stale_after_days`, then
+    is archived with a reason; the mapping row of a deleted torrent is marked removed."""
+    from rush.models import SeedRelocation
+    from rush.seedbox.service import export_mapping
+
+    gone = "e" * 40
+    old_state = env.state(gone, age_s=15 * 86400)
+    fresh = "d" * 40
+    fresh_state = env.state(fresh, age_s=86400)
+    relocated, _ = env.torrent("Deleted.S01E01.mkv", {"": 20_000})
+    env.state(relocated)
+    first = await relocate(env.config)
+    assert {o.infohash: o.action for o in first.outcomes}[relocated] == "moved"
+    archived = env.config.seedbox.state_dir / "archived"
+    assert (archived / old_state.name).exists() and not old_state.exists()
+    reason = (archived / f"{old_state.name}.reason").read_text()
+    assert "gone from qBittorrent" in reason and "14 days" in reason
+    assert fresh_state.exists()
+    by = {o.infohash: o for o in first.outcomes}
+    assert by[gone].action == "archived" and by[fresh].action == "failed"
+    assert await SeedRelocation.filter(infohash=gone).count() == 0  # not an attempt
+
+    client = env.qbit.client()
+    client.torrents_delete(delete_files=False, torrent_hashes=relocated)
+    wait_for(lambda: not client.torrents_info(torrent_hashes=relocated), 30, "deleted")
+    await relocate(env.config)
+
+    row = await SeedMapping.get(infohash=relocated)  # kept, never deleted
+    assert row.status == "removed" and row.removed_epoch is not None
+    assert relocated not in await export_mapping("tsv")
+    assert f"{relocated}\t" in await export_mapping("tsv", include_removed=True)

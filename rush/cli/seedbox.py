@@ -51,6 +51,11 @@ def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> Non
         help="write to PATH (default: standard output)",
     )
     mapping.add_argument("--format", choices=["tsv", "csv"], default="tsv")
+    mapping.add_argument(
+        "--include-removed",
+        action="store_true",
+        help="also torrents gone from qBittorrent (adds a status column)",
+    )
     mapping.set_defaults(func=cmd_mapping)
 
     stats = seed.add_parser("stats", help="KPIs: success ratio, mean time, volume, errors")
@@ -158,7 +163,7 @@ def cmd_mapping(args: argparse.Namespace, config: Config) -> int:
     async def go() -> str:
         config.data_dir.mkdir(parents=True, exist_ok=True)
         async with open_db(config.database_url()):
-            return await export_mapping(args.format)
+            return await export_mapping(args.format, include_removed=args.include_removed)
 
     text = str(run_async(go()))
     if args.export in ("-", None):

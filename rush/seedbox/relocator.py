@@ -25,9 +25,10 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
-from integrations.qbittorrent import QbitClient, TorrentView
+from integrations.qbittorrent import QbitClient, QbitError, TorrentView
 from rush.config import SeedboxConfig
-from rush.seedbox import fs
+from rush.models import SeedMapping
+from rush.seedbox import fs, stale
 from rush.seedbox.finalise import on_synology
 from rush.seedbox.groups import Group, cross_seed_groups
 from rush.seedbox.mover import GroupMover, record_attempt, remove_states, save_mapping
@@ -119,6 +120,8 @@ class Relocator:
         run_id = report.run_id
         log.info("seedbox run %s started%s", run_id, " (dry run)" if dry_run else "")
         states = self._read_states(report, dry_run)
+        if not dry_run:
+            await self._sweep_mapping(now)
         if not states:
             log.info("seedbox run %s: no .state file to process", run_id)
             return report
@@ -127,7 +130,7 @@ class Relocator:
         pending = list(states)
         while pending:
             infohash = pending.pop(0)
-            outcome = await self._examine(infohash, states[infohash], dry_run, run_id)
+            outcome = await self._examine(infohash, states[infohash], dry_run, run_id, now)
             if isinstance(outcome, Outcome):
                 report.outcomes.append(outcome)
                 if outcome.cause == "network":
@@ -236,6 +239,18 @@ class Relocator:
                 break
         return self._finish(report)
 
+    async def _sweep_mapping(self, now: float) -> None:
+        """Mark mapping rows of torrents gone from qBittorrent (one call, no retries: an
+        unreachable qBittorrent is reported by the run itself)."""
+        if not await SeedMapping.exists():
+            return
+        try:
+            present = {v.infohash for v in await self.qbit.torrents()}
+        except QbitError as exc:
+            log.info("mapping sweep skipped: %s", exc)
+            return
+        await stale.mark_removed(present, now)
+
     async def _groups(
         self, examined: dict[str, TorrentView], everything: dict[str, TorrentView]
     ) -> tuple[dict[str, Group], dict[str, list[tuple[str, int]]]]:
@@ -304,7 +319,7 @@ class Relocator:
         return report
 
     async def _examine(
-        self, infohash: str, entries: list[StateEntry], dry_run: bool, run_id: str
+        self, infohash: str, entries: list[StateEntry], dry_run: bool, run_id: str, now: float
     ) -> TorrentView | Outcome:
         """qBittorrent's view of the torrent, or the outcome that settles it already."""
         title = _title(entries)
@@ -315,7 +330,20 @@ class Relocator:
                 await record_attempt(run_id, infohash, ok=False, cause=exc.cause, error=str(exc))
             return Outcome(infohash, title, "failed", f"abandoned: {exc}", cause=exc.cause)
         if view is None:
-            msg = "torrent not found in qBittorrent; .state kept"
+            limit = self.cfg.stale_after_days
+            if stale.is_stale(entries, now, limit):
+                why = f"torrent gone from qBittorrent and import older than {limit} days"
+                if dry_run:
+                    return Outcome(infohash, title, "kept", f"would archive: {why}")
+                names = stale.archive(entries, why, now)
+                log.warning(
+                    "%s (%s): %s: .state archived (%s)", title, infohash, why, ", ".join(names)
+                )
+                return Outcome(infohash, title, "archived", f".state archived: {why}")
+            msg = (
+                "torrent not found in qBittorrent; .state kept (archived once the import is "
+                f"{limit} days old)"
+            )
             log.error("%s (%s): %s", title, infohash, msg)
             if not dry_run:
                 await record_attempt(run_id, infohash, ok=False, cause="other", error=msg)

@@ -149,13 +149,21 @@ async def seedbox_kpis(
         "pending_states": sum(
             1 for e in read_state_dir(config.seedbox.state_dir) if e.state is not None
         ),
-        "mapped_torrents": await SeedMapping.all().count(),
+        "mapped_torrents": await SeedMapping.filter(status="active").count(),
+        "removed_torrents": await SeedMapping.filter(status="removed").count(),
     }
 
 
-async def export_mapping(fmt: Literal["tsv", "csv"] = "tsv") -> str:
-    """The mapping with the seed's columns, header first, sorted by infohash."""
-    rows = await SeedMapping.all().order_by("infohash").values_list(*MAPPING_COLUMNS)
+async def export_mapping(
+    fmt: Literal["tsv", "csv"] = "tsv", *, include_removed: bool = False
+) -> str:
+    """The mapping with the seed's columns, header first, sorted by infohash.
+
+    Rows of torrents gone from qBittorrent (status `removed`) are kept in the database;
+    they are exported only with `include_removed`, which adds a `status` column."""
+    columns = (*MAPPING_COLUMNS, "status") if include_removed else MAPPING_COLUMNS
+    query = SeedMapping.all() if include_removed else SeedMapping.filter(status="active")
+    rows = await query.order_by("infohash").values_list(*columns)
     buf = io.StringIO()
     writer = csv.writer(
         buf,
@@ -163,7 +171,7 @@ async def export_mapping(fmt: Literal["tsv", "csv"] = "tsv") -> str:
         lineterminator="\n",
         quoting=csv.QUOTE_MINIMAL,
     )
-    writer.writerow(MAPPING_COLUMNS)
+    writer.writerow(columns)
     for row in rows:
         writer.writerow(row)
     return buf.getvalue()
