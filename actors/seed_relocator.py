@@ -1,15 +1,22 @@
-"""The daily seedbox relocation inside `rush serve` (seed §2 "Daily qBittorrent").
+"""The seedbox relocation inside `rush serve`: daily, and when the NVMe fills up.
 
-Sleeps until `seedbox.run_at` (local time), runs one relocation, and starts over.  A run
-refused because another is going on (a manual `rush seedbox run`) is simply skipped.
+`SeedRelocator` sleeps until `seedbox.run_at` (local time), runs one relocation, and
+starts over.  `SeedSpaceWatch` (with `seedbox.trigger_free_percent` set) checks the NVMe's
+free space every `trigger_check_s` and starts a run when it is under the threshold, at
+most once per `trigger_cooldown_s` (a run that cannot free anything is not repeated every
+check), like Unraid's Mover Tuning.  A run refused because another is going on (a manual
+`rush seedbox run`) is simply skipped.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
+import time as clock
 from collections.abc import Awaitable, Callable
 from datetime import datetime, time, timedelta
+from pathlib import Path
 
 from rush.config import Config
 from rush.runlock import LockBusy
@@ -17,7 +24,7 @@ from rush.seedbox.service import cmd_seedbox_run, relocate
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SeedRelocator", "cmd_seedbox_run", "next_run"]
+__all__ = ["SeedRelocator", "SeedSpaceWatch", "cmd_seedbox_run", "free_percent", "next_run"]
 
 
 def next_run(now: datetime, run_at: time) -> datetime:
@@ -56,3 +63,52 @@ class SeedRelocator:
                 await relocate(self.config, dry_run=self.config.seedbox.dry_run)
             except LockBusy as exc:
                 log.warning("daily seedbox run skipped: %s", exc)
+
+
+def free_percent(path: Path) -> float | None:
+    """Free space of the filesystem holding `path`, in percent (None: unreadable)."""
+    try:
+        usage = shutil.disk_usage(path)
+    except OSError:
+        return None
+    return 100 * usage.free / usage.total if usage.total else None
+
+
+class SeedSpaceWatch:
+    name = "seed_space_watch"
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        monotonic: Callable[[], float] = clock.monotonic,
+    ) -> None:
+        self.config = config
+        self._sleep = sleep
+        self._monotonic = monotonic
+        self.triggered = 0
+
+    async def run(self) -> None:
+        sb = self.config.seedbox
+        last: float | None = None
+        while True:
+            await self._sleep(sb.trigger_check_s)
+            threshold = sb.trigger_free_percent
+            free = free_percent(sb.nvme_root)
+            if threshold is None or free is None or free >= threshold:
+                continue
+            if last is not None and self._monotonic() - last < sb.trigger_cooldown_s:
+                continue
+            last = self._monotonic()
+            self.triggered += 1
+            log.warning(
+                "NVMe %s has %.1f %% free, under trigger_free_percent %.1f %%: seedbox run",
+                sb.nvme_root,
+                free,
+                threshold,
+            )
+            try:
+                await relocate(self.config, dry_run=sb.dry_run)
+            except LockBusy as exc:
+                log.info("triggered seedbox run skipped: %s", exc)

@@ -28,6 +28,8 @@ Cause = Literal["network", "api", "permissions"]
 
 #: qBittorrent states in which a complete torrent is (again) seeding.
 SEEDING_STATES = frozenset({"stalledUP", "uploading", "queuedUP", "forcedUP"})
+#: A complete torrent paused by its user (4.x "paused", 5.x "stopped").
+PAUSED_COMPLETE_STATES = frozenset({"pausedUP", "stoppedUP"})
 
 
 class QbitError(Exception):
@@ -69,6 +71,10 @@ class TorrentView:
     @property
     def seeding(self) -> bool:
         return self.state in SEEDING_STATES and self.progress >= 1.0
+
+    @property
+    def paused_complete(self) -> bool:
+        return self.state in PAUSED_COMPLETE_STATES and self.progress >= 1.0
 
 
 def _view(row: Any) -> TorrentView:
@@ -199,6 +205,24 @@ class QbitClient:
 
     async def recheck(self, infohash: str) -> None:
         await self._call("torrents/recheck", lambda c: c.torrents_recheck(torrent_hashes=infohash))
+
+    async def pause(self, infohash: str) -> None:
+        await self._call("torrents/pause", lambda c: c.torrents_pause(torrent_hashes=infohash))
+
+    async def resume(self, infohash: str) -> None:
+        await self._call("torrents/resume", lambda c: c.torrents_resume(torrent_hashes=infohash))
+
+    async def add_tags(self, infohashes: list[str], tags: list[str]) -> None:
+        await self._call(
+            "torrents/addTags",
+            lambda c: c.torrents_add_tags(tags=tags, torrent_hashes=infohashes),
+        )
+
+    async def remove_tags(self, infohashes: list[str], tags: list[str]) -> None:
+        await self._call(
+            "torrents/removeTags",
+            lambda c: c.torrents_remove_tags(tags=tags, torrent_hashes=infohashes),
+        )
 
     async def close(self) -> None:
         client, self._client = self._client, None

@@ -330,6 +330,24 @@ class SeedboxConfig(Section):
     #: A `.state` whose torrent is gone from qBittorrent is archived (moved to
     #: `<state_dir>/archived/` with a reason) once its import is this many days old.
     stale_after_days: int = Field(14, ge=1)
+    #: "skip": a paused torrent stays where it is (deferred, cause "paused");
+    #: "pause_move_resume": every torrent is paused before its move and resumed for the
+    #: recheck afterwards, so paused torrents move too (and are paused again after).
+    pause_policy: Literal["skip", "pause_move_resume"] = "skip"
+    #: Show each decision as qBittorrent tags: `<prefix>relocated`, `<prefix>noHL` (no
+    #: file hard-linked elsewhere), `<prefix>deferred`; set and cleared by each run.
+    tags: bool = True
+    tag_prefix: str = Field("rush:", min_length=1, max_length=32)
+    #: `rush serve` also starts a run when the NVMe's free space falls under this (%).
+    trigger_free_percent: float | None = Field(None, ge=0, le=100)
+    #: How often `rush serve` checks the NVMe's free space for the trigger.
+    trigger_check_s: float = Field(300.0, gt=0)
+    #: Least time between two triggered runs (a run that cannot free space is not
+    #: repeated every check).
+    trigger_cooldown_s: float = Field(3600.0, ge=0)
+    #: false: torrents without any `.state` (added by hand, Lidarr/Readarr, cross-seed
+    #: tools) are eligible by category and age (since qBittorrent added them).
+    require_state: bool = True
     qbittorrent: QbittorrentConfig = Field(default_factory=QbittorrentConfig)
 
     @model_validator(mode="after")

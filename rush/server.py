@@ -48,9 +48,11 @@ def build_actors(ctx: ServerContext) -> list[Actor]:
     ctx.commands.register("scan", scan_handler(scanner))
     _register_commands(ctx)
     if config.seedbox.enabled:
-        from actors.seed_relocator import SeedRelocator
+        from actors.seed_relocator import SeedRelocator, SeedSpaceWatch
 
         actors.append(SeedRelocator(config))
+        if config.seedbox.trigger_free_percent is not None:
+            actors.append(SeedSpaceWatch(config))
     actors += build_mqtt_actors(ctx)
     metrics = Metrics()
     actors.append(MetricsCollector(config, metrics, bus=ctx.bus))

@@ -347,3 +347,20 @@ def test_cross_seed_groups_share_files_transitively() -> None:
     assert groups["e"].members == ("e",)
     clash = cross_seed_groups({"a": ("/n", [("x", 1)]), "b": ("/n", [("x", 2)])}, ["a"])
     assert clash["a"].mismatched == ("x",)
+
+
+def test_tag_changes_follow_the_outcomes_with_the_configured_prefix() -> None:
+    from rush.seedbox.report import Outcome
+    from rush.seedbox.tags import tag_changes
+
+    outcomes = [
+        Outcome("m", "m", "moved", ""),
+        Outcome("d", "d", "deferred", "", cause="hardlink"),
+        Outcome("k", "k", "kept", ""),
+    ]
+    changes = tag_changes("sb/", outcomes, {"m": False, "d": True, "k": False})
+    assert changes[("add", "sb/relocated")] == ["m"]
+    assert changes[("add", "sb/deferred")] == ["d"]
+    assert changes[("remove", "sb/deferred")] == ["m", "k"]
+    assert changes[("add", "sb/noHL")] == ["m", "k"]
+    assert changes[("remove", "sb/noHL")] == ["d"]

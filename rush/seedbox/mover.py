@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 from integrations.qbittorrent import TorrentView
@@ -141,15 +142,21 @@ class GroupMover:
             )
             for v, move in zip(members, journal, strict=True):
                 touched.append(v)
+                if self.pausing and not v.paused_complete:
+                    await self.ops.retry(
+                        f"pause {v.infohash}", partial(self.qbit.pause, v.infohash)
+                    )
                 await self.ops.retry(
                     f"setLocation {v.infohash}",
-                    lambda v=v: self.qbit.set_location(v.infohash, str(dest)),  # type: ignore[misc]
+                    partial(self.qbit.set_location, v.infohash, str(dest)),
                 )
                 await moves.set_phase(move, "location_set")
                 await self.ops.wait_moved(v, src, dest, [n for n, _ in files[v.infohash]])
             for v, move in zip(members, journal, strict=True):
+                await self._resume(v)
                 await self.ops.recheck_at(v, dest)
                 await moves.set_phase(move, "verified")
+                await self._pause_again(v)
         except Abandon as exc:
             return await self._failed(
                 exc, first, members, touched, journal, src, dest, run_id, started, t0, dry_run
@@ -238,7 +245,9 @@ class GroupMover:
             exc,
         )
         for v in touched:  # the first one carries the data back
+            await self._resume(v)
             await self.ops.restore(v, src, dest)
+            await self._pause_again(v)
         for move in journal:
             await moves.set_phase(move, "failed", str(exc))
         for v in members:
@@ -263,9 +272,30 @@ class GroupMover:
             outcomes.append(out)
         return outcomes
 
-    @staticmethod
+    @property
+    def pausing(self) -> bool:
+        """pause → move → resume (`pause_policy = "pause_move_resume"`)."""
+        return self.cfg.pause_policy == "pause_move_resume"
+
+    async def _resume(self, v: TorrentView) -> None:
+        """Resumed for the recheck: only a seeding torrent proves its copy complete."""
+        if self.pausing:
+            try:
+                await self.ops.retry(f"resume {v.infohash}", lambda: self.qbit.resume(v.infohash))
+            except Abandon as exc:
+                log.error("could not resume %s after its move: %s", v.infohash, exc)
+                raise
+
+    async def _pause_again(self, v: TorrentView) -> None:
+        """A torrent its user had paused is left paused, as it was."""
+        if self.pausing and v.paused_complete:
+            try:
+                await self.ops.retry(f"pause {v.infohash}", lambda: self.qbit.pause(v.infohash))
+            except Abandon as exc:
+                log.warning("could not pause %s again: %s", v.infohash, exc)
+
     def _members_ready(
-        first: TorrentView, members: list[TorrentView], group: Group, src: Path
+        self, first: TorrentView, members: list[TorrentView], group: Group, src: Path
     ) -> None:
         """Every cross-seed must be able to follow, or the group does not move at all."""
         if group.mismatched:
@@ -281,7 +311,8 @@ class GroupMover:
                     f"cross-seed {v.name} ({v.infohash}) shares files with {first.name} but "
                     f"seeds from {v.save_path}: the group cannot move as one",
                 )
-            if not v.seeding or not v.stored_under(str(src)):
+            ready = v.seeding or (self.pausing and v.paused_complete)
+            if not ready or not v.stored_under(str(src)):
                 raise Abandon(
                     "other",
                     f"cross-seed {v.name} ({v.infohash}) is not seeding a complete copy "

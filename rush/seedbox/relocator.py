@@ -23,12 +23,13 @@ import shutil
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from pathlib import Path
 
 from integrations.qbittorrent import QbitClient, QbitError, TorrentView
 from rush.config import SeedboxConfig
 from rush.models import SeedMapping
-from rush.seedbox import fs, stale
+from rush.seedbox import fs, stale, tags
 from rush.seedbox.finalise import on_synology
 from rush.seedbox.groups import Group, cross_seed_groups
 from rush.seedbox.mover import GroupMover, record_attempt, remove_states, save_mapping
@@ -117,11 +118,25 @@ class Relocator:
         """Read the `.state` files, decide, relocate; return what happened to each torrent."""
         now = time.time() if now is None else now
         report = RunReport(run_id=uuid.uuid4().hex[:12], dry_run=dry_run)
+        self._hardlinked: dict[str, bool] = {}
+        await self._run(report, dry_run, now)
+        outcome_hashes = {o.infohash for o in report.outcomes}
+        reachable = not any(o.cause == "network" for o in report.outcomes)
+        if self.cfg.tags and not dry_run and outcome_hashes and reachable:
+            await tags.apply(self.qbit, self.cfg.tag_prefix, report.outcomes, self._hardlinked)
+        return report
+
+    async def _run(self, report: RunReport, dry_run: bool, now: float) -> RunReport:
         run_id = report.run_id
         log.info("seedbox run %s started%s", run_id, " (dry run)" if dry_run else "")
         states = self._read_states(report, dry_run)
         if not dry_run:
             await self._sweep_mapping(now)
+        stateless: dict[str, TorrentView] = {}
+        if not self.cfg.require_state:
+            stateless = await self._stateless(states)
+            for infohash in stateless:
+                states.setdefault(infohash, [])
         if not states:
             log.info("seedbox run %s: no .state file to process", run_id)
             return report
@@ -159,13 +174,20 @@ class Relocator:
             view = views[key]
             src = Path(_norm(view.save_path))
             frees, hardlinked = await asyncio.to_thread(fs.nvme_footprint, src, group.files)
+            self._hardlinked.update(dict.fromkeys(group.members, hardlinked))
             mine = [e for h in group.members for e in states.get(h, [])]
             category = next((e.state.category for e in mine if e.state and e.state.category), "")
+            # Without a .state (require_state = false) the age counts from qBittorrent's
+            # "added on".
+            added = max(
+                (e.state.added_epoch for e in mine if e.state),
+                default=max(views[h].added_on for h in group.members),
+            )
             candidates.append(
                 Candidate(
                     infohash=key,
                     category=category or view.category,
-                    added_epoch=max(e.state.added_epoch for e in mine if e.state),
+                    added_epoch=added,
                     size=group.size,
                     name=view.name,
                     frees=frees,
@@ -239,6 +261,23 @@ class Relocator:
                 break
         return self._finish(report)
 
+    async def _stateless(self, states: dict[str, list[StateEntry]]) -> dict[str, TorrentView]:
+        """`require_state = false`: torrents on the NVMe without any `.state` whose
+        category is eligible (the age rule then counts from qBittorrent's "added on")."""
+        try:
+            listing = await self.qbit.torrents()
+        except QbitError as exc:
+            log.warning("cannot list torrents without a .state: %s", exc)
+            return {}
+        cats = self.cfg.categories
+        return {
+            v.infohash: v
+            for v in listing
+            if v.infohash not in states
+            and _under(v.save_path, self.cfg.nvme_root) is not None
+            and (not cats or v.category in cats)
+        }
+
     async def _sweep_mapping(self, now: float) -> None:
         """Mark mapping rows of torrents gone from qBittorrent (one call, no retries: an
         unreachable qBittorrent is reported by the run itself)."""
@@ -260,7 +299,7 @@ class Relocator:
         near.update(examined)
         files: dict[str, list[tuple[str, int]]] = {}
         for h in near:
-            files[h] = await self.ops.retry(f"files {h}", lambda h=h: self.qbit.file_sizes(h))  # type: ignore[misc]
+            files[h] = await self.ops.retry(f"files {h}", partial(self.qbit.file_sizes, h))
         torrents = {h: (near[h].save_path, files[h]) for h in near}
         return cross_seed_groups(torrents, list(examined)), files
 
@@ -329,6 +368,8 @@ class Relocator:
             if not dry_run:
                 await record_attempt(run_id, infohash, ok=False, cause=exc.cause, error=str(exc))
             return Outcome(infohash, title, "failed", f"abandoned: {exc}", cause=exc.cause)
+        if view is None and not entries:
+            return Outcome(infohash, title, "kept", "torrent left qBittorrent during the run")
         if view is None:
             limit = self.cfg.stale_after_days
             if stale.is_stale(entries, now, limit):
@@ -373,6 +414,14 @@ class Relocator:
             msg = f"save path {view.save_path} is outside nvme_root {self.cfg.nvme_root}"
             log.warning("keep %s (%s): %s", view.name, infohash, msg)
             return Outcome(infohash, view.name, "kept", msg)
+        if view.paused_complete:
+            if self.cfg.pause_policy == "pause_move_resume":
+                return view
+            msg = 'paused in qBittorrent; pause_policy = "skip" leaves it on the NVMe'
+            log.info("%s (%s) deferred: %s", view.name, infohash, msg)
+            if not dry_run:
+                await record_attempt(run_id, infohash, ok=False, cause="paused", error=msg)
+            return Outcome(infohash, view.name, "deferred", msg, cause="paused")
         if not view.seeding:
             msg = f"not seeding a complete copy (state {view.state}, progress {view.progress:.3f})"
             log.info("keep %s (%s): %s", view.name, infohash, msg)
