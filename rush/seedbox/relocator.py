@@ -86,6 +86,8 @@ class Relocator:
         self.cfg = cfg
         self.qbit = qbit
         self.ops = QbitOps(cfg, qbit, sleep, recheck_settle_s)
+        #: Whether each examined torrent has a hard-linked file (for the noHL tag).
+        self._hardlinked: dict[str, bool] = {}
 
     # -- helpers ---------------------------------------------------------------------
 
@@ -118,7 +120,7 @@ class Relocator:
         """Read the `.state` files, decide, relocate; return what happened to each torrent."""
         now = time.time() if now is None else now
         report = RunReport(run_id=uuid.uuid4().hex[:12], dry_run=dry_run)
-        self._hardlinked: dict[str, bool] = {}
+        self._hardlinked = {}
         await self._run(report, dry_run, now)
         outcome_hashes = {o.infohash for o in report.outcomes}
         reachable = not any(o.cause == "network" for o in report.outcomes)
@@ -294,8 +296,22 @@ class Relocator:
         self, examined: dict[str, TorrentView], everything: dict[str, TorrentView]
     ) -> tuple[dict[str, Group], dict[str, list[tuple[str, int]]]]:
         """Each examined torrent's cross-seed group, and the file lists that were read."""
-        paths = {_norm(v.save_path) for v in examined.values()}
-        near = {h: v for h, v in everything.items() if _norm(v.save_path) in paths}
+
+        # Only torrents that can share a file are asked for their file list: same save
+        # path and same top-level entry (`content_path`), or no top-level folder at all —
+        # a folder with a thousand torrents must not cost a thousand API calls per run.
+        def key(v: TorrentView) -> tuple[str, str]:
+            content = _norm(v.content_path) if v.content_path else ""
+            return _norm(v.save_path), "" if content == _norm(v.save_path) else content
+
+        wanted = {key(v) for v in examined.values()}
+        folders = {save for save, _ in wanted}
+        near = {
+            h: v
+            for h, v in everything.items()
+            if key(v) in wanted
+            or (key(v)[0] in folders and (not key(v)[1] or (key(v)[0], "") in wanted))
+        }
         near.update(examined)
         files: dict[str, list[tuple[str, int]]] = {}
         for h in near:
