@@ -119,6 +119,10 @@ async def test_own_leftovers_of_a_failed_attempt_are_cleaned_before_the_retry(en
         leftover = syno / "tv" / "Left.S01E01.mkv"
         assert leftover.exists() and leftover.read_bytes() != contents[""]
         before = _snapshot(env, infohash)
+        dry = await relocate(env.config, dry_run=True)
+        assert [o.action for o in dry.outcomes] == ["would_move"]
+        assert "after removing 1 own leftover file(s)" in dry.outcomes[0].reason
+        assert leftover.exists()
 
         report = await relocate(env.config)
 

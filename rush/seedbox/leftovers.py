@@ -34,6 +34,19 @@ def _is_ours(path: Path, recorded_size: int) -> bool:
     return stat.S_ISREG(st.st_mode) and st.st_nlink == 1 and st.st_size <= recorded_size
 
 
+async def own_among(group: Group, dest: Path, conflicts: Sequence[str]) -> dict[str, int]:
+    """The conflicting files that are this group's own leftovers (name -> recorded size)."""
+    own: dict[str, int] = {}
+    for infohash in group.members:
+        for name, size in (await moves.own_files(infohash, str(dest))).items():
+            own[name] = max(size, own.get(name, 0))
+    return {
+        name: own[name]
+        for name in conflicts
+        if name in own and await asyncio.to_thread(_is_ours, dest / name, own[name])
+    }
+
+
 async def clean_own(
     group: Group,
     dest: Path,
@@ -41,17 +54,10 @@ async def clean_own(
     run_id: str,
 ) -> list[str]:
     """Remove the conflicting files a failed attempt of this group wrote; return them."""
-    own: dict[str, int] = {}
-    for infohash in group.members:
-        for name, size in (await moves.own_files(infohash, str(dest))).items():
-            own[name] = max(size, own.get(name, 0))
+    own = await own_among(group, dest, conflicts)
     cleaned: list[str] = []
-    for name in conflicts:
-        if name not in own:
-            continue
+    for name in own:
         path = dest / name
-        if not await asyncio.to_thread(_is_ours, path, own[name]):
-            continue
         row = await FsAction.create(action="seed_delete", src=str(path), size=own[name])
         try:
             await asyncio.to_thread(path.unlink)

@@ -103,20 +103,26 @@ class GroupMover:
         try:
             self._members_ready(first, members, group, src)
             check = await asyncio.to_thread(fs.inspect_files, src, dest, names)
-            if check.conflicts and not check.missing and not check.unsafe and not dry_run:
-                await leftovers.clean_own(group, dest, check.conflicts, run_id)
-                check = await asyncio.to_thread(fs.inspect_files, src, dest, names)
+            own: dict[str, int] = {}
+            if check.conflicts and not check.missing and not check.unsafe:
+                if dry_run:
+                    own = await leftovers.own_among(group, dest, check.conflicts)
+                    check.conflicts = [n for n in check.conflicts if n not in own]
+                else:
+                    await leftovers.clean_own(group, dest, check.conflicts, run_id)
+                    check = await asyncio.to_thread(fs.inspect_files, src, dest, names)
             self._precheck(first, check, dest)
             if dry_run:
                 log.info(
                     "dry run: would move %s (%s) %s -> %s", first.name, first.infohash, src, dest
                 )
+                cleanup = f" after removing {len(own)} own leftover file(s)" if own else ""
                 return [
                     self._outcome(
                         v,
                         first,
                         "would_move",
-                        f"would move to {dest}",
+                        f"would move to {dest}{cleanup}",
                         src,
                         dest,
                         check.total_bytes if v is first else 0,
