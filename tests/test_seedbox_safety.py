@@ -390,3 +390,43 @@ async def test_stale_states_are_archived_and_removed_torrents_marked(env: Env) -
     assert row.status == "removed" and row.removed_epoch is not None
     assert relocated not in await export_mapping("tsv")
     assert f"{relocated}\t" in await export_mapping("tsv", include_removed=True)
+
+
+async def test_disk_full_during_a_live_run_is_noticed_and_pointed_back(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same full disk without a kill: the run itself sees that qBittorrent's data did
+    not follow its claimed save path, points it back, and finalises nothing."""
+    from integrations.qbittorrent import QbitClient
+    from tests.seedbox_kill_driver import fill_until
+
+    need_mount("a small Synology tmpfs")
+    small = env.base / "small-syno"
+    mount_tmpfs(small, 6 * 1024)
+    try:
+        syno = small / "torrents"
+        syno.mkdir()
+        (syno / env.config.seedbox.syno_marker).write_text("synology\n")
+        env.config.seedbox.syno_root = syno
+        infohash, contents = env.torrent("Live.S01E01.mkv", {"": 4 * MiB})
+        state = env.state(infohash)
+        real = QbitClient.set_location
+
+        async def fill_then_move(self: QbitClient, h: str, location: str) -> None:
+            if location.startswith(str(syno)):
+                await asyncio.to_thread(fill_until, small / "filler", MiB)
+            await real(self, h, location)
+
+        monkeypatch.setattr(QbitClient, "set_location", fill_then_move)
+
+        report = await relocate(env.config)
+
+        after = _snapshot(env, infohash)
+        print("after the live run:", after, [(o.action, o.reason) for o in report.outcomes])
+        assert [(o.action, o.cause) for o in report.outcomes] == [("failed", "api")]
+        assert _norm(after["save_path"]) == str(env.nvme / "tv")
+        assert after["state"] in SEEDING
+        assert_same_data(env.nvme / "tv" / "Live.S01E01.mkv", contents)
+        assert state.exists() and await SeedMapping.all().count() == 0
+    finally:
+        umount(small)
