@@ -421,6 +421,22 @@ class SeedMove(Model):
         table = "seed_move"
 
 
+class LoginFailure(Model):
+    """One failed web login, kept for the limiter's window (docs/web.md, "Security").
+
+    Stored, not held in memory, so a restart does not hand an attacker a fresh budget;
+    one row per failure (insert only) so concurrent failures are never lost.  `key` is
+    `ip:<address>` or `user:<casefolded name>`.
+    """
+
+    id = fields.IntField(primary_key=True)
+    key = fields.CharField(max_length=200, db_index=True)
+    at = fields.FloatField(db_index=True)
+
+    class Meta:
+        table = "login_failure"
+
+
 class KeyValue(Model):
     """Small persistent facts of the server (library id, last scan report, ...)."""
 

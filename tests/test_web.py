@@ -543,19 +543,6 @@ def test_session_codec_refuses_tampering_and_expiry() -> None:
     assert auth.SessionCodec(b"other" * 8).decode(cookie) is None
 
 
-def test_login_limiter_window() -> None:
-    limiter = auth.LoginLimiter(max_failures=3, window_s=60)
-    keys = ["ip:1", "user:alice"]
-    for t in (0, 1, 2):
-        assert limiter.retry_after(keys, now=t) == 0
-        limiter.failed(keys, now=t)
-    assert limiter.retry_after(keys, now=3) == pytest.approx(57)
-    assert limiter.retry_after(["ip:2", "user:alice"], now=3) > 0  # same user, other address
-    assert limiter.retry_after(keys, now=61) == 0
-    limiter.succeeded(keys)
-    assert limiter.retry_after(keys, now=3) == 0
-
-
 async def test_linked_audio_shown_on_both_pages(client: TestClient) -> None:
     token = await login(client)
     video = await make_asset(rel="INBOX/day1/clip.mp4")

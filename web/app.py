@@ -20,7 +20,7 @@ import jinja2
 from aiohttp import web
 
 from rush.config import Config
-from web import auth
+from web import auth, security
 from web.queries import CountCache
 from web.services import WebServices
 
@@ -51,7 +51,7 @@ class RunRegistry:
 CONFIG = web.AppKey("config", Config)
 SERVICES = web.AppKey("services", WebServices)
 CODEC = web.AppKey("codec", auth.SessionCodec)
-LIMITER = web.AppKey("limiter", auth.LoginLimiter)
+LIMITER = web.AppKey("limiter", security.StoredLoginLimiter)
 COUNTS = web.AppKey("counts", CountCache)
 CLOSING = web.AppKey("closing", asyncio.Event)
 RUNS = web.AppKey("runs", RunRegistry)
@@ -112,7 +112,7 @@ def create_app(config: Config, services: WebServices) -> web.Application:
     )
     app[CONFIG] = config
     app[SERVICES] = services
-    app[LIMITER] = auth.LoginLimiter()
+    app[LIMITER] = security.StoredLoginLimiter()
     app[COUNTS] = CountCache()
     app[CLOSING] = asyncio.Event()
     app[RUNS] = RunRegistry()
@@ -152,6 +152,8 @@ async def _security_headers(request: web.Request, handler: auth.Handler) -> web.
     if not response.prepared:  # streamed responses (files, SSE) have sent their headers
         elapsed = (time.perf_counter() - started) * 1000
         response.headers["Server-Timing"] = f"app;dur={elapsed:.1f}"
+    if security.no_store(request.path):
+        response.headers.setdefault("Cache-Control", "no-store")
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("Referrer-Policy", "same-origin")
     response.headers.setdefault("X-Content-Type-Options", "nosniff")

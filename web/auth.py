@@ -22,9 +22,8 @@ import logging
 import os
 import secrets
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -170,42 +169,6 @@ def new_session(user: str | None = None, uid: int | None = None) -> Session:
     )
 
 
-@dataclass
-class LoginLimiter:
-    """At most `max_failures` failed logins per client address and per username per window."""
-
-    max_failures: int = 5
-    window_s: float = 300.0
-    _fails: dict[str, deque[float]] = field(default_factory=dict)
-
-    def _recent(self, key: str, now: float) -> deque[float]:
-        q = self._fails.setdefault(key, deque())
-        while q and q[0] <= now - self.window_s:
-            q.popleft()
-        return q
-
-    def retry_after(self, keys: list[str], now: float | None = None) -> float:
-        """Seconds until another attempt is allowed (0: allowed now)."""
-        now = time.monotonic() if now is None else now
-        wait = 0.0
-        for key in keys:
-            q = self._recent(key, now)
-            if len(q) >= self.max_failures:
-                wait = max(wait, q[0] + self.window_s - now)
-        return wait
-
-    def failed(self, keys: list[str], now: float | None = None) -> None:
-        now = time.monotonic() if now is None else now
-        for key in keys:
-            self._recent(key, now).append(now)
-        if len(self._fails) > 10_000:  # bound memory under a spray of usernames
-            self._fails = {k: v for k, v in self._fails.items() if v}
-
-    def succeeded(self, keys: list[str]) -> None:
-        for key in keys:
-            self._fails.pop(key, None)
-
-
 def set_session_cookie(
     response: web.StreamResponse, codec: SessionCodec, session: Session, secure: bool
 ) -> None:
@@ -271,11 +234,11 @@ def make_middleware(codec_of: Callable[[web.Request], SessionCodec]) -> Any:
 def _safe_next(target: str) -> str:
     from urllib.parse import quote
 
-    return quote(target if target.startswith("/") and not target.startswith("//") else "/")
+    return quote(safe_redirect_target(target), safe="")
 
 
 def safe_redirect_target(target: str | None) -> str:
-    """Only local paths: `next=//evil.example` or `next=https://...` land on the library."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return "/"
-    return target
+    """Only same-origin paths (see `web.security.safe_redirect_target`)."""
+    from web.security import safe_redirect_target as check
+
+    return check(target)

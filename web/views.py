@@ -39,7 +39,7 @@ from rush.models import (
     Transcript,
 )
 from rush.users import authenticate
-from web import auth, queries, reports
+from web import auth, queries, reports, security
 from web.app import CLOSING, CODEC, CONFIG, COUNTS, LIMITER, RUNS, SERVICES, ActionRun, base_context
 from web.derived import derived_file
 from web.services import ActionUnavailable, jsonable
@@ -149,9 +149,9 @@ def _asset_id(request: web.Request) -> uuid.UUID:
 async def _body(request: web.Request) -> Mapping[str, Any]:
     if request.content_type == "application/json":
         try:
-            data = await request.json()
-        except ValueError as exc:
-            raise web.HTTPBadRequest(text="malformed JSON") from exc
+            data = security.parse_json_bounded(await request.read())
+        except security.BadJson as exc:
+            raise web.HTTPBadRequest(text=str(exc)) from exc
         if not isinstance(data, dict):
             raise web.HTTPBadRequest(text="expected a JSON object")
         return data
@@ -183,7 +183,11 @@ async def login_page(request: web.Request) -> web.StreamResponse:
     response = render(
         "login.html",
         request,
-        {"csrf": session.csrf, "next": request.query.get("next", "/"), "error": None},
+        {
+            "csrf": session.csrf,
+            "next": auth.safe_redirect_target(request.query.get("next")),
+            "error": None,
+        },
     )
     auth.set_session_cookie(
         response, request.app[CODEC], session, request.app[CONFIG].web.secure_cookies
@@ -197,8 +201,8 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     password = str(form.get("password", ""))[:1024]
     target = auth.safe_redirect_target(str(form.get("next", "/")))
     limiter = request.app[LIMITER]
-    keys = [auth.client_key(request), f"user:{username.casefold()}"]
-    wait = limiter.retry_after(keys)
+    client = auth.client_key(request)
+    wait = await limiter.retry_after(client, username)
     session = request[auth.SESSION]
     assert session is not None  # the CSRF check needs one, so the middleware made sure
     if wait > 0:
@@ -216,7 +220,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
         return response
     user = await authenticate(username, password)
     if user is None:
-        limiter.failed(keys)
+        await limiter.failed(client, username)
         log.warning("failed login for %r from %s", username, request.remote)
         return render(
             "login.html",
@@ -224,7 +228,6 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
             {"csrf": session.csrf, "next": target, "error": "Wrong username or password."},
             status=401,
         )
-    limiter.succeeded(keys)
     fresh = auth.new_session(user.username, user.id)
     await auth.open_session(fresh)
     response = web.HTTPSeeOther(target)
