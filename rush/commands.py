@@ -54,7 +54,17 @@ class CommandRegistry:
         except Exception as exc:
             log.exception("command %s failed", name)
             return {"command": name, "ok": False, "error": f"{type(exc).__name__}: {exc}"}
-        return {"command": name, "ok": True, "result": jsonable(result)}
+        data = jsonable(result)
+        if isinstance(data, dict) and data.get("ok") is False:
+            # A handler that refused (bad payload, feature disabled, run busy) is a failed
+            # command: `ok` says so at the top, where a script or Home Assistant looks.
+            outcome: dict[str, Any] = {"command": name, "ok": False}
+            outcome["error"] = str(data.get("error") or "refused")
+            if "refused" in data:
+                outcome["refused"] = data["refused"]
+            outcome["result"] = data
+            return outcome
+        return {"command": name, "ok": True, "result": data}
 
 
 class ScansOnce(Protocol):

@@ -108,3 +108,33 @@ async def test_retained_commands_are_refused_cleared_and_never_run(
             (done,) = await _results(watcher, 1, 15)
             assert done["command"] == "purge" and done["ok"] is True
             assert (await Asset.get(id=old.id)).state is S.PURGED
+
+
+async def test_disabled_seedbox_refuses_its_command(db: str, tmp_path: Path) -> None:
+    """`seedbox.enabled = false`: `rush/cmd/seedbox/run` answers a clear refusal and runs
+    nothing (no run log, no lock, no attempt recorded), whatever the payload says."""
+    from rush.models import SeedRelocation
+
+    prefix = new_prefix()
+    root = tmp_path / "lib"
+    make_library(root)
+    config = make_config(root, prefix=prefix)
+    assert config.seedbox.enabled is False
+    config.seedbox.log_dir = tmp_path / "seedbox-log"
+    config.seedbox.lock_dir = tmp_path / "seedbox-locks"
+    config.seedbox.state_dir = tmp_path / "seedbox-state"
+    bus = events.EventBus()
+    reg = CommandRegistry()
+    _register_commands(ServerContext(config, bus=bus, commands=reg))
+    async with make_client(config.mqtt) as watcher:
+        await watcher.subscribe(f"{prefix}/cmd/+/result", qos=1)
+        await watcher.subscribe(f"{prefix}/cmd/seedbox/run/result", qos=1)
+        async with server_actors(config, commands=reg, bus=bus), make_client(config.mqtt) as c:
+            for payload in ({}, {"dry_run": False}):
+                await c.publish(f"{prefix}/cmd/seedbox/run", orjson.dumps(payload), qos=1)
+                (result,) = await _results(watcher, 1, 10)
+                assert result["ok"] is False and result["refused"] == "disabled", result
+                assert "seedbox.enabled" in result["error"]
+    assert await SeedRelocation.all().count() == 0
+    assert not config.seedbox.log_dir.exists()
+    assert not config.seedbox.lock_dir.exists()

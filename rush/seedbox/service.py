@@ -77,6 +77,13 @@ async def relocate(
 
 async def cmd_seedbox_run(config: Config, payload: dict[str, Any]) -> dict[str, Any]:
     """Handler of `rush/cmd/seedbox/run`: `{"dry_run": bool}` (default `seedbox.dry_run`)."""
+    if not config.seedbox.enabled:
+        # A disabled feature runs nothing, not even a dry run: the trigger says why.
+        return {
+            "ok": False,
+            "refused": "disabled",
+            "error": "the Seedbox Manager is disabled (seedbox.enabled = false); nothing was run",
+        }
     if not isinstance(payload, dict):
         return {"ok": False, "error": "payload must be a JSON object"}
     unknown = sorted(set(payload) - {"dry_run", "request_id"})
