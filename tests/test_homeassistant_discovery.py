@@ -120,7 +120,11 @@ def test_bad_ids_refused(bad: str) -> None:
 def test_value_templates_point_at_snapshot_keys() -> None:
     for spec in SENSORS:
         payload = _all()[f"homeassistant/sensor/rushcatalog/{spec.key}/config"]
-        assert payload["value_template"] == f"{{{{ value_json.{spec.key} }}}}"
+        if spec.device_class == "timestamp":  # its own topic, its value as the payload
+            assert payload["state_topic"] == f"rush/ha/state/{spec.key}"
+            assert "value_template" not in payload
+        else:
+            assert payload["value_template"] == f"{{{{ value_json.{spec.key} }}}}"
 
 
 def test_seedbox_entities_only_when_enabled() -> None:

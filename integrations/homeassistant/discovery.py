@@ -1,9 +1,14 @@
 """Home Assistant MQTT discovery payloads, built by pure functions (no broker needed).
 
 Every entity hangs off one "RushCatalog" device (per-agent connectivity sensors are
-devices of their own, linked with `via_device`).  All sensor states come from one
-retained JSON state topic read through `value_template`s, so one publish refreshes the
-whole dashboard.  Availability follows the server's retained LWT topic.
+devices of their own, linked with `via_device`).  Sensor states come from one retained
+JSON state topic read through `value_template`s, so one publish refreshes the whole
+dashboard; timestamp sensors are the exception (see `value_topic`).  Availability follows
+the server's retained LWT topic.
+
+Entity ids are set twice on purpose (docs/homeassistant.md): `object_id` is what Home
+Assistant 2024.x honours, `default_entity_id` what it honours from 2025.10 on (it then
+ignores `object_id` when both are given); each version drops the key it does not know.
 """
 
 from __future__ import annotations
@@ -36,6 +41,17 @@ class DiscoveryContext:
 
     def cmd_topic(self, command: str) -> str:
         return f"{self.mqtt_prefix}/cmd/{command}"
+
+    def value_topic(self, key: str) -> str:
+        """The retained topic of one timestamp sensor, published only once it has a value.
+
+        Why not the JSON state topic: a timestamp sensor must never receive a text that
+        is not a date.  Home Assistant 2024.x logs "Invalid state message" for every
+        state whose template renders `None` (newer versions read `None` as unknown), and
+        no template can make it skip a message quietly.  A topic with nothing on it
+        leaves the sensor "unknown" on every version.
+        """
+        return f"{self.mqtt_prefix}/ha/state/{key}"
 
 
 @dataclass(frozen=True)
@@ -110,6 +126,8 @@ def _state_sensors() -> list[SensorSpec]:
 
 
 SENSORS: tuple[SensorSpec, ...] = tuple(_state_sensors())
+#: State keys whose sensor reads its own `value_topic` rather than the JSON state.
+TIMESTAMP_KEYS: tuple[str, ...] = tuple(s.key for s in SENSORS if s.device_class == "timestamp")
 
 #: Safe actions only: nothing here moves, deletes or decides anything.
 BUTTONS: tuple[tuple[str, str, str, str], ...] = (
@@ -165,17 +183,25 @@ def config_topic(ctx: DiscoveryContext, component: str, object_id: str) -> str:
     )
 
 
+def _entity_id(component: str, object_id: str) -> dict[str, str]:
+    """The id keys of every Home Assistant version we support (see the module docstring)."""
+    return {"object_id": object_id, "default_entity_id": f"{component}.{object_id}"}
+
+
 def sensor_config(ctx: DiscoveryContext, spec: SensorSpec) -> dict[str, Any]:
     payload: dict[str, Any] = {
         "name": spec.name,
         "unique_id": f"{ctx.node_id}_{spec.key}",
-        "default_entity_id": f"sensor.{ctx.node_id}_{spec.key}",
+        **_entity_id("sensor", f"{ctx.node_id}_{spec.key}"),
         "state_topic": ctx.state_topic,
         "value_template": f"{{{{ value_json.{spec.key} }}}}",
         "device": device_block(ctx),
         "origin": origin_block(),
         "availability": _availability(ctx),
     }
+    if spec.key in TIMESTAMP_KEYS:
+        payload["state_topic"] = ctx.value_topic(spec.key)
+        del payload["value_template"]  # the payload is the ISO 8601 time itself
     if spec.unit:
         payload["unit_of_measurement"] = spec.unit
     if spec.device_class:
@@ -193,7 +219,7 @@ def button_config(
     return {
         "name": name,
         "unique_id": f"{ctx.node_id}_{object_id}",
-        "default_entity_id": f"button.{ctx.node_id}_{object_id}",
+        **_entity_id("button", f"{ctx.node_id}_{object_id}"),
         "command_topic": ctx.cmd_topic(command),
         "payload_press": press,
         # A press is a command: QoS 1 like every message of ours (HA defaults to 0).
@@ -226,7 +252,7 @@ def agent_config(
     payload: dict[str, Any] = {
         "name": "Connectivity",
         "unique_id": f"{ctx.node_id}_{object_id}",
-        "default_entity_id": f"binary_sensor.{ctx.node_id}_{object_id}",
+        **_entity_id("binary_sensor", f"{ctx.node_id}_{object_id}"),
         "device_class": "connectivity",
         "state_topic": f"{ctx.mqtt_prefix}/agents/{agent_id}/status",
         "payload_on": "online",

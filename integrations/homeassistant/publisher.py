@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from integrations.homeassistant.discovery import (
+    TIMESTAMP_KEYS,
     DiscoveryContext,
     build_discovery,
     removed_topics,
@@ -70,6 +71,7 @@ class HomeAssistantPublisher:
         self._republish = asyncio.Event()
         self._wake = asyncio.Event()
         self._last_state: str | None = None
+        self._last_values: dict[str, str] = {}
 
     async def _on_ha_status(self, _topic: str, payload: bytes, *, retain: bool) -> None:
         if payload.strip().lower() == b"online":
@@ -115,6 +117,14 @@ class HomeAssistantPublisher:
             return
         self._last_state = comparable
         await self.messenger.publish(self.ctx.state_topic, body, retain=True)
+        for key in TIMESTAMP_KEYS:
+            value = snapshot.get(key)
+            if value is None:
+                continue  # nothing yet: the sensor stays "unknown" (see `value_topic`)
+            text = _json_default(value) if isinstance(value, datetime) else str(value)
+            if force or self._last_values.get(key) != text:
+                self._last_values[key] = text
+                await self.messenger.publish(self.ctx.value_topic(key), text, retain=True)
 
     async def run(self) -> None:
         if not self.config.homeassistant.enabled:
