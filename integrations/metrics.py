@@ -19,20 +19,34 @@ from rush.lifecycle import AssetState
 
 log = logging.getLogger(__name__)
 
-_SNAPSHOT_GAUGES = {
-    "awaiting_decision": "Assets waiting for a human decision",
-    "queue_depth": "READY assets waiting for an agent",
-    "processing": "Assets being processed",
-    "failed": "Assets whose processing failed max_attempts times",
-    "missing": "Assets whose file vanished from the NAS",
-    "agents_online": "Agents online",
-    "purge_eligible": "REJECTED assets old enough to purge",
-    "last_scan_duration": "Duration of the last scan in seconds",
-    "seedbox_success_ratio": "Seedbox relocation success ratio in percent",
-    "seedbox_mean_relocation_s": "Seedbox mean relocation time in seconds",
-    "seedbox_moved_today_gb": "Seedbox volume moved today in GB",
-    "seedbox_nvme_free_gb": "NVMe free space in GB",
-}
+#: Snapshot key -> (metric name, help, factor).  Metric names follow the exposition
+#: conventions (base units: seconds, bytes, ratios 0..1) while the snapshot, and so Home
+#: Assistant and `rush status`, keep human units (GB, %): the factor converts.
+_SNAPSHOT_GAUGES: dict[str, tuple[str, str, float]] = {
+    "awaiting_decision": ("rush_awaiting_decision", "Assets waiting for a human decision", 1),
+    "queue_depth": ("rush_queue_depth", "READY assets waiting for an agent", 1),
+    "processing": ("rush_processing", "Assets being processed", 1),
+    "failed": ("rush_failed", "Assets whose processing failed max_attempts times", 1),
+    "missing": ("rush_missing", "Assets whose file vanished from the NAS", 1),
+    "agents_online": ("rush_agents_online", "Agents online", 1),
+    "purge_eligible": ("rush_purge_eligible", "REJECTED assets old enough to purge", 1),
+    "last_scan_duration": (
+        "rush_last_scan_duration_seconds", "Duration of the last scan in seconds", 1
+    ),
+    "seedbox_success_ratio": (
+        "rush_seedbox_success_ratio", "Seedbox relocation success ratio (0 to 1)", 0.01
+    ),
+    "seedbox_mean_relocation_s": (
+        "rush_seedbox_mean_relocation_seconds", "Seedbox mean relocation time in seconds", 1
+    ),
+    "seedbox_moved_today_gb": (
+        "rush_seedbox_moved_today_bytes", "Seedbox volume moved today in bytes", 1e9
+    ),
+    "seedbox_nvme_free_gb": ("rush_seedbox_nvme_free_bytes", "NVMe free space in bytes", 1e9),
+    "seedbox_nvme_free_percent": (
+        "rush_seedbox_nvme_free_ratio", "NVMe free space as a ratio of its size (0 to 1)", 0.01
+    ),
+}  # fmt: skip
 
 
 class Metrics:
@@ -41,8 +55,8 @@ class Metrics:
         r = self.registry
         self.assets = Gauge("rush_assets", "Assets per lifecycle state", ["state"], registry=r)
         self.gauges = {
-            key: Gauge(f"rush_{key}", help_text, registry=r)
-            for key, help_text in _SNAPSHOT_GAUGES.items()
+            key: (Gauge(name, help_text, registry=r), factor)
+            for key, (name, help_text, factor) in _SNAPSHOT_GAUGES.items()
         }
         self.seedbox_errors = Gauge(
             "rush_seedbox_errors", "Seedbox relocation errors by cause", ["cause"], registry=r
@@ -96,10 +110,10 @@ class Metrics:
             self.assets.labels(state=state.value).set(
                 snapshot.get(f"state_{state.value.lower()}", 0)
             )
-        for key, gauge in self.gauges.items():
+        for key, (gauge, factor) in self.gauges.items():
             value = snapshot.get(key)
             if isinstance(value, int | float):
-                gauge.set(value)
+                gauge.set(value * factor)
         for key, value in snapshot.items():
             if key.startswith("seedbox_errors_") and isinstance(value, int | float):
                 self.seedbox_errors.labels(cause=key.removeprefix("seedbox_errors_")).set(value)
