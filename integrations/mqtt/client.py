@@ -40,6 +40,18 @@ NODELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
 OnConnect = Callable[[], Coroutine[Any, Any, None]]
 #: Longest wait for `MqttBridge.not_before` before connecting anyway.
 NOT_BEFORE_MAX_S = 10.0
+#: At shutdown, longest wait for the `offline` goodbye and, separately, for the
+#: DISCONNECT: together well inside the supervisor's deadline (5 s) even when the
+#: broker has stopped reading from us.
+GOODBYE_S = 1.0
+
+
+def _cancelling() -> bool:
+    """Whether the current task is being cancelled (shutdown), whatever exception is in
+    flight: an `MqttError` raised while we say goodbye must not pass for a lost
+    connection, or the bridge would reconnect instead of stopping."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +231,11 @@ class MqttBridge:
                         self._client = None
             except aiomqtt.MqttError as exc:
                 self.connected.clear()
+                if _cancelling():
+                    # The goodbye failed (the disconnect timed out on a stalled broker):
+                    # we are stopping all the same, never reconnecting.
+                    log.info("MQTT disconnect at shutdown not acknowledged (%s)", exc)
+                    raise asyncio.CancelledError from exc
                 log.warning(
                     "MQTT connection to %s:%d lost or refused (%s); retrying in %.1f s",
                     host,
@@ -248,6 +265,8 @@ class MqttBridge:
                         await self._workers[index].put((topic, bytes(payload), message.retain))
                     raise aiomqtt.MqttError("message stream ended")
             except* aiomqtt.MqttError as group_exc:
+                if _cancelling():  # lost while stopping: a stop, not a reason to reconnect
+                    raise asyncio.CancelledError from _first_leaf(group_exc)
                 # The sender's own TaskGroup nests groups: re-raise a plain MqttError so
                 # the connection loop reconnects instead of the bridge crashing.  Raised
                 # after the except* block: before Python 3.11.4 (Debian 12 ships 3.11.2)
@@ -255,9 +274,13 @@ class MqttBridge:
                 # the connection loop's `except MqttError` would not catch.
                 lost = _first_leaf(group_exc)
         except asyncio.CancelledError:
-            # Clean shutdown: say `offline` ourselves, the Will is only for crashes.
+            # Clean shutdown: say `offline` ourselves, the Will is only for crashes.  The
+            # client's timeout also bounds the DISCONNECT that `async with client` sends.
+            client.timeout = GOODBYE_S
             with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
-                await client.publish(self.status_topic, b"offline", qos=1, retain=True, timeout=2)
+                await client.publish(
+                    self.status_topic, b"offline", qos=1, retain=True, timeout=GOODBYE_S
+                )
             raise
         if lost is not None:
             raise lost from None
