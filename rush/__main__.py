@@ -1,5 +1,5 @@
 import sys
 
-from rush.cli import main
+from rush.entry import main
 
 sys.exit(main())

@@ -51,6 +51,8 @@ _CHUNK = 1024 * 1024
 
 _CRASH_ENV = "RUSH_TEST_CRASH_AFTER_N_FS_OPS"
 _COUNT_ENV = "RUSH_TEST_FS_OPS_COUNT_FILE"
+#: Signal sent at that step instead of SIGKILL (e.g. `SIGTERM`: a stop, not a crash).
+_SIGNAL_ENV = "RUSH_TEST_CRASH_SIGNAL"
 _steps = 0
 
 
@@ -64,8 +66,10 @@ def step(label: str) -> None:
     _steps += 1
     limit = os.environ.get(_CRASH_ENV)
     if limit is not None and _steps >= int(limit):
-        log.warning("test crash hook: SIGKILL at step %d (%s)", _steps, label)
-        os.kill(os.getpid(), signal.SIGKILL)
+        sig = signal.Signals[os.environ.get(_SIGNAL_ENV, "SIGKILL")]
+        if sig is signal.SIGKILL or _steps == int(limit):  # a catchable signal: once
+            log.warning("test crash hook: %s at step %d (%s)", sig.name, _steps, label)
+            os.kill(os.getpid(), sig)
 
 
 def report_steps() -> None:

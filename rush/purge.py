@@ -10,6 +10,8 @@ cleanly (a file already gone counts as deleted).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import uuid
 from dataclasses import dataclass, field
@@ -280,6 +282,14 @@ async def run_purge(
         batch.finished_at = utcnow()
         batch.report = result
         await batch.save()
+    except asyncio.CancelledError:
+        # Stopped on purpose (SIGTERM, Ctrl-C, shutdown): "interrupted", not "crashed";
+        # recovery completes the confirmed purge at the next start either way.
+        with contextlib.suppress(Exception):
+            await asyncio.shield(
+                Batch.filter(id=batch_id, status="running").update(status="interrupted")
+            )
+        raise
     finally:
         await release_lock(batch_id)
         journal.report_steps()

@@ -97,7 +97,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rush: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        return 130
+        from rush.entry import interrupted
+
+        return interrupted()
 
 
 def run_async(coro: object) -> object:

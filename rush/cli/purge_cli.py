@@ -66,7 +66,6 @@ async def _main(args: argparse.Namespace, config: Config) -> int:
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
-    from rush.cli import run_async
+    from rush.cli.signals import run_stoppable
 
-    code = run_async(_main(args, config))
-    return code if isinstance(code, int) else 1
+    return run_stoppable(_main(args, config), "rush purge")
