@@ -36,6 +36,7 @@ from rush.batch_plan import (
     plan_batch_moves,
 )
 from rush.config import Config
+from rush.fserrors import describe_os_error
 from rush.journal import Roots
 from rush.layout import UnsafePath, path_to_db
 from rush.lifecycle import AssetState, Trigger
@@ -310,7 +311,7 @@ def _move_groups(
             try:
                 journal.move_file(src, dst)
             except OSError as exc:
-                error = f"{type(exc).__name__}: {exc}"
+                error = describe_os_error(exc, dst)
                 settled = not isinstance(exc, journal.MoveNotUndone)
                 break
             touched.add(src.parent)
@@ -334,7 +335,7 @@ def _move_back(pairs: list[tuple[Path, Path]]) -> str | None:
             journal.fsync_dir(src.parent)
             journal.fsync_dir(dst.parent)
         except OSError as exc:
-            return f"{type(exc).__name__}: {exc}"
+            return describe_os_error(exc, src)
     return None
 
 
@@ -484,6 +485,7 @@ async def _fail(ctx: _Ctx, it: PlanItem, reason: str, moved: int) -> None:
             ctx.report.failed.append(
                 {
                     "uuid": str(it.asset_id),
+                    "rel_path": it.moves[0].src,
                     "reason": f"{reason}; rollback incomplete ({error}): recovery needed",
                 }
             )
@@ -505,7 +507,9 @@ async def _fail(ctx: _Ctx, it: PlanItem, reason: str, moved: int) -> None:
         extra_filter={"batch_id": ctx.batch_id},
         bus=ctx.bus,
     )
-    ctx.report.failed.append({"uuid": str(it.asset_id), "reason": reason})
+    ctx.report.failed.append(
+        {"uuid": str(it.asset_id), "rel_path": it.moves[0].src, "reason": reason}
+    )
 
 
 def _refused(roots: Roots, items: list[PlanItem]) -> dict[uuid.UUID, str]:
@@ -539,21 +543,20 @@ async def _apply_chunk(ctx: _Ctx, items: list[PlanItem]) -> None:
     missing_dirs = [d for d in dst_dirs if not roots.path(d).is_dir()]
     rows.extend(FsAction(action="mkdir", dst=d, batch_id=ctx.batch_id) for d in missing_dirs)
     await journal.record_many(rows)
-    failed_dirs: set[str] = set()
+    failed_dirs: dict[str, str] = {}  # folder -> why it could not be made, in words
     if missing_dirs:
         for d in missing_dirs:
-            if not roots.path(d.split("/", 1)[0]).is_dir():
+            area_root = roots.path(d.split("/", 1)[0])
+            if not area_root.is_dir():
                 # Never create an area root: its volume is probably not mounted.
-                failed_dirs.add(d)
-                await journal.finish_where(
-                    "failed", "destination volume missing", batch_id=ctx.batch_id, dst=d
-                )
+                failed_dirs[d] = f"destination volume {area_root} is not there (not mounted?)"
+                await journal.finish_where("failed", failed_dirs[d], batch_id=ctx.batch_id, dst=d)
                 continue
             try:
                 await in_worker(_mkdirs, [roots.path(d)])
             except OSError as exc:
-                failed_dirs.add(d)
-                await journal.finish_where("failed", str(exc), batch_id=ctx.batch_id, dst=d)
+                failed_dirs[d] = f"cannot create folder {d}: {describe_os_error(exc)}"
+                await journal.finish_where("failed", failed_dirs[d], batch_id=ctx.batch_id, dst=d)
         await journal.finish_where("done", batch_id=ctx.batch_id, action="mkdir")
     groups: list[list[tuple[Path, Path]]] = []
     for it in moving:
@@ -566,15 +569,18 @@ async def _apply_chunk(ctx: _Ctx, items: list[PlanItem]) -> None:
     ok: list[PlanItem] = [it for it in items if not it.moves]
     for it, pairs, res in zip(moving, groups, results, strict=True):
         if not pairs:
-            await _fail(
-                ctx, it, "destination folder missing and not creatable (volume missing?)", 0
-            )
+            dirs = [str(PurePosixPath(m.dst).parent) for m in it.moves]
+            await _fail(ctx, it, next(failed_dirs[d] for d in dirs if d in failed_dirs), 0)
         elif not res.settled:
             # A file is at both places: leave the group queued and its journal pending
             # for recovery, which compares both copies before removing one.
             log.error("move of %s not undone: %s; recovery will settle it", it.asset_id, res.error)
             ctx.report.failed.append(
-                {"uuid": str(it.asset_id), "reason": f"{res.error}: recovery needed"}
+                {
+                    "uuid": str(it.asset_id),
+                    "rel_path": it.moves[0].src,
+                    "reason": f"{res.error}: recovery needed",
+                }
             )
         elif res.error is not None:
             await _fail(ctx, it, res.error, res.done)

@@ -25,6 +25,7 @@ from rush import events, journal
 from rush.batch import Progress, acquire_lock, in_worker, release_lock
 from rush.batch_plan import area_of
 from rush.config import Config
+from rush.fserrors import describe_os_error
 from rush.journal import Roots
 from rush.layout import UnsafePath, safe_relpath
 from rush.lifecycle import AssetState, Trigger
@@ -270,10 +271,13 @@ async def run_purge(
             try:
                 await _purge_one(roots, c, batch_id, actor, bus)
             except (OSError, UnsafePath, StaleState) as exc:
-                log.error("purge of %s failed: %s", c.id, exc)
-                await journal.finish_where("failed", str(exc), batch_id=batch_id, asset_id=c.id)
+                reason = describe_os_error(exc) if isinstance(exc, OSError) else str(exc)
+                log.error("purge of %s (%s) failed: %s", c.rel_path, c.id, reason)
+                await journal.finish_where("failed", reason, batch_id=batch_id, asset_id=c.id)
                 await Asset.filter(id=c.id, batch_id=batch_id).update(batch_id=None)
-                result["failed"].append({"uuid": str(c.id), "reason": str(exc)})
+                result["failed"].append(
+                    {"uuid": str(c.id), "rel_path": c.rel_path, "reason": reason}
+                )
                 continue
             result["purged"].append({"uuid": str(c.id), "rel_path": c.rel_path})
             if progress:

@@ -202,7 +202,7 @@ async def test_disk_full_on_destination_volume_rolls_the_group_back(
     h = digest(root / "INBOX/f/big.mp4")
     report = await run_apply(cfg, "erin")
     assert [f["uuid"] for f in report.failed] == [str(big.id)]
-    assert "No space left" in report.failed[0]["reason"]
+    assert "no space left on the volume of" in report.failed[0]["reason"]
     assert digest(root / "INBOX/f/big.mp4") == h and (root / "INBOX/f/big.xmp").exists()
     assert not (tmpfs / "f/big.mp4").exists() and not temps(tmpfs)
     b = await Asset.get(id=big.id)
@@ -225,9 +225,8 @@ async def test_permission_denied_on_a_sidecar_rolls_back_the_main_file(
     finally:
         assert chattr("-i", locked)
     assert [f["uuid"] for f in report.failed] == [str(a.id)]
-    assert (
-        "Permission" in report.failed[0]["reason"] or "not permitted" in report.failed[0]["reason"]
-    )
+    assert report.failed[0]["reason"] == f"permission denied on {locked}"
+    assert report.failed[0]["rel_path"] == "INBOX/p/clip.mp4"
     assert (root / "INBOX/p/clip.mp4").exists() and locked.exists()
     assert not (root / "ARCHIVE/p/clip.mp4").exists()
     assert (await Asset.get(id=a.id)).state is S.DECIDED_KEEP
@@ -248,7 +247,9 @@ async def test_missing_destination_volume_fails_per_asset(db: str, tmp_path: Pat
     rej = await make_asset(root, "INBOX/m/r.mp4", S.DECIDED_REJECT, sidecars=("r.xmp",))
     report = await run_apply(cfg, "gina")
     assert [f["uuid"] for f in report.failed] == [str(rej.id)]
-    assert "volume missing" in report.failed[0]["reason"]
+    reason = report.failed[0]["reason"]
+    assert reason == f"destination volume {tmp_path / 'not-mounted'} is not there (not mounted?)"
+    assert report.failed[0]["rel_path"] == "INBOX/m/r.mp4"
     assert not (tmp_path / "not-mounted").exists()  # never created in place of the volume
     assert (root / "INBOX/m/r.mp4").exists() and (root / "INBOX/m/r.xmp").exists()
     assert (await Asset.get(id=rej.id)).state is S.DECIDED_REJECT

@@ -430,11 +430,14 @@ async def test_actions_through_the_service_protocol(db: str, tmp_path: Path) -> 
         assert resp.status == 303
         assert (await Asset.get(id=archived.id)).state == AssetState.DECISION_PENDING
         resp = await c.post(f"/assets/{archived.id}/action/reprocess", data={"_csrf": token})
-        assert resp.status == 503
+        # Refused: back on the asset page, which says why (in words, no bare text page).
+        assert resp.status == 200 and resp.url.path == f"/assets/{archived.id}"
+        assert "Reprocess of " in await resp.text()
         resp = await c.post("/actions/apply/plan", data={"_csrf": token})
         assert resp.status == 200 and "eligible" in await resp.text()
-        resp = await c.post("/actions/apply/run", data={"_csrf": token}, allow_redirects=False)
-        assert resp.status == 400  # no explicit confirmation
+        resp = await c.post("/actions/apply/run", data={"_csrf": token})
+        assert resp.url.path == "/actions"  # no explicit confirmation: back, with the reason
+        assert "tick the confirmation box" in await resp.text()
         assert service.applied == []
         resp = await c.post(
             "/actions/apply/run", data={"_csrf": token, "confirm": "yes"}, allow_redirects=False
@@ -465,9 +468,13 @@ async def test_default_actions_use_the_real_modules(client: TestClient) -> None:
         AssetState.DECISION_PENDING,
         "ARCHIVE/shoot/a.mp4",
     )
-    # A second reopen is refused by the domain (409), never a 500 nor a silent success.
+    # A second reopen is refused by the domain, never a 500 nor a silent success: the
+    # asset page says so, naming the file rather than its UUID.
     resp = await client.post(f"/assets/{a.id}/action/reopen", data={"_csrf": token})
-    assert resp.status == 409 and "only ARCHIVED or REJECTED" in await resp.text()
+    assert resp.status == 200 and resp.url.path == f"/assets/{a.id}"
+    message = re.search(r'<p class="flash error" role="alert">([^<]*)</p>', await resp.text())
+    assert message and "only ARCHIVED or REJECTED" in message.group(1)
+    assert "a.mp4" in message.group(1) and str(a.id) not in message.group(1)
     assert (await Asset.get(id=a.id)).state == AssetState.DECISION_PENDING
     assert (await client.get("/actions")).status == 200
     assert (await client.get("/ops")).status == 200

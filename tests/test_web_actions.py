@@ -90,8 +90,9 @@ async def test_purge_page_end_to_end(ctx: Ctx) -> None:
     assert "kept.mp4" not in page and "young.mp4" not in page
     assert (root / "REJECTS/trip/old.mp4").exists()  # the dry run deleted nothing
 
-    resp = await c.post("/actions/purge/run", data={"_csrf": ctx.token}, allow_redirects=False)
-    assert resp.status == 400  # no confirmation, nothing done
+    resp = await c.post("/actions/purge/run", data={"_csrf": ctx.token})
+    assert resp.url.path == "/actions"  # no confirmation, nothing done: the page says why
+    assert "tick the confirmation box" in await resp.text()
     assert (root / "REJECTS/trip/old.mp4").exists()
 
     resp = await c.post(

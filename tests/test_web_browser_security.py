@@ -82,3 +82,27 @@ async def test_back_after_logout_shows_no_user_data(site: Site) -> None:
             assert "SECRET0000" not in await page.content(), page.url
         finally:
             await browser.close()
+
+
+async def test_errors_come_back_in_the_page(site: Site) -> None:
+    """A duplicate bin name and an apply run without its confirmation: the person stays
+    on the page (full layout, navigation) and reads why, in words."""
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = await browser.new_page()
+            await login(page, site)
+            await page.goto(site.url + "/bins")
+            for _ in range(2):
+                await page.fill("form[action='/bins'] input[name=name]", "Wedding")
+                await page.click("form[action='/bins'] button")
+                await page.wait_for_load_state()
+            assert page.url == site.url + "/bins"
+            message = page.locator("p.flash.error")
+            assert await message.count() == 1
+            assert "A bin named “Wedding” exists already" in await message.inner_text()
+            assert await page.locator("header.top nav").count() == 1  # a page, not bare text
+            await page.reload()
+            assert await page.locator("p.flash.error").count() == 0  # shown once
+        finally:
+            await browser.close()

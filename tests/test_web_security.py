@@ -192,3 +192,21 @@ async def test_html_with_user_data_is_not_stored(client: TestClient) -> None:
         assert "no-store" in resp.headers.get("Cache-Control", ""), url
     resp = await client.get("/static/app.css")
     assert "no-store" not in resp.headers.get("Cache-Control", "")
+
+
+async def test_refused_form_posts_come_back_in_the_page(client: TestClient) -> None:
+    """A duplicate bin name and a refused reopen: the page the person was on, with the
+    reason in words, never a bare text page."""
+    token = await login(client)
+    resp = await client.post("/bins", data={"_csrf": token, "name": "Wedding"})
+    assert resp.status == 200
+    resp = await client.post("/bins", data={"_csrf": token, "name": "Wedding"})
+    text = await resp.text()
+    assert resp.status == 200 and resp.url.path == "/bins", resp.status
+    assert "<html" in text and "A bin named “Wedding” exists already" in text
+    again = await client.get("/bins")
+    assert "exists already" not in await again.text()  # shown once
+    a = await make_asset(state="PROCESSED", rel="INBOX/shoot/C0007.MP4")
+    resp = await client.post(f"/assets/{a.id}/action/reopen", data={"_csrf": token})
+    text = await resp.text()
+    assert resp.url.path == f"/assets/{a.id}" and "Reopen of C0007.MP4 refused" in text

@@ -20,7 +20,7 @@ import jinja2
 from aiohttp import web
 
 from rush.config import Config
-from web import auth, security
+from web import auth, flash, security
 from web.queries import CountCache
 from web.services import WebServices
 
@@ -116,6 +116,7 @@ def create_app(config: Config, services: WebServices) -> web.Application:
     app[COUNTS] = CountCache()
     app[CLOSING] = asyncio.Event()
     app[RUNS] = RunRegistry()
+    app[flash.FLASHES] = flash.FlashStore()
     env = aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(str(HERE / "templates")),
@@ -142,6 +143,7 @@ def base_context(request: web.Request) -> dict[str, Any]:
         "csrf": session.csrf if session else "",
         "path": request.path,
         "request": request,
+        "flashes": flash.take(request),
     }
 
 

@@ -39,7 +39,7 @@ from rush.models import (
     Transcript,
 )
 from rush.users import authenticate
-from web import auth, queries, reports, security
+from web import auth, flash, queries, reports, security
 from web.app import CLOSING, CODEC, CONFIG, COUNTS, LIMITER, RUNS, SERVICES, ActionRun, base_context
 from web.derived import derived_file
 from web.services import ActionUnavailable, jsonable
@@ -541,15 +541,23 @@ async def asset_action(request: web.Request) -> web.StreamResponse:
     back = auth.safe_redirect_target(str(form.get("back", f"/assets/{aid}")))
     try:
         await calls[action](aid, _actor(request))
-    except ActionUnavailable as exc:
-        raise web.HTTPServiceUnavailable(text=str(exc)) from exc
-    except decisions.ReviewError as exc:
-        raise _api_error(exc) from exc
-    except Exception as exc:  # a domain error of another module: show it, do not 500
+    except Exception as exc:
+        # Refused (wrong state, module missing, a domain error of another module): the
+        # person sees why in the page they were on, with the file's name, not its UUID.
         log.warning("%s of %s refused: %s", action, aid, exc)
-        raise web.HTTPConflict(text=f"{action} refused: {exc}") from exc
+        raise await _refused(request, action, aid, exc, back) from exc
     request.app[COUNTS].invalidate()
     raise web.HTTPSeeOther(back)
+
+
+async def _refused(
+    request: web.Request, action: str, aid: uuid.UUID, exc: Exception, back: str
+) -> web.HTTPSeeOther:
+    asset = await Asset.get_or_none(id=aid)
+    name = _basename(asset.rel_path) if asset is not None else "this asset"
+    reason = str(exc).replace(str(aid), name).strip() or type(exc).__name__
+    label = {"retry": "Retry of processing"}.get(action, action.capitalize())
+    return flash.back_with(request, f"{label} of {name} refused: {reason}", back)
 
 
 # --- bins ----------------------------------------------------------------------------------
@@ -574,11 +582,12 @@ async def bin_create(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     name = " ".join(str(form.get("name", "")).split())[:128]
     if not name:
-        raise web.HTTPBadRequest(text="a bin needs a name")
+        raise flash.back_with(request, "A bin needs a name.", "/bins")
     try:
         await Bin.create(name=name)
     except IntegrityError as exc:
-        raise web.HTTPConflict(text=f"a bin named {name!r} exists already") from exc
+        text = f"A bin named “{name}” exists already: pick another name."
+        raise flash.back_with(request, text, "/bins") from exc
     raise web.HTTPSeeOther("/bins")
 
 
@@ -764,13 +773,17 @@ async def action_plan(request: web.Request) -> web.StreamResponse:
 async def action_run(request: web.Request) -> web.StreamResponse:
     kind = _kind(request)
     form = await request.post()
+    what = "batch apply" if kind == "apply" else "purge"
     if form.get("confirm") != "yes":
-        raise web.HTTPBadRequest(text="an explicit confirmation is required")
+        text = f"Nothing was run: tick the confirmation box to run the {what}."
+        raise flash.back_with(request, text, "/actions")
     registry = request.app[RUNS]
     if registry.group is None:
-        raise web.HTTPServiceUnavailable(text="the server is shutting down")
-    if any(r.status == "running" and r.kind == kind for r in registry.runs.values()):
-        raise web.HTTPConflict(text=f"a {kind} is already running")
+        raise flash.back_with(request, "The server is shutting down: try again later.", "/actions")
+    running = [r for r in registry.runs.values() if r.status == "running" and r.kind == kind]
+    if running:
+        text = f"A {what} is already running (started by {running[0].actor}): wait for it to end."
+        raise flash.back_with(request, text, f"/actions/runs/{running[0].id}")
     actions = request.app[SERVICES].actions
     actor = _actor(request)
     run = ActionRun(id=f"{int(time.time() * 1000)}-{secrets.token_hex(3)}", kind=kind, actor=actor)
