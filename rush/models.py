@@ -323,6 +323,9 @@ class User(Model):
     username = fields.CharField(max_length=64, unique=True)
     password_hash = fields.TextField()
     created_at = fields.DatetimeField(auto_now_add=True)
+    # viewer, reviewer or admin (rush/roles.py); accounts made before roles existed
+    # could do everything, so the migration makes them admin.
+    role = fields.CharField(max_length=16, default="admin", db_default="admin")
 
     class Meta:
         table = "user"

@@ -9,6 +9,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from rush.models import User, WebSession
+from rush.roles import DEFAULT_ROLE, UnknownRole, check_role
 
 _hasher = PasswordHasher()
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
@@ -44,22 +45,31 @@ def verify_hash(stored: str, password: str) -> bool:
         return False
 
 
-async def add_user(username: str, password: str, *, replace: bool = False) -> User:
-    """Create a user (or reset its password with `replace`); argon2 runs off the loop."""
+async def add_user(
+    username: str, password: str, *, replace: bool = False, role: str | None = None
+) -> User:
+    """Create a user (or reset its password, and its role if given, with `replace`);
+    argon2 runs off the loop.  A new user without `role` is an admin (rush/roles.py)."""
     check_username(username)
     check_password(password)
+    try:
+        role = check_role(role) if role is not None else None
+    except UnknownRole as exc:
+        raise UserError(str(exc)) from exc
     digest = await asyncio.to_thread(hash_password, password)
     user = await User.get_or_none(username=username)
     if user is not None:
         if not replace:
             raise UserError(f"user {username!r} already exists (use --replace to reset it)")
         user.password_hash = digest
-        await user.save(update_fields=["password_hash"])
+        if role is not None:
+            user.role = role
+        await user.save(update_fields=["password_hash", "role"])
         # A reset password is often a leaked one: every browser logged in as this user
         # must log in again.
         await WebSession.filter(user_id=user.id).delete()
         return user
-    return await User.create(username=username, password_hash=digest)
+    return await User.create(username=username, password_hash=digest, role=role or DEFAULT_ROLE)
 
 
 async def remove_user(username: str) -> int:

@@ -63,6 +63,8 @@ class Session:
 
 #: Where the middleware puts the request's session (None: no valid cookie).
 SESSION: web.RequestKey[Session | None] = web.RequestKey("session")
+#: The logged-in user's role (None: not logged in).
+ROLE: web.RequestKey[str | None] = web.RequestKey("role")
 
 
 def load_or_create_secret(config: Config) -> bytes:
@@ -146,12 +148,22 @@ async def open_session(session: Session) -> None:
 
 async def session_alive(session: Session) -> bool:
     """Whether a logged-in cookie still has its row (same user, not expired)."""
-    row = await WebSession.get_or_none(sid=session.sid)
-    return (
-        row is not None
-        and row.user_id == session.uid  # type: ignore[attr-defined]
-        and row.expires_at > datetime.now(UTC)
-    )
+    return await session_role(session) is not None
+
+
+async def session_role(session: Session) -> str | None:
+    """The role of a logged-in cookie's user, or None when the session is gone.
+
+    Read on every request, so a role changed with `rush user add --replace --role`
+    applies at once."""
+    row = await WebSession.get_or_none(sid=session.sid).select_related("user")
+    if (
+        row is None
+        or row.user_id != session.uid  # type: ignore[attr-defined]
+        or row.expires_at <= datetime.now(UTC)
+    ):
+        return None
+    return str(row.user.role)
 
 
 async def close_session(session: Session) -> None:
@@ -214,9 +226,13 @@ def make_middleware(codec_of: Callable[[web.Request], SessionCodec]) -> Any:
     async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         codec = codec_of(request)
         session = codec.decode(request.cookies.get(COOKIE))
-        if session is not None and session.authenticated and not await session_alive(session):
-            session = None  # logged out, password reset or user removed
+        role: str | None = None
+        if session is not None and session.authenticated:
+            role = await session_role(session)
+            if role is None:
+                session = None  # logged out, password reset or user removed
         request[SESSION] = session
+        request[ROLE] = role
         path = request.path
         if not is_public(path) and (session is None or not session.authenticated):
             if wants_html(request):
@@ -226,6 +242,8 @@ def make_middleware(codec_of: Callable[[web.Request], SessionCodec]) -> Any:
             token = await csrf_token_of(request)
             if session is None or not token or not hmac.compare_digest(token, session.csrf):
                 raise web.HTTPForbidden(text="missing or invalid CSRF token; reload the page")
+            if not is_public(path):
+                _check_role(request, role)
         return await handler(request)
 
     return auth_middleware
@@ -242,3 +260,25 @@ def safe_redirect_target(target: str | None) -> str:
     from web.security import safe_redirect_target as check
 
     return check(target)
+
+
+def _check_role(request: web.Request, role: str | None) -> None:
+    """Refuse a state-changing request the user's role does not allow (web/roles.py):
+    a form post goes back to its page with the reason, an API call gets a JSON 403."""
+    from rush.roles import allows
+    from web.roles import required_role
+
+    needed = required_role(request)
+    if needed is None or allows(role, needed):
+        return
+    text = f"Your role ({role}) cannot do this: it needs {needed}. Ask an admin."
+    log.warning("refused %s %s to a %s", request.method, request.path, role)
+    if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        from urllib.parse import urlsplit
+
+        from web.flash import back_with
+
+        referer = urlsplit(request.headers.get("Referer", "/"))
+        same_site = not referer.netloc or referer.netloc == request.host
+        raise back_with(request, text, referer.path if same_site else "/")
+    raise web.HTTPForbidden(text=json.dumps({"error": text}), content_type="application/json")

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from rush.config import Config
+from rush.roles import ROLES
 
 
 def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -21,7 +22,14 @@ def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> Non
         "--password-stdin", action="store_true", help="read the password from standard input"
     )
     add.add_argument(
-        "--replace", action="store_true", help="reset the password of an existing user"
+        "--replace", action="store_true", help="reset the password (and --role) of a user"
+    )
+    add.add_argument(
+        "--role",
+        choices=ROLES,
+        default=None,
+        help="viewer (reads), reviewer (decides, tags, bins, exports), admin (apply, "
+        "purge, reprocess); a new user without it is an admin",
     )
     add.set_defaults(func=add_cmd)
     lst = inner.add_parser("list", help="list users")
@@ -57,11 +65,12 @@ def add_cmd(args: argparse.Namespace, config: Config) -> int:
         config.data_dir.mkdir(parents=True, exist_ok=True)
         async with open_db(config.database_url()):
             try:
-                await add_user(args.username, password, replace=args.replace)
+                user = await add_user(args.username, password, replace=args.replace, role=args.role)
             except UserError as exc:
                 print(f"rush user add: {exc}", file=sys.stderr)
                 return 1
-        print(f"user {args.username} {'updated' if args.replace else 'created'}")
+        done = "updated" if args.replace else "created"
+        print(f"user {args.username} {done} (role {user.role})")
         return 0
 
     result: int = run_async(go())  # type: ignore[assignment]
@@ -75,8 +84,8 @@ def list_cmd(_args: argparse.Namespace, config: Config) -> int:
 
     async def go() -> int:
         async with open_db(config.database_url()):
-            for name in await User.all().order_by("username").values_list("username", flat=True):
-                print(name)
+            for name, role in await User.all().order_by("username").values_list("username", "role"):
+                print(f"{name}\t{role}")
         return 0
 
     result: int = run_async(go())  # type: ignore[assignment]
