@@ -19,6 +19,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
@@ -108,16 +109,54 @@ def batch_event(kind: str, report: dict[str, Any]) -> dict[str, Any]:
 # --- the lock ----------------------------------------------------------------------
 
 
-def lock_is_live(value: dict[str, Any]) -> bool:
-    """A lock is live unless its holder was a process of this host that is gone.
+#: The batch lock is a lease (docs/batch.md): its holder renews it every
+#: LOCK_HEARTBEAT_S; a holder on another host that has not renewed it for `lease_s`
+#: (written in the lock) is taken for dead.
+LOCK_LEASE_S = 60.0
+LOCK_HEARTBEAT_S = 10.0
+_renewals: dict[str, asyncio.Task[None]] = {}
+
+
+def lock_is_live(
+    value: dict[str, Any], renewed_at: datetime | None = None, now: datetime | None = None
+) -> bool:
+    """A lock is live unless its holder was a process of this host that is gone, or a
+    process of another host that stopped renewing its lease.
 
     Why: a SIGKILLed apply leaves its lock row; recovery may take over only when the
-    holder is certainly dead.  A holder on another host is assumed alive.
+    holder is certainly dead.  On this host the pid says so; another host (a shared
+    PostgreSQL) is judged by the lease.  A lock without `lease_s` was written by a
+    version that did not renew it: its holder on another host is assumed alive.
     """
     if value.get("host") != socket.gethostname():
-        return True
+        lease = value.get("lease_s")
+        if renewed_at is None or not isinstance(lease, int | float):
+            return True
+        return ((now or utcnow()) - renewed_at).total_seconds() < float(lease)
     pid = value.get("pid")
     return isinstance(pid, int) and pid_alive(pid)
+
+
+async def _renew_lock(batch_id: uuid.UUID) -> None:
+    """Renew our lease until `release_lock` cancels this; stop if someone took it."""
+    while True:
+        await asyncio.sleep(LOCK_HEARTBEAT_S)
+        try:
+            held = await KeyValue.get_or_none(key=LOCK_KEY)
+            if held is None or held.value.get("batch_id") != str(batch_id):
+                log.error("batch %s lost its lock (taken over?); not renewing it", batch_id)
+                return
+            await KeyValue.filter(key=LOCK_KEY, updated_at=held.updated_at).update(
+                updated_at=utcnow()
+            )
+        except Exception as exc:  # a database hiccup: try again at the next beat
+            log.warning("could not renew the batch lock of %s: %s", batch_id, exc)
+
+
+def _start_renewing(batch_id: uuid.UUID) -> None:
+    _renewals[str(batch_id)] = asyncio.get_running_loop().create_task(
+        _renew_lock(batch_id), name=f"batch-lock-{batch_id}"
+    )
 
 
 async def acquire_lock(batch_id: uuid.UUID, kind: str) -> None:
@@ -132,9 +171,11 @@ async def acquire_lock(batch_id: uuid.UUID, kind: str) -> None:
         "pid": os.getpid(),
         "host": socket.gethostname(),
         "since": utcnow().isoformat(),
+        "lease_s": LOCK_LEASE_S,
     }
     try:
         await KeyValue.create(key=LOCK_KEY, value=value)
+        _start_renewing(batch_id)
         return
     except IntegrityError:
         pass
@@ -142,16 +183,22 @@ async def acquire_lock(batch_id: uuid.UUID, kind: str) -> None:
     if held is None:
         try:
             await KeyValue.create(key=LOCK_KEY, value=value)
+            _start_renewing(batch_id)
             return
         except IntegrityError:
             held = await KeyValue.get_or_none(key=LOCK_KEY)
     detail = held.value if held else {}
-    if held is not None and not lock_is_live(detail):
+    if held is not None and not lock_is_live(detail, held.updated_at):
         taken = await KeyValue.filter(key=LOCK_KEY, updated_at=held.updated_at).update(
             value=value, updated_at=utcnow()
         )
         if taken:
-            log.warning("took over the batch lock of dead process %s", detail.get("pid"))
+            log.warning(
+                "took over the batch lock of process %s on %s (dead, or its lease expired)",
+                detail.get("pid"),
+                detail.get("host"),
+            )
+            _start_renewing(batch_id)
             return
     raise BatchBusy(
         f"another {detail.get('kind', 'batch')} is running (batch {detail.get('batch_id')}, "
@@ -161,6 +208,11 @@ async def acquire_lock(batch_id: uuid.UUID, kind: str) -> None:
 
 
 async def release_lock(batch_id: uuid.UUID) -> None:
+    renewal = _renewals.pop(str(batch_id), None)
+    if renewal is not None:
+        renewal.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await renewal
     held = await KeyValue.get_or_none(key=LOCK_KEY)
     if held is not None and held.value.get("batch_id") == str(batch_id):
         await held.delete()
