@@ -86,3 +86,31 @@ async def test_bridge_stops_in_time_when_the_broker_stalls(run: int) -> None:
             task.cancel()
         relay.close()
         server.close()
+
+
+async def test_bridge_reconnects_when_the_broker_drops_it() -> None:
+    """The connection cut under the message loop: the bridge reconnects; it used to die
+    of an `ExceptionGroup` its own reconnect loop did not catch (seen as a traceback from
+    `rush agent` when the demo's embedded broker stopped first)."""
+    relay = StallingRelay()
+    server = await asyncio.start_server(relay.handle, "127.0.0.1", 0)
+    port = int(server.sockets[0].getsockname()[1])
+    prefix = f"rush-t-{uuid.uuid4().hex[:8]}"
+    bridge = MqttBridge(
+        MqttConfig(host="127.0.0.1", port=port, prefix=prefix),
+        status_topic=f"{prefix}/server/status",
+    )
+    task = asyncio.get_running_loop().create_task(bridge.run())
+    try:
+        await asyncio.wait_for(bridge.connected.wait(), 10)
+        relay.close()  # the broker side goes away
+        async with asyncio.timeout(30):
+            while bridge.stats.connects < 2 and not task.done():  # noqa: ASYNC110 - a counter
+                await asyncio.sleep(0.05)
+        assert not task.done(), task.exception()
+        assert bridge.stats.connects == 2
+    finally:
+        task.cancel()
+        await asyncio.wait({task})
+        relay.close()
+        server.close()

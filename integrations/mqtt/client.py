@@ -247,7 +247,6 @@ class MqttBridge:
                 delay = min(self.backoff_max, delay * 2)
 
     async def _connected_session(self, client: aiomqtt.Client) -> None:
-        lost: BaseException | None = None
         try:
             try:
                 async with asyncio.TaskGroup() as group:
@@ -264,15 +263,19 @@ class MqttBridge:
                         index = self._worker_index(topic)
                         await self._workers[index].put((topic, bytes(payload), message.retain))
                     raise aiomqtt.MqttError("message stream ended")
-            except* aiomqtt.MqttError as group_exc:
+            except BaseExceptionGroup as group_exc:
+                # Not `except*`: before Python 3.11.4 (Debian 12 ships 3.11.2) an exception
+                # raised inside `except*` is wrapped in a new group, which the connection
+                # loop's `except MqttError` would not catch (the bridge then crashed on a
+                # broker going away).
+                mqtt, rest = group_exc.split(aiomqtt.MqttError)
+                if mqtt is None or rest is not None:
+                    raise
                 if _cancelling():  # lost while stopping: a stop, not a reason to reconnect
-                    raise asyncio.CancelledError from _first_leaf(group_exc)
+                    raise asyncio.CancelledError from _first_leaf(mqtt)
                 # The sender's own TaskGroup nests groups: re-raise a plain MqttError so
-                # the connection loop reconnects instead of the bridge crashing.  Raised
-                # after the except* block: before Python 3.11.4 (Debian 12 ships 3.11.2)
-                # an exception raised inside one is wrapped in a new ExceptionGroup, which
-                # the connection loop's `except MqttError` would not catch.
-                lost = _first_leaf(group_exc)
+                # the connection loop reconnects instead of the bridge crashing.
+                raise _first_leaf(mqtt) from None
         except asyncio.CancelledError:
             # Clean shutdown: say `offline` ourselves, the Will is only for crashes.  The
             # client's timeout also bounds the DISCONNECT that `async with client` sends.
@@ -282,8 +285,6 @@ class MqttBridge:
                     self.status_topic, b"offline", qos=1, retain=True, timeout=GOODBYE_S
                 )
             raise
-        if lost is not None:
-            raise lost from None
 
     def _worker_index(self, topic: str) -> int:
         parts = topic.split("/")

@@ -95,6 +95,20 @@ def write_demo_config(data: Path, library: Path, host: str, port: int) -> Path:
     return path
 
 
+def demo_config(data: Path, library: Path, host: str, port: int) -> Path:
+    """The demo's config: written on the first run, then kept as the user edited it.
+
+    Why: it says "edit freely, it is kept between runs", and a rewrite on every run
+    silently threw the edits away.  `--host`/`--port` only shape the first one; delete
+    the file to start again from the defaults.
+    """
+    path = data / "config.toml"
+    if path.is_file():
+        print(f"rush demo: using {path} (kept from an earlier run; delete it to reset)")
+        return path
+    return write_demo_config(data, library, host, port)
+
+
 def run(args: argparse.Namespace, _config: Config) -> int:
     from rush.cli import run_async, setup_logging
     from rush.sample import make_sample_library
@@ -106,7 +120,7 @@ def run(args: argparse.Namespace, _config: Config) -> int:
     if args.library is None:
         print("rush demo: generating a sample library (video, sound, photos)…", flush=True)
         make_sample_library(library, progress=lambda rel: print(f"  + {rel}", flush=True))
-    config_path = args.config or write_demo_config(data, library, args.host, args.port)
+    config_path = args.config or demo_config(data, library, args.host, args.port)
     config = load_config(config_path)
     setup_logging(config, args.log_level)
     password = os.environ.get("RUSH_DEMO_PASSWORD") or secrets.token_urlsafe(9)
