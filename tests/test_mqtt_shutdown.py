@@ -11,7 +11,12 @@ stall.
 from __future__ import annotations
 
 import asyncio
+import signal
+import subprocess
+import sys
+import time
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -114,3 +119,92 @@ async def test_bridge_reconnects_when_the_broker_drops_it() -> None:
         await asyncio.wait({task})
         relay.close()
         server.close()
+
+
+def test_rush_serve_stops_cleanly_on_sigterm_every_time(tmp_path: Path) -> None:
+    """`rush serve` on the real Mosquitto, stopped with SIGTERM at different moments of
+    its start-up and life, several times: exit 0, and no actor abandoned."""
+    from rush.layout import init_library
+    from tests.conftest import free_port, rush_env
+
+    library = tmp_path / "lib"
+    init_library(library)
+    tag = uuid.uuid4().hex[:8]
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f"""
+data_dir = "{tmp_path / "data"}"
+[library]
+root = "{library}"
+[mqtt]
+host = "127.0.0.1"
+port = 1883
+prefix = "rush-t-{tag}"
+[homeassistant]
+discovery_prefix = "ha-t-{tag}"
+node_id = "rc_{tag}"
+[web]
+port = {free_port()}
+""",
+        encoding="utf-8",
+    )
+    for run, after in enumerate((0.0, 0.5, 1.5, 3.0, 1.0, 2.0)):
+        log = tmp_path / f"serve{run}.log"
+        with open(log, "wb") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "rush", "serve", "--config", str(config)],
+                env=rush_env(),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+            try:
+                for _ in range(600):  # until the supervisor runs (signals handled)
+                    if b"supervisor: started" in log.read_bytes():
+                        break
+                    time.sleep(0.05)
+                time.sleep(after)
+                proc.send_signal(signal.SIGTERM)
+                code = proc.wait(timeout=30)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+        text = log.read_text(errors="replace")
+        assert code == 0, (run, code, text[-2000:])
+        assert "abandoning" not in text and "Traceback" not in text, (run, text[-2000:])
+        assert "rush serve stopped" in text, (run, text[-2000:])
+    subprocess.run(
+        ["mosquitto_sub", "-h", "127.0.0.1", "-t", f"rush-t-{tag}/#", "-t", f"ha-t-{tag}/#",
+         "--remove-retained", "--retained-only", "-W", "1"],
+        capture_output=True, timeout=10, check=False,
+    )  # fmt: skip
+
+
+async def test_bridge_stops_when_cancelled_at_any_moment_of_its_start() -> None:
+    """Stop the supervisor 0 to 20 ms after it started the bridge, 80 times: the moment
+    the broker's CONNACK (or SUBACK) arrives is in there, where Python 3.11's
+    `asyncio.wait_for` used to swallow the cancellation and the bridge ran on."""
+    prefix = f"rush-t-{uuid.uuid4().hex[:8]}"
+    stuck: list[float] = []
+    for i in range(80):
+        delay = (i % 40) * 0.0005
+        bridge = MqttBridge(
+            MqttConfig(host="127.0.0.1", port=1883, prefix=prefix),
+            status_topic=f"{prefix}/server/status",
+        )
+        bridge.subscribe(f"{prefix}/cmd/#", _ignore)
+        supervisor = Supervisor([bridge], shutdown_timeout=2.0)
+        run = asyncio.get_running_loop().create_task(supervisor.run(install_signals=False))
+        await asyncio.sleep(delay)
+        supervisor.stop()
+        await run
+        if supervisor.abandoned:
+            stuck.append(delay)
+            for task in list(supervisor._runs):
+                task.cancel()
+    assert stuck == [], f"abandoned when stopped after {stuck} s"
+
+
+async def _ignore(_topic: str, _payload: bytes, *, retain: bool) -> None:
+    pass

@@ -46,6 +46,17 @@ NOT_BEFORE_MAX_S = 10.0
 GOODBYE_S = 1.0
 
 
+def _stop_if_cancelled() -> None:
+    """Raise the cancellation an aiomqtt call may have swallowed.
+
+    Why: on Python 3.11 `asyncio.wait_for` (which aiomqtt uses to connect, publish and
+    subscribe) returns the result and drops a cancellation that arrives just as the
+    awaited operation completes; the bridge then carried on as if nothing happened
+    and the supervisor abandoned it after its deadline (SIGTERM during start-up)."""
+    if _cancelling():
+        raise asyncio.CancelledError
+
+
 def _cancelling() -> bool:
     """Whether the current task is being cancelled (shutdown), whatever exception is in
     flight: an `MqttError` raised while we say goodbye must not pass for a lost
@@ -214,12 +225,15 @@ class MqttBridge:
             )
             try:
                 async with client:
+                    _stop_if_cancelled()
                     self._client = client
                     delay = self.backoff_initial
                     self.stats.connects += 1
                     await client.publish(self.status_topic, b"online", qos=1, retain=True)
+                    _stop_if_cancelled()
                     for filter_ in self._filters:
                         await client.subscribe(filter_, qos=1)
+                        _stop_if_cancelled()
                     while not self._new_filters.empty():
                         self._new_filters.get_nowait()
                     self.connected.set()
@@ -298,6 +312,7 @@ class MqttBridge:
         while True:
             filter_ = await self._new_filters.get()
             await client.subscribe(filter_, qos=1)
+            _stop_if_cancelled()
 
     async def _sender(self, client: aiomqtt.Client) -> None:
         inflight = asyncio.Semaphore(self.max_inflight)
