@@ -139,7 +139,7 @@ async def test_accounts_made_before_roles_become_admin(tmp_path: Path) -> None:
 
     url = f"sqlite://{tmp_path / 'old.db'}"
     config = tortoise_config(url)
-    await migrate(config=config, target="rush.0003_login_failures")
+    await migrate(config=config, target="rush.0004_login_failures")
     conn = connections.get("default")
     await conn.execute_query(
         'INSERT INTO "user" (username, password_hash, created_at) VALUES (?, ?, ?)',

@@ -3,7 +3,7 @@ from tortoise.migrations import operations as ops
 
 
 class Migration(migrations.Migration):
-    dependencies = [("rush", "0003_login_failures")]
+    dependencies = [("rush", "0004_login_failures")]
 
     initial = False
 
