@@ -41,6 +41,7 @@ OTHER_ENV_VARIABLES = frozenset(
         # crash injection in the journal, and the PostgreSQL server of the test suite
         "RUSH_TEST_CRASH_AFTER_N_FS_OPS",
         "RUSH_TEST_FS_OPS_COUNT_FILE",
+        "RUSH_TEST_CRASH_SIGNAL",
         "RUSH_TEST_PG",
         # settings of deploy/compose.yaml (deploy/env.example), read by docker compose
         "RUSH_LIBRARY",
