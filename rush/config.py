@@ -29,6 +29,7 @@ from pydantic import (
 )
 
 from rush import media
+from rush.languages import TranscriptionConfig
 
 ENV_PREFIX = "RUSH_"
 #: RUSH_ variables that are not configuration keys but that the project itself reads or
@@ -375,6 +376,7 @@ class Config(Section):
     secondary: SecondaryJobsConfig = Field(default_factory=SecondaryJobsConfig)
     agent: AgentConfig = Field(default_factory=AgentConfig)
     suggester: SuggesterConfig = Field(default_factory=SuggesterConfig)
+    transcription: TranscriptionConfig = Field(default_factory=TranscriptionConfig)
     purge: PurgeConfig = Field(default_factory=PurgeConfig)
     web: WebConfig = Field(default_factory=WebConfig)
     homeassistant: HomeAssistantConfig = Field(default_factory=HomeAssistantConfig)

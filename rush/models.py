@@ -48,6 +48,11 @@ class Asset(Model):
     decided_by = fields.CharField(max_length=64, null=True)
     decided_at = fields.DatetimeField(null=True)
     transcript_status = fields.CharField(max_length=16, default="none")
+    # Language of the pending (or last) transcription job, fixed when it is queued from
+    # the per-asset choice, the folder rules and the default (rush/languages.py); only an
+    # agent advertising it is offered the job.  NULL (rows the scanner inserts) and ""
+    # mean "not fixed yet": the default language.
+    transcript_language = fields.CharField(max_length=16, null=True)
     suggestions_status = fields.CharField(max_length=16, default="none")
     # Set while the asset belongs to a batch apply: no claim may touch it.
     batch_id = fields.UUIDField(null=True, db_index=True)
@@ -274,6 +279,10 @@ class Transcript(Model):
     )
     version = fields.IntField()
     language = fields.CharField(max_length=16, default="")
+    # "recognised" (an agent's engine) or "sidecar" (a .srt/.vtt beside the clip).
+    source = fields.CharField(max_length=16, default="recognised")
+    # Engine and model ("pocketsphinx:en-us") or the sidecar's file name.
+    engine = fields.CharField(max_length=128, default="")
     text = fields.TextField(default="")
     # [{"word": str, "start": float, "end": float, "conf": float}, ...]
     words: list[Any] = fields.JSONField(default=list)

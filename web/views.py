@@ -43,6 +43,7 @@ from web import auth, flash, queries, reports, security
 from web.app import CLOSING, CODEC, CONFIG, COUNTS, LIMITER, RUNS, SERVICES, ActionRun, base_context
 from web.derived import derived_file
 from web.services import ActionUnavailable, jsonable
+from web.transcript_context import transcript_context
 
 log = logging.getLogger(__name__)
 
@@ -409,6 +410,7 @@ async def asset_page(request: web.Request) -> web.StreamResponse:
         "can_reopen": asset.state in (AssetState.ARCHIVED, AssetState.REJECTED),
         "can_reprocess": AssetState(asset.state) in REPROCESSABLE and asset.batch_id is None,
         "states": STATES,
+        **await transcript_context(asset, request.app[CONFIG].transcription),
     }
     return render("asset.html", request, context)
 
