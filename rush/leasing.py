@@ -46,6 +46,7 @@ from rush.languages import TranscriptionConfig, asset_language
 from rush.layout import UnsafePath, derived_dir, resolve, safe_relpath
 from rush.lifecycle import AssetState, Trigger
 from rush.media import MediaKind
+from rush.metadata.sidecar_import import import_sidecars
 from rush.models import Agent, Asset, Derivative, Facts, Lease, Sidecar, Suggestion, Transcript
 from rush.storage import sqlite_transaction, uses_sqlite
 from rush.transitions import (
@@ -1147,6 +1148,10 @@ async def _after_processed(
             log.info("asset %s: decision restored after reprocess (%s)", asset_id, restored)
     except Exception:
         log.exception("asset %s: could not restore its decision after reprocess", asset_id)
+    try:  # subtitles and other sidecars (rush/metadata); a bad one is reported in facts
+        await import_sidecars(asset_id, settings.library_root, settings.languages)
+    except Exception:
+        log.exception("asset %s: sidecars not imported", asset_id)
     if settings.config is None:
         return
     try:

