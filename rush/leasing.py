@@ -1209,7 +1209,12 @@ async def _finish_secondary(
                     source=str(item.get("source", "builtin"))[:32],
                     using_db=conn,
                 )
-        await Asset.filter(id=asset_id).using_db(conn).update(**{status_field: "done"})
+        # updated_at: the search indexer follows it (a new transcript is searchable).
+        await (
+            Asset.filter(id=asset_id)
+            .using_db(conn)
+            .update(**{status_field: "done"}, updated_at=now)
+        )
     return Verdict(True)
 
 

@@ -293,6 +293,27 @@ class Transcript(Model):
         indexes = (("asset_id", "version"),)
 
 
+class SearchEntry(Model):
+    """One searchable text of an asset (rush/search.py): its metadata (name, folder,
+    tags, fields, camera; `t` NULL) or one transcript line (`t` = its start, seconds).
+
+    `body` is the normalised text the full-text index covers (SQLite FTS5 table
+    `search_fts`, PostgreSQL GIN index on `to_tsvector('simple', body)`), `display` what
+    a hit shows."""
+
+    id = fields.BigIntField(primary_key=True)
+    asset: fields.ForeignKeyRelation[Asset] = fields.ForeignKeyField(
+        "rush.Asset", related_name="search_entries", on_delete=fields.CASCADE
+    )
+    t = fields.FloatField(null=True)
+    display = fields.TextField(default="")
+    body = fields.TextField(default="")
+
+    class Meta:
+        table = "search_entry"
+        indexes = (("asset_id",),)
+
+
 class Suggestion(Model):
     """Tag suggestions, replaced on recompute, never applied without a human."""
 

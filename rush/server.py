@@ -38,13 +38,14 @@ def build_actors(ctx: ServerContext) -> list[Actor]:
     """Every long-lived actor of the server, in start order."""
     from actors.purger import Purger
     from actors.scanner import Scanner
+    from actors.search_indexer import SearchIndexer
     from integrations.metrics import Metrics, MetricsCollector
     from web.app import WebServer
     from web.services import default_services
 
     config = ctx.config
     scanner = Scanner(config, bus=ctx.bus)
-    actors: list[Actor] = [scanner, Purger(config, bus=ctx.bus)]
+    actors: list[Actor] = [scanner, Purger(config, bus=ctx.bus), SearchIndexer(config)]
     ctx.commands.register("scan", scan_handler(scanner))
     _register_commands(ctx)
     if config.seedbox.enabled:

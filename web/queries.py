@@ -19,6 +19,7 @@ from urllib.parse import urlencode
 
 from tortoise import connections
 
+from rush import search
 from rush.lifecycle import AssetState
 from rush.media import MediaKind
 from rush.models import Derivative, Tag
@@ -71,7 +72,7 @@ class Filters:
     person: str = ""
     rating: int | None = None
     decision: str = ""  # KEEP | REJECT | none
-    q: str = ""  # transcript text
+    q: str = ""  # the search box: name, folder, tags, fields, camera, transcript
     text: str = ""  # in the path
     bin: int | None = None
     flag: str = ""  # failed | missing
@@ -209,7 +210,7 @@ def where_clause(f: Filters, sql: Sql) -> str:
     if f.kind:
         conds.append(f"a.kind = {sql.p(f.kind)}")
     if f.folder:
-        conds.append(f"a.rel_path LIKE {sql.p(escape_like(f.folder) + '/%')} ESCAPE '\\'")
+        conds.append(f"a.rel_path {sql.like()} {sql.p(escape_like(f.folder) + '/%')} ESCAPE '\\'")
     if f.text:
         conds.append(
             f"a.rel_path {sql.like()} {sql.p('%' + escape_like(f.text) + '%')} ESCAPE '\\'"
@@ -218,12 +219,17 @@ def where_clause(f: Filters, sql: Sql) -> str:
         conds.append(f"a.mtime >= {sql.p(f.since)}")
     if f.until is not None:
         conds.append(f"a.mtime < {sql.p(f.until)}")
+    # Tag, project and location match whatever their case ("Ceremony" finds "ceremony").
     if f.tag:
-        conds.append(f"a.id IN (SELECT t.asset_id FROM tag t WHERE t.name = {sql.p(f.tag)})")
+        conds.append(
+            f"a.id IN (SELECT t.asset_id FROM tag t WHERE LOWER(t.name) = {sql.p(f.tag.lower())})"
+        )
     if f.project:
-        conds.append(f"{sql.json_text('a.fields_data', 'project')} = {sql.p(f.project)}")
+        project = sql.json_text("a.fields_data", "project")
+        conds.append(f"LOWER({project}) = {sql.p(f.project.lower())}")
     if f.location:
-        conds.append(f"{sql.json_text('a.fields_data', 'location')} = {sql.p(f.location)}")
+        location = sql.json_text("a.fields_data", "location")
+        conds.append(f"LOWER({location}) = {sql.p(f.location.lower())}")
     if f.person:
         conds.append(sql.json_has("a.fields_data", "people", f.person))
     if f.rating is not None:
@@ -234,12 +240,9 @@ def where_clause(f: Filters, sql: Sql) -> str:
         conds.append("a.decision IS NULL")
     elif f.decision:
         conds.append(f"a.decision = {sql.p(f.decision)}")
-    if f.q:
-        pattern = "%" + escape_like(f.q) + "%"
-        conds.append(
-            "a.id IN (SELECT tr.asset_id FROM transcript tr WHERE tr.text "
-            f"{sql.like()} {sql.p(pattern)} ESCAPE '\\')"
-        )
+    for token in search.query_tokens(f.q):  # every word, anywhere in the asset's texts
+        match = search.token_match(token, sql.pg, "{}")
+        conds.append(f"a.id IN ({match.sql.format(sql.p(match.param))})")
     if f.bin is not None:
         conds.append(
             f"a.id IN (SELECT ba.asset_id FROM bin_asset ba WHERE ba.bin_id = {sql.p(f.bin)})"

@@ -42,6 +42,7 @@ from rush.users import authenticate
 from web import auth, flash, queries, reports, security
 from web.app import CLOSING, CODEC, CONFIG, COUNTS, LIMITER, RUNS, SERVICES, ActionRun, base_context
 from web.derived import derived_file
+from web.search_context import fresh_index, search_context
 from web.services import ActionUnavailable, jsonable
 from web.transcript_context import transcript_context
 
@@ -257,11 +258,13 @@ async def library(request: web.Request) -> web.StreamResponse:
     except ValueError:
         page_no = 1
     counts = request.app[COUNTS]
+    await fresh_index(f.q)
     rows = await queries.page(f, (page_no - 1) * page_size, page_size)
     total = await counts.total(f)
     per_state = await counts.per_state()
     items = await queries.cards(rows)
     bins = await Bin.all().order_by("name").values("id", "name")
+    extra = await search_context(f.q, [r["id"] for r in rows])
     return render(
         "library.html",
         request,
@@ -275,6 +278,7 @@ async def library(request: web.Request) -> web.StreamResponse:
             "states": STATES,
             "bins": bins,
             "qs": f.qs(),
+            **extra,
         },
     )
 

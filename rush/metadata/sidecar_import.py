@@ -106,6 +106,7 @@ async def import_sidecars(
         await Asset.filter(id=asset.id, transcript_status__in=("pending", "none", "error")).update(
             transcript_status="done", updated_at=utcnow()
         )
+    await Asset.filter(id=asset.id).update(updated_at=utcnow())  # searchable now
     for problem in problems:
         log.warning("asset %s: %s", asset.id, problem)
     return {"dialogue": dialogue, "telemetry": telemetry, "problems": problems}
