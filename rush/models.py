@@ -56,6 +56,14 @@ class Asset(Model):
     suggestions_status = fields.CharField(max_length=16, default="none")
     # Set while the asset belongs to a batch apply: no claim may touch it.
     batch_id = fields.UUIDField(null=True, db_index=True)
+    # When it was shot (epoch seconds) and where that came from (exif, quicktime, xmp,
+    # clip_xml, mtime): the date filter and the "Capture date" sort use it, falling back
+    # to `mtime` while it is unknown (rush/metadata/capture.py).
+    capture_ts = fields.FloatField(null=True)
+    capture_source = fields.CharField(max_length=24, null=True)
+    # Camera ("Sony ILME-FX3") and lens as the facts or the camera's sidecars say.
+    camera = fields.CharField(max_length=128, null=True)
+    lens = fields.CharField(max_length=128, null=True)
     # Free structured fields (project, location, people, rating, ...).
     fields_data: dict[str, Any] = fields.JSONField(default=dict)
     # A video's linked audio asset (Workflow 14: a logical sidecar).
@@ -341,6 +349,8 @@ class Tag(Model):
         "rush.Asset", related_name="tags", on_delete=fields.CASCADE
     )
     name = fields.CharField(max_length=128, db_index=True)
+    # "human" (typed or an accepted suggestion) or "xmp" (keywords of an XMP sidecar).
+    source = fields.CharField(max_length=16, default="human")
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:

@@ -22,6 +22,18 @@ from PIL import Image, ImageDraw
 SEOUL = "2026-07-10 Seoul"
 
 
+#: A Lightroom-style XMP: rating, label and keywords (read back as tags with source xmp).
+SAMPLE_XMP = """<x:xmpmeta xmlns:x="adobe:ns:meta/">
+ <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">
+  <rdf:Description rdf:about="" xmlns:xmp="http://ns.adobe.com/xap/1.0/"
+    xmlns:dc="http://purl.org/dc/elements/1.1/" xmp:Rating="4" xmp:Label="Green">
+   <dc:subject><rdf:Bag><rdf:li>ceremony</rdf:li><rdf:li>rings</rdf:li></rdf:Bag></dc:subject>
+  </rdf:Description>
+ </rdf:RDF>
+</x:xmpmeta>
+"""
+
+
 @dataclass(frozen=True)
 class SampleFile:
     rel: str  # relative to INBOX
@@ -151,9 +163,7 @@ def make_sample_library(
             _photo(p, colour, f"Sample photo {i}", orient)
             made.append(SampleFile(rel, "photo"))
             if i == 1:
-                p.with_suffix(".xmp").write_text(
-                    '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF/></x:xmpmeta>\n'
-                )
+                p.with_suffix(".xmp").write_text(SAMPLE_XMP)
     rel = "Music/Theme.flac"
     if (p := target(rel)) is not None:
         _ffmpeg(

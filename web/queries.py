@@ -29,10 +29,13 @@ SORTS = {
     "mtime": "a.mtime",
     "changed": "a.state_changed_at",
     "size": "a.size",
+    # When it was shot (rush/metadata/capture.py), the file date until that is known.
+    "captured": "COALESCE(a.capture_ts, a.mtime)",
 }
 ASSET_COLUMNS = (
     "a.id, a.kind, a.rel_path, a.state, a.size, a.mtime, a.failed, a.missing, a.decision, "
-    "a.version, a.state_changed_at"
+    "a.version, a.state_changed_at, COALESCE(a.capture_ts, a.mtime) AS captured, "
+    "a.capture_source, a.camera"
 )
 FILTER_KEYS = (
     "state",
@@ -44,6 +47,8 @@ FILTER_KEYS = (
     "project",
     "location",
     "person",
+    "camera",
+    "lens",
     "rating",
     "decision",
     "q",
@@ -70,6 +75,8 @@ class Filters:
     project: str = ""
     location: str = ""
     person: str = ""
+    camera: str = ""  # part of the camera's make/model, any case
+    lens: str = ""
     rating: int | None = None
     decision: str = ""  # KEEP | REJECT | none
     q: str = ""  # the search box: name, folder, tags, fields, camera, transcript
@@ -117,6 +124,8 @@ class Filters:
             project=query.get("project", "").strip(),
             location=query.get("location", "").strip(),
             person=query.get("person", "").strip(),
+            camera=query.get("camera", "").strip(),
+            lens=query.get("lens", "").strip(),
             rating=_int(query.get("rating", ""), "rating", 0, 5),
             decision=decision,
             q=query.get("q", "").strip(),
@@ -215,10 +224,15 @@ def where_clause(f: Filters, sql: Sql) -> str:
         conds.append(
             f"a.rel_path {sql.like()} {sql.p('%' + escape_like(f.text) + '%')} ESCAPE '\\'"
         )
+    # Dates are capture dates (the file date while the capture time is unknown).
     if f.since is not None:
-        conds.append(f"a.mtime >= {sql.p(f.since)}")
+        conds.append(f"{SORTS['captured']} >= {sql.p(f.since)}")
     if f.until is not None:
-        conds.append(f"a.mtime < {sql.p(f.until)}")
+        conds.append(f"{SORTS['captured']} < {sql.p(f.until)}")
+    for column, wanted in (("a.camera", f.camera), ("a.lens", f.lens)):
+        if wanted:
+            pattern = "%" + escape_like(wanted.lower()) + "%"
+            conds.append(f"LOWER({column}) LIKE {sql.p(pattern)} ESCAPE '\\'")
     # Tag, project and location match whatever their case ("Ceremony" finds "ceremony").
     if f.tag:
         conds.append(

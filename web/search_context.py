@@ -29,6 +29,15 @@ async def _json_values(key: str) -> list[str]:
     return [str(r["v"]) for r in rows if r["v"]]
 
 
+async def _column_values(column: str) -> list[str]:
+    rows = await connections.get("default").execute_query_dict(
+        f"SELECT DISTINCT {column} AS v FROM asset WHERE {column} IS NOT NULL "
+        f"ORDER BY 1 LIMIT {MAX_COMPLETIONS}",
+        [],
+    )
+    return [str(r["v"]) for r in rows if r["v"]]
+
+
 async def _folders() -> list[str]:
     """Folders of the assets (from the most recently changed ones: a sample on 100k)."""
     rows = await connections.get("default").execute_query_dict(
@@ -51,6 +60,8 @@ async def completions() -> dict[str, list[str]]:
         "project": await _json_values("project"),
         "location": await _json_values("location"),
         "folder": await _folders(),
+        "camera": await _column_values("camera"),
+        "lens": await _column_values("lens"),
     }
 
 

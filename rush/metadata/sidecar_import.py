@@ -21,7 +21,7 @@ from typing import Any
 
 from rush.languages import TranscriptionConfig, asset_language
 from rush.layout import UnsafePath, resolve
-from rush.metadata import subtitles
+from rush.metadata import camera_import, subtitles
 from rush.models import Asset, Facts, Sidecar, Transcript
 from rush.transitions import utcnow
 
@@ -49,11 +49,20 @@ def _subtitle_language(rel: str, fallback: str) -> str:
 async def import_sidecars(
     asset_id: uuid.UUID | str, root: Path, config: TranscriptionConfig
 ) -> dict[str, Any]:
-    """Read the asset's subtitle sidecars; returns what was stored (for logs and tests)."""
+    """Read the asset's sidecars; returns what was stored (for logs and tests)."""
     asset = await Asset.get_or_none(id=asset_id)
     if asset is None:
         return {}
     rows = await Sidecar.filter(asset_id=asset.id, missing=False).order_by("rel_path")
+    result = await _import_subtitles(asset, rows, root, config)
+    result.update(await camera_import.import_camera_metadata(asset, rows, root))
+    await Asset.filter(id=asset.id).update(updated_at=utcnow())  # searchable now
+    return result
+
+
+async def _import_subtitles(
+    asset: Asset, rows: list[Sidecar], root: Path, config: TranscriptionConfig
+) -> dict[str, Any]:
     subs_rows = [r for r in rows if r.rel_path.lower().endswith(SUBTITLE_EXTENSIONS)]
     if not subs_rows:
         return {}
@@ -106,7 +115,6 @@ async def import_sidecars(
         await Asset.filter(id=asset.id, transcript_status__in=("pending", "none", "error")).update(
             transcript_status="done", updated_at=utcnow()
         )
-    await Asset.filter(id=asset.id).update(updated_at=utcnow())  # searchable now
     for problem in problems:
         log.warning("asset %s: %s", asset.id, problem)
     return {"dialogue": dialogue, "telemetry": telemetry, "problems": problems}
