@@ -47,6 +47,10 @@ class QueueReport:
         return text
 
 
+def _uid(value: object) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+
+
 def _why_not(asset: Asset, status: str) -> str | None:
     if asset.state not in SECONDARY_STATES:
         return f"state {asset.state} (only processed assets get secondary jobs)"
@@ -95,7 +99,7 @@ async def queue_transcription(
     for asset_id in ids:
         asset = await Asset.get_or_none(id=asset_id)
         if asset is None:
-            report.skipped[asset_id] = "no such asset"
+            report.skipped[_uid(asset_id)] = "no such asset"
             continue
         facts = await Facts.filter(asset_id=asset.id, version=asset.version).first()
         why = _why_not(asset, asset.transcript_status)
@@ -141,3 +145,34 @@ async def queue_suggestions(ids: Iterable[uuid.UUID]) -> QueueReport:
         await Asset.filter(id=asset.id).update(suggestions_status="pending", updated_at=utcnow())
         report.queued.append(asset.id)
     return report
+
+
+async def backfill(
+    config: TranscriptionConfig, *, transcription: bool, suggest_tags: bool, batch: int = 500
+) -> tuple[int, int]:
+    """Queue the secondary jobs that never ran for processed assets (`[secondary]` was
+    off when they were processed); returns (transcriptions, suggestions) queued."""
+    transcribed = suggested = 0
+    if transcription:
+        last = None
+        while True:
+            query = Asset.filter(
+                state__in=SECONDARY_STATES,
+                transcript_status="none",
+                batch_id=None,
+                missing=False,
+                kind__in=(MediaKind.VIDEO.value, MediaKind.AUDIO.value),
+            )
+            if last is not None:
+                query = query.filter(id__gt=last)
+            ids = await query.order_by("id").limit(batch).values_list("id", flat=True)
+            if not ids:
+                break
+            last = ids[-1]
+            report = await queue_transcription([_uid(i) for i in ids], config, resuggest=False)
+            transcribed += len(report.queued)
+    if suggest_tags:
+        suggested = await Asset.filter(
+            state__in=SECONDARY_STATES, suggestions_status="none", batch_id=None, missing=False
+        ).update(suggestions_status="pending", updated_at=utcnow())
+    return transcribed, suggested

@@ -36,6 +36,7 @@ class ServerContext:
 
 def build_actors(ctx: ServerContext) -> list[Actor]:
     """Every long-lived actor of the server, in start order."""
+    from actors.backfill import SecondaryBackfill
     from actors.purger import Purger
     from actors.scanner import Scanner
     from actors.search_indexer import SearchIndexer
@@ -46,6 +47,7 @@ def build_actors(ctx: ServerContext) -> list[Actor]:
     config = ctx.config
     scanner = Scanner(config, bus=ctx.bus)
     actors: list[Actor] = [scanner, Purger(config, bus=ctx.bus), SearchIndexer(config)]
+    actors.append(SecondaryBackfill(config))
     ctx.commands.register("scan", scan_handler(scanner))
     _register_commands(ctx)
     if config.seedbox.enabled:

@@ -33,7 +33,8 @@ async def client(db: str, tmp_path: Path) -> AsyncIterator[TestClient]:
 
 
 async def _speech_asset(rel: str = "INBOX/Seoul/a.mp4", **extra: object) -> Asset:
-    asset = await make_asset(rel=rel, transcript_status="done", **extra)
+    extra.setdefault("transcript_status", "done")
+    asset = await make_asset(rel=rel, **extra)
     await Facts.create(asset=asset, version=1, data={"has_audio": True, "duration_s": 3.0})
     return asset
 
@@ -98,3 +99,76 @@ async def test_queue_rules(db: str) -> None:
     )
     sugg = await secondary.queue_suggestions([seoul.id, running.id])
     assert sugg.queued == [seoul.id, running.id]
+
+
+def test_cli_retranscribe_and_resuggest(tmp_path: Path) -> None:
+    """`rush retranscribe --filter … --language ko` queues only the transcription."""
+    import asyncio
+    import subprocess
+    import sys
+
+    from rush.storage import open_db
+    from tests.conftest import rush_env
+
+    config_file = tmp_path / "config.toml"
+    config_file.write_text(f'data_dir = "{tmp_path / "data"}"\n[library]\nroot = "{tmp_path}"\n')
+    db_url = f"sqlite://{tmp_path / 'data' / 'rush.db'}"
+    (tmp_path / "data").mkdir()
+
+    async def setup() -> tuple[str, str, str]:
+        async with open_db(db_url):
+            seoul = await _speech_asset()
+            other = await _speech_asset("INBOX/Paris/b.mp4")
+            failed = await _speech_asset("INBOX/c.mp4")
+            await Asset.filter(id=failed.id).update(suggestions_status="error")
+            return str(seoul.id), str(other.id), str(failed.id)
+
+    seoul, other, failed = asyncio.run(setup())
+
+    def rush(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "rush", *argv, "--config", str(config_file)],
+            env=rush_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    out = rush("retranscribe", "--filter", "folder=INBOX/Seoul", "--language", "ko")
+    assert out.returncode == 0, out.stderr
+    assert "1 transcription(s) queued, 0 skipped" in out.stdout
+    assert "no agent transcribes ko yet" in out.stdout
+    out = rush("resuggest", "--failed")
+    assert out.returncode == 0 and "1 suggestion job(s) queued" in out.stdout, out
+    bad = rush("retranscribe", "--filter", "folder")
+    assert bad.returncode == 2 and "expected KEY=VALUE" in bad.stderr
+    assert rush("retranscribe").returncode == 2
+
+    async def check() -> dict[str, tuple[str, str | None, str]]:
+        async with open_db(db_url):
+            return {
+                str(a.id): (a.transcript_status, a.transcript_language, a.suggestions_status)
+                for a in await Asset.all()
+            }
+
+    rows = asyncio.run(check())
+    assert rows[seoul] == ("pending", "ko", "pending")
+    assert rows[other] == ("done", None, "none")
+    assert rows[failed] == ("done", None, "pending")
+
+
+async def test_backfill_queues_jobs_that_never_ran(db: str) -> None:
+    video = await _speech_asset("INBOX/v.mp4", transcript_status="none")
+    mute = await make_asset(rel="INBOX/mute.mp4", transcript_status="none")
+    await Facts.create(asset=mute, version=1, data={"has_audio": False})
+    photo = await make_asset(kind=MediaKind.PHOTO, rel="INBOX/p.jpg")
+    done = await secondary.backfill(TranscriptionConfig(), transcription=True, suggest_tags=True)
+    assert done == (1, 3)
+    rows = {a.id: a for a in await Asset.all()}
+    assert rows[video.id].transcript_status == "pending"
+    assert rows[video.id].transcript_language == "en"
+    assert rows[mute.id].transcript_status == "none"
+    assert rows[photo.id].suggestions_status == "pending"
+    assert await secondary.backfill(
+        TranscriptionConfig(), transcription=True, suggest_tags=False
+    ) == (0, 0)

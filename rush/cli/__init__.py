@@ -26,6 +26,7 @@ COMMANDS = (
     "apply",
     "purge_cli",
     "asset_cmd",
+    "recompute",
     "user",
     "agent",
     "agents_cmd",
