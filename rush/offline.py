@@ -40,6 +40,7 @@ from rush.layout import LibraryNotMounted, UnsafePath, read_marker, resolve, saf
 from rush.lifecycle import AssetState
 from rush.media import DERIVED_DIR, MediaKind
 from rush.models import Asset, Bin, Derivative, Facts, PurgeAudit, Tag
+from rush.offline_xmp import package_xmps
 
 log = logging.getLogger(__name__)
 
@@ -485,6 +486,7 @@ async def export_selection(
     name: str | None = None,
     package_as: str | None = None,
     other_areas: Sequence[Path] = (),
+    xmp_decisions: bool = False,
 ) -> ExportReport:
     """Build an offline package of `selection` in `dest`; the library is only read.
 
@@ -524,6 +526,8 @@ async def export_selection(
             skipped.append((str(asset.id), asset.rel_path, f"unsafe derivative path: {exc}"))
             continue
         clips.append(clip)
+    # An XMP beside each proxy (rating, tags, fields; the decision only when asked).
+    xmps = package_xmps(assets, [(c.uuid, c.tags) for c in clips], with_decisions=xmp_decisions)
     title = name or (selection.bin or "rush selection")
     exported_at = datetime.now(UTC).isoformat(timespec="seconds")
     return await asyncio.to_thread(
@@ -537,6 +541,7 @@ async def export_selection(
         clips,
         skipped,
         package_as,
+        xmps,
     )
 
 
@@ -550,6 +555,7 @@ def _write_package(
     planned: list[ClipEntry],
     skipped: list[tuple[str, str, str]],
     package_as: str | None = None,
+    xmps: Mapping[str, str] | None = None,
 ) -> ExportReport:
     (dest / PROXY_DIR).mkdir(parents=True, exist_ok=True)
     clips: list[ClipEntry] = []
@@ -569,6 +575,8 @@ def _write_package(
             dst.unlink(missing_ok=True)
             continue
         copied += dst.stat().st_size
+        if xmps and clip.uuid in xmps:
+            dst.with_suffix(".xmp").write_text(xmps[clip.uuid], encoding="utf-8")
         if clip.duration_s <= 0:
             probed = probe_duration(dst)
             if probed is None:

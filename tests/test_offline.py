@@ -606,3 +606,25 @@ async def test_odd_frame_rates_never_lose_the_package(
     assert ntsc.start_time.rate == pytest.approx(30000 / 1001)
     assert otio.opentime.to_timecode(ntsc.start_time, ntsc.start_time.rate, True) == "01:00:00;02"
     assert clips[str(ids[1])].source_range.duration == otio.opentime.RationalTime(25, 12.5)
+
+
+async def test_package_has_an_xmp_per_clip(
+    db: str, tmp_path: Path, proxy_sources: list[Path]
+) -> None:
+    from rush import decisions
+    from rush.metadata import xmp
+
+    lib = await make_library(tmp_path / "RUSHES_DB", proxy_sources, with_decisions=True)
+    keep = lib.assets[1]
+    await decisions.set_fields(keep.id, {"rating": 4, "people": ["Anna"]}, "t")
+    await decisions.add_tag(keep.id, "ceremony", "t")
+    plain = await export_selection(lib.root, Selection(uuids=(keep.id,)), tmp_path / "a")
+    side = (tmp_path / "a" / plain.clips[0].proxy_path).with_suffix(".xmp")
+    read = xmp.parse(side.read_bytes())
+    assert read.rating == 4 and {"ceremony", "Anna"} <= set(read.keywords)
+    assert read.label is None and str(keep.id) in side.read_text()  # no decision by default
+    labelled = await export_selection(
+        lib.root, Selection(uuids=(keep.id,)), tmp_path / "b", xmp_decisions=True
+    )
+    side = (tmp_path / "b" / labelled.clips[0].proxy_path).with_suffix(".xmp")
+    assert xmp.parse(side.read_bytes()).label == "Keep"
