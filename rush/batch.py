@@ -45,6 +45,7 @@ from rush.media import Area
 from rush.models import Asset, AssetEvent, Batch, Facts, FsAction, KeyValue, PathChange, Sidecar
 from rush.procs import pid_alive
 from rush.transitions import StaleState, transition, transition_many, utcnow
+from rush.xmp_apply import write_archive_xmps
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +70,13 @@ class BatchReport:
     noop: list[str] = field(default_factory=list)
     skipped: list[dict[str, Any]] = field(default_factory=list)
     failed: list[dict[str, Any]] = field(default_factory=list)
+    #: `[apply] write_xmp`: one entry per archived original (written, exists, failed).
+    xmp: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
+        extra = {"xmp": self.xmp} if self.xmp else {}
         return {
+            **extra,
             "batch_id": str(self.batch_id),
             "counts": {
                 "moved": len(self.moved),
@@ -647,6 +652,9 @@ async def _apply_chunk(ctx: _Ctx, items: list[PlanItem]) -> None:
                 await _finalize(ctx, [it])
             except (IntegrityError, StaleState) as one:
                 await _fail(ctx, it, f"database refused the new path: {one}", len(it.moves))
+    if ctx.config.apply.write_xmp:  # opt-in, journaled, ARCHIVE only (rush/xmp_apply.py)
+        archived = [it.asset_id for it in ok if it.dst_area is Area.ARCHIVE]
+        ctx.report.xmp.extend(await write_archive_xmps(ctx.roots, ctx.batch_id, archived))
 
 
 async def _lock_assets(ctx: _Ctx, plan: BatchPlan) -> list[PlanItem]:

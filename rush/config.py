@@ -182,6 +182,12 @@ class LeaseConfig(Section):
         return self
 
 
+class ApplyConfig(Section):
+    #: Write an XMP (decision label, rating, tags, fields) beside each original a batch
+    #: apply moves into ARCHIVE; journaled, never replaces a file, never in INBOX.
+    write_xmp: bool = False
+
+
 class SecondaryJobsConfig(Section):
     transcription: bool = True
     suggest_tags: bool = True
@@ -374,6 +380,7 @@ class Config(Section):
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     leases: LeaseConfig = Field(default_factory=LeaseConfig)
     secondary: SecondaryJobsConfig = Field(default_factory=SecondaryJobsConfig)
+    apply: ApplyConfig = Field(default_factory=ApplyConfig)
     agent: AgentConfig = Field(default_factory=AgentConfig)
     suggester: SuggesterConfig = Field(default_factory=SuggesterConfig)
     transcription: TranscriptionConfig = Field(default_factory=TranscriptionConfig)
