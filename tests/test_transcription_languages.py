@@ -264,3 +264,40 @@ async def test_an_agent_from_before_languages_takes_any(db: str, tmp_path: Path)
     await Asset.filter(id=asset.id).update(transcript_status="pending", transcript_language="fr")
     job = await Dispatcher(s).claim("old", "o1", ["transcription"])
     assert job is not None and job.inputs["language"] == "fr"
+
+
+def test_demo_config_routes_its_samples_to_their_languages(tmp_path: Path) -> None:
+    """`rush demo`: English through pocketsphinx, the Seoul sample through the Korean model."""
+    from rush.cli.demo import write_demo_config
+    from rush.sample import SEOUL, make_sample_library
+
+    library = tmp_path / "RUSHES_DB"
+    made = {f.rel for f in make_sample_library(library)}
+    assert f"{SEOUL}/Seoul_street.mp4" in made
+    config = load_config(write_demo_config(tmp_path, library, "127.0.0.1", 8765), environ={})
+    models = transcription_models(config)
+    assert models["en"] == "pocketsphinx:en-us" and models["ko"].startswith("vosk:")
+    cfg = config.transcription
+    assert asset_language(f"INBOX/{SEOUL}/Seoul_street.mp4", {}, cfg) == "ko"
+    assert asset_language("INBOX/2026-07-02 Interview/Interview_take2.mov", {}, cfg) == "en"
+
+
+@pytest.mark.ffmpeg
+async def test_demo_english_speech_comes_out_as_english_words(
+    tmp_path: Path, english: engines.Engine
+) -> None:
+    from rush.sample import make_sample_library
+
+    library = tmp_path / "RUSHES_DB"
+    make_sample_library(library)
+    proc = TranscriptionProcessor({"en": english}, timeout_base_s=60, factor=5)
+    job = mh.make_job(
+        MediaKind.VIDEO,
+        "INBOX/2026-07-02 Interview/Interview_take2.mov",
+        JobType.TRANSCRIPTION,
+        {"language": "en"},
+    )
+    out = await proc.run(job, mh.Ctx(library))
+    words = [w["word"] for w in (out.transcript or {})["words"]]
+    assert {"photographer", "years"} <= set(words), words
+    assert all(w.isascii() for w in words)
