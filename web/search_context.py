@@ -4,6 +4,7 @@ existing values the tag / project / location / folder filters complete from."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import PurePosixPath
 from typing import Any
@@ -47,7 +48,25 @@ async def _folders() -> list[str]:
     return sorted(found)[:MAX_COMPLETIONS]
 
 
+#: Completions are read at most once a minute: on 100k assets the distinct values are
+#: full scans, and a tag typed a minute ago may wait that long to be offered.
+COMPLETIONS_TTL_S = 60.0
+_cache: dict[str, tuple[float, dict[str, list[str]]]] = {}
+
+
 async def completions() -> dict[str, list[str]]:
+    conn = connections.get("default")
+    # One cache per database (tests and tools open several in one process).
+    key = str(getattr(conn, "filename", None) or getattr(conn, "database", None) or id(conn))
+    hit = _cache.get(key)
+    if hit is not None and time.monotonic() - hit[0] < COMPLETIONS_TTL_S:
+        return hit[1]
+    values = await _read_completions()
+    _cache[key] = (time.monotonic(), values)
+    return values
+
+
+async def _read_completions() -> dict[str, list[str]]:
     tags = (
         await Tag.all()
         .distinct()
