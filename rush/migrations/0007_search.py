@@ -7,7 +7,7 @@ from rush.search_schema import create_fulltext, drop_fulltext
 
 
 class Migration(migrations.Migration):
-    dependencies = [("rush", "0004_transcript_language_source")]
+    dependencies = [("rush", "0006_transcript_language_source")]
 
     initial = False
 

@@ -3,7 +3,7 @@ from tortoise.migrations import operations as ops
 
 
 class Migration(migrations.Migration):
-    dependencies = [("rush", "0005_search")]
+    dependencies = [("rush", "0007_search")]
 
     initial = False
 
