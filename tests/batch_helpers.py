@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rush.batch_plan import area_of
 from rush.config import Config, DatabaseConfig, LibraryConfig
-from rush.layout import init_library
+from rush.layout import init_library, write_volume_marker
 from rush.lifecycle import AssetState, Trigger
 from rush.media import Area, MediaKind
 from rush.models import Asset, Facts, Sidecar
@@ -19,7 +19,13 @@ T = Trigger
 
 
 def make_config(root: Path, db_url: str, **library: Path) -> Config:
-    init_library(root)
+    """A new library; ARCHIVE/REJECTS volumes given here get their markers when they
+    exist (as `rush init --volume` would write them), not when they are absent."""
+    marker, _ = init_library(root)
+    for area, key in (("ARCHIVE", "archive_root"), ("REJECTS", "rejects_root")):
+        volume = library.get(key)
+        if volume is not None and volume.is_dir():
+            write_volume_marker(volume, marker.library_id, area)
     return Config(
         data_dir=root.parent / "data",
         library=LibraryConfig(root=root, **library),
