@@ -36,6 +36,7 @@ class ServerContext:
 
 def build_actors(ctx: ServerContext) -> list[Actor]:
     """Every long-lived actor of the server, in start order."""
+    from actors.hasher import HasherActor
     from actors.purger import Purger
     from actors.scanner import Scanner
     from integrations.metrics import Metrics, MetricsCollector
@@ -44,7 +45,7 @@ def build_actors(ctx: ServerContext) -> list[Actor]:
 
     config = ctx.config
     scanner = Scanner(config, bus=ctx.bus)
-    actors: list[Actor] = [scanner, Purger(config, bus=ctx.bus)]
+    actors: list[Actor] = [scanner, Purger(config, bus=ctx.bus), HasherActor(config)]
     ctx.commands.register("scan", scan_handler(scanner))
     _register_commands(ctx)
     if config.seedbox.enabled:

@@ -104,7 +104,9 @@ async def make_asset(
         state=S.PROCESSED,
     )
     for sc in sidecars:
-        await Sidecar.create(asset=asset, rel_path=f"{folder}/{sc}")
+        await Sidecar.create(
+            asset=asset, rel_path=f"{folder}/{sc}", size=len(b"sidecar " + sc.encode() + data[:16])
+        )
     if processed:
         await Facts.create(asset=asset, version=1, data={"duration": 1.0})
     await path_to(asset.id, state)
