@@ -21,7 +21,7 @@ import aiohttp_jinja2
 from aiohttp import web
 from tortoise.exceptions import IntegrityError
 
-from rush import decisions
+from rush import decisions, duplicates
 from rush.lifecycle import REPROCESSABLE, AssetState
 from rush.models import (
     Agent,
@@ -375,6 +375,7 @@ async def asset_page(request: web.Request) -> web.StreamResponse:
             .limit(20)
             .values("id", "rel_path")
         )
+    dups = await duplicates.others_of(asset)
     bins = await Bin.all().order_by("name").values("id", "name")
     in_bins = set(await Bin.filter(assets__id=asset_id).values_list("id", flat=True))
     qs = f.qs()
@@ -408,6 +409,11 @@ async def asset_page(request: web.Request) -> web.StreamResponse:
         "can_undo": asset.state in decisions.UNDOABLE and asset.batch_id is None,
         "can_reopen": asset.state in (AssetState.ARCHIVED, AssetState.REJECTED),
         "can_reprocess": AssetState(asset.state) in REPROCESSABLE and asset.batch_id is None,
+        "duplicates": dups,
+        # Another copy is the first one (kept), so this one may be rejected as a duplicate.
+        "can_reject_duplicate": any(kept for _, _, kept in dups)
+        and asset.state in decisions.DECIDABLE
+        and asset.batch_id is None,
         "states": STATES,
     }
     return render("asset.html", request, context)
@@ -426,6 +432,15 @@ async def api_decide(request: web.Request) -> web.StreamResponse:
         asset = await decisions.decide(
             _asset_id(request), str(body.get("decision", "")), _actor(request)
         )
+    except decisions.ReviewError as exc:
+        raise _api_error(exc) from exc
+    request.app[COUNTS].invalidate()
+    return web.json_response(_asset_json(asset))
+
+
+async def api_reject_duplicate(request: web.Request) -> web.StreamResponse:
+    try:
+        asset = await duplicates.reject_as_duplicate(_asset_id(request), _actor(request))
     except decisions.ReviewError as exc:
         raise _api_error(exc) from exc
     request.app[COUNTS].invalidate()
