@@ -39,7 +39,7 @@ def library_path(config: Config, rel: str) -> Path:
     return resolve(config.library.root, rel, destination_roots(config))
 
 
-def _lowest_priority() -> None:
+def lowest_priority() -> None:
     # Linux threads are tasks: this lowers only the hashing thread.
     try:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
@@ -60,7 +60,7 @@ class Hasher:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.stop = threading.Event()
-        self._pool = ThreadPoolExecutor(1, "rush-hash", initializer=_lowest_priority)
+        self._pool = ThreadPoolExecutor(1, "rush-hash", initializer=lowest_priority)
         #: Files that could not be hashed: passed over until nothing else is left.
         self._passed_over: set[str] = set()
 

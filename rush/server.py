@@ -39,13 +39,19 @@ def build_actors(ctx: ServerContext) -> list[Actor]:
     from actors.hasher import HasherActor
     from actors.purger import Purger
     from actors.scanner import Scanner
+    from actors.verifier import Verifier
     from integrations.metrics import Metrics, MetricsCollector
     from web.app import WebServer
     from web.services import default_services
 
     config = ctx.config
     scanner = Scanner(config, bus=ctx.bus)
-    actors: list[Actor] = [scanner, Purger(config, bus=ctx.bus), HasherActor(config)]
+    actors: list[Actor] = [
+        scanner,
+        Purger(config, bus=ctx.bus),
+        HasherActor(config),
+        Verifier(config),
+    ]
     ctx.commands.register("scan", scan_handler(scanner))
     _register_commands(ctx)
     if config.seedbox.enabled:

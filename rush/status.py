@@ -44,6 +44,10 @@ async def collect_status(config: Config, now: datetime | None = None) -> dict[st
     snapshot["failed"] = await Asset.filter(failed=True).exclude(state=S.PURGED).count()
     snapshot["missing"] = await Asset.filter(missing=True).exclude(state=S.PURGED).count()
     snapshot["duplicates"] = await duplicate_count()
+    verify = await KeyValue.get_or_none(key="last_verify")
+    verify_value: dict[str, Any] = verify.value if verify else {}
+    snapshot["last_verify"] = verify_value.get("finished_at")
+    snapshot["last_verify_problems"] = verify_value.get("problems")
     snapshot["agents_online"] = await Agent.filter(online=True).count()
     cutoff = now - timedelta(days=config.purge.after_days)
     snapshot["purge_eligible"] = await Asset.filter(

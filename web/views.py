@@ -678,6 +678,9 @@ async def ops_page(request: web.Request) -> web.StreamResponse:
         await Asset.filter(id__in=list({e.asset_id for e in events})).values_list("id", "rel_path")
     )
     scan = await KeyValue.get_or_none(key="last_scan")
+    verify_rows = {
+        kv.key: kv.value for kv in await KeyValue.filter(key__in=["last_verify", "verify_progress"])
+    }
     stale_after = 3 * config.leases.heartbeat_s
     now = datetime.now(UTC)
     return render(
@@ -695,6 +698,9 @@ async def ops_page(request: web.Request) -> web.StreamResponse:
             "scan": scan.value if scan else None,
             "scan_at": scan.updated_at if scan else None,
             "scan_interval": config.scanner.interval_s,
+            "verify": verify_rows.get("last_verify"),
+            "verify_progress": verify_rows.get("verify_progress"),
+            "verify_every": config.verify.interval_days,
             "online": {a.id: _online(a, now, stale_after) for a in agents},
         },
     )
