@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -54,24 +55,39 @@ def sample_or_none(config: Config, rel: str) -> str | None:
         return None
 
 
+#: Files fingerprinted at once: reads of a NAS share overlap their latency.
+SAMPLE_THREADS = 4
+
+
+def _sample_one(config: Config, k: Known) -> tuple[bool, str | None]:
+    """(may become READY now, error to report) for one file; sets `k.sample`."""
+    k.sample = None
+    try:
+        path = path_of(config, k.rel)
+        st = os.stat(path)
+        if st.st_size != k.size or abs(st.st_mtime - k.mtime) > MTIME_EPS:
+            return False, None  # changed since the listing: the next pass sees it again
+        k.sample = sample_fingerprint(path)
+    except FileChanged:
+        return False, None  # still being written: never a half fingerprint
+    except (OSError, UnsafePath) as exc:
+        # Unreadable (permissions): flagged, and READY as before (agents report it).
+        return True, f"cannot fingerprint {k.rel!r}: {exc}"
+    return True, None
+
+
 def _sample_all(config: Config, ready: Sequence[Known]) -> tuple[list[Known], list[str]]:
-    """Fingerprint the files about to become READY (worker thread)."""
+    """Fingerprint the files about to become READY (worker threads)."""
     ok: list[Known] = []
     errors: list[str] = []
-    for k in ready:
-        try:
-            path = path_of(config, k.rel)
-            st = os.stat(path)
-            if st.st_size != k.size or abs(st.st_mtime - k.mtime) > MTIME_EPS:
-                continue  # changed since the listing: the next pass sees it again
-            k.sample = None
-            k.sample = sample_fingerprint(path)
-        except FileChanged:
-            continue  # still being written: never a half fingerprint
-        except (OSError, UnsafePath) as exc:
-            # Unreadable (permissions): flagged, and READY as before (agents report it).
-            errors.append(f"cannot fingerprint {k.rel!r}: {exc}")
-        ok.append(k)
+    with ThreadPoolExecutor(SAMPLE_THREADS, "rush-sample") as pool:
+        for k, (fine, error) in zip(
+            ready, pool.map(lambda k: _sample_one(config, k), ready), strict=True
+        ):
+            if error is not None:
+                errors.append(error)
+            if fine:
+                ok.append(k)
     return ok, errors
 
 
