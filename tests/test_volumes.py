@@ -253,3 +253,17 @@ def test_a_new_library_marks_its_own_areas_only(tmp_path: Path) -> None:
     (root / "REJECTS" / VOLUME_MARKER_FILE).unlink()
     _, again = init_library(root)
     assert again == [] and not (root / "REJECTS" / VOLUME_MARKER_FILE).exists()
+
+
+async def test_the_ui_dry_run_shows_the_refused_volume(db: str, tmp_path: Path) -> None:
+    from rush.batch import plan_apply
+    from web.reports import apply_plan_view
+
+    root = tmp_path / "lib"
+    cfg = make_config(root, db, archive_root=tmp_path / "absent")
+    a = await make_asset(root, "INBOX/x/a.mp4", S.DECIDED_KEEP)
+    view = apply_plan_view((await plan_apply(cfg)).to_dict())
+    assert view["counts"]["groups"] == 0 and view["counts"]["skipped"] == 1
+    assert [s["uuid"] for s in view["skipped"]] == [str(a.id)]
+    assert len(view["volume_errors"]) == 1
+    assert "ARCHIVE volume not mounted or not initialised" in view["volume_errors"][0]
