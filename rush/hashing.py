@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rush.config import Config
-from rush.fingerprint import ALGO, FileChanged, full_hash
+from rush.fingerprint import ALGO, FileChanged, full_hash, sample_fingerprint
 from rush.layout import UnsafePath
 from rush.lifecycle import AssetState
 from rush.models import Asset, Sidecar
@@ -79,6 +79,14 @@ class Hasher:
             log.info("hasher: cannot read %r: %s", rel, exc)
         return None
 
+    async def _sample(self, rel: str) -> str | None:
+        loop = asyncio.get_running_loop()
+        try:
+            path = library_path(self.config, rel)
+            return await loop.run_in_executor(self._pool, sample_fingerprint, path)
+        except (OSError, UnsafePath):
+            return None
+
     async def run_once(self, limit: int = 50) -> HashRun:
         run = HashRun()
         query = Asset.filter(
@@ -93,11 +101,11 @@ class Hasher:
         rows = (
             await query.order_by("created_at", "id")
             .limit(limit)
-            .values_list("id", "rel_path", "size")
+            .values_list("id", "rel_path", "size", "sample_hash")
         )
         if not rows:
             self._passed_over.clear()  # everything else is done: try those again
-        for aid, rel, size in rows:
+        for aid, rel, size, sample in rows:
             if self.stop.is_set():
                 break
             got = await self._hash(rel)
@@ -115,6 +123,14 @@ class Hasher:
                 hashed_mtime=hmtime,
                 updated_at=utcnow(),
             )
+            if done and sample is None:
+                # Rows from before fingerprints: their sample too, so a later change in
+                # place is told from a touch by content (docs/scanner.md, "Identity").
+                got_sample = await self._sample(rel)
+                if got_sample is not None:
+                    await Asset.filter(id=aid, sample_hash=None, size=hsize).update(
+                        sample_hash=got_sample, updated_at=utcnow()
+                    )
             if done:
                 run.hashed += 1
                 run.bytes += hsize

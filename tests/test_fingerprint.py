@@ -85,6 +85,8 @@ async def test_hasher_records_each_content_once(db: str, tmp_path: Path) -> None
         a = await Asset.get(id=done.id)
         assert a.content_hash == b3sum(root / "INBOX/a/clip.mp4") and a.hash_algo == "blake3"
         assert a.hashed_size == a.size
+        # A row from before fingerprints gets its sampled fingerprint as well.
+        assert a.sample_hash == sample_fingerprint(root / "INBOX/a/clip.mp4")
         side = await Sidecar.get(asset_id=done.id)
         assert side.content_hash == b3sum(root / "INBOX/a/clip.xmp")
         assert (await Asset.get(id=fresh.id)).content_hash is None
