@@ -95,12 +95,17 @@ async def make_asset(
                 screl.split("/", 1)[1] if strip else screl,
                 b"sidecar " + sc.encode() + data[:16],
             )
+    mtime = 0.0
+    if root is not None:
+        # As a scan would have recorded it (a differing mtime reads as a change on disk).
+        mtime = (target_root / (rel.split("/", 1)[1] if strip else rel)).stat().st_mtime
     asset = await Asset.create(
         kind=MediaKind.VIDEO,
         area=area_of(rel) or Area.INBOX,
         rel_path=rel,
         path_key=rel,
         size=len(data),
+        mtime=mtime,
         state=S.PROCESSED,
     )
     for sc in sidecars:
