@@ -3,7 +3,7 @@ from tortoise.migrations import operations as ops
 
 
 class Migration(migrations.Migration):
-    dependencies = [("rush", "0003_seedbox_journal")]
+    dependencies = [("rush", "0005_user_roles")]
 
     initial = False
 
