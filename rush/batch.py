@@ -72,12 +72,15 @@ class BatchReport:
     failed: list[dict[str, Any]] = field(default_factory=list)
     #: `[apply] write_xmp`: one entry per archived original (written, exists, failed).
     xmp: list[dict[str, Any]] = field(default_factory=list)
+    #: Area -> why nothing was moved there (missing or foreign volume marker).
+    volume_errors: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         extra = {"xmp": self.xmp} if self.xmp else {}
         return {
             **extra,
             "batch_id": str(self.batch_id),
+            "volume_errors": self.volume_errors,
             "counts": {
                 "moved": len(self.moved),
                 "noop": len(self.noop),
@@ -298,9 +301,14 @@ async def existing_destination_names(roots: Roots, snaps: list[AssetSnapshot]) -
 
 async def plan_apply(config: Config) -> BatchPlan:
     """Dry run: what `run_apply` would do now; touches nothing."""
+    from rush.volumes import check_volumes
+
     roots = Roots.from_config(config)
     snaps = await snapshots()
-    return plan_batch_moves(snaps, await existing_destination_names(roots, snaps))
+    plan = plan_batch_moves(snaps, await existing_destination_names(roots, snaps))
+    needed = {it.dst_area.value for it in plan.moves}
+    plan.refuse_destinations(await asyncio.to_thread(check_volumes, config, needed))
+    return plan
 
 
 # --- executing ---------------------------------------------------------------------
@@ -718,6 +726,11 @@ async def run_apply(
         batch = await Batch.create(id=batch_id, kind="apply", actor=actor, status="running")
         plan = await plan_apply(config)
         report.skipped.extend(s.to_dict() for s in plan.skipped)
+        report.failed.extend(
+            {"uuid": str(s.asset_id), "rel_path": s.rel_path, "reason": s.reason}
+            for s in plan.refused
+        )
+        report.volume_errors = plan.volume_errors
         held = await _lock_assets(ctx, plan)
         total = len(held)
         if progress:

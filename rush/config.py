@@ -260,6 +260,23 @@ class PurgeConfig(Section):
     interval_s: float = Field(86400.0, gt=0)
 
 
+class HashingConfig(Section):
+    """The `hasher` actor: the full content hash of every file, once (docs/scanner.md)."""
+
+    enabled: bool = True
+    #: How long the hasher rests when nothing is left to hash.
+    interval_s: float = Field(60.0, gt=0)
+
+
+class VerifyConfig(Section):
+    """The fixity check (`rush verify`) on a schedule; off unless set (docs/batch.md)."""
+
+    #: Days between two scheduled checks of ARCHIVE; 0 (the default) never runs it.
+    interval_days: float = Field(0.0, ge=0)
+    #: Percentage of ARCHIVE files a scheduled check re-hashes (100: all of them).
+    sample_pct: float = Field(100.0, gt=0, le=100)
+
+
 class WebConfig(Section):
     host: str = "127.0.0.1"
     port: int = Field(8765, ge=1, le=65535)
@@ -385,6 +402,8 @@ class Config(Section):
     suggester: SuggesterConfig = Field(default_factory=SuggesterConfig)
     transcription: TranscriptionConfig = Field(default_factory=TranscriptionConfig)
     purge: PurgeConfig = Field(default_factory=PurgeConfig)
+    hashing: HashingConfig = Field(default_factory=HashingConfig)
+    verify: VerifyConfig = Field(default_factory=VerifyConfig)
     web: WebConfig = Field(default_factory=WebConfig)
     homeassistant: HomeAssistantConfig = Field(default_factory=HomeAssistantConfig)
     seedbox: SeedboxConfig = Field(default_factory=SeedboxConfig)

@@ -47,6 +47,16 @@ class Asset(Model):
     decision = fields.CharField(max_length=8, null=True)
     decided_by = fields.CharField(max_length=64, null=True)
     decided_at = fields.DatetimeField(null=True)
+    # A decision taken on other bytes: the file changed in place afterwards, so it is
+    # shown in review but not applied (docs/scanner.md, "Identity").
+    previous_decision = fields.CharField(max_length=8, null=True)
+    # Content fingerprints (rush.fingerprint): the algorithm, the sampled fingerprint
+    # taken by the scanner, and the full hash with the size/mtime it was computed for.
+    hash_algo = fields.CharField(max_length=16, null=True)
+    sample_hash = fields.CharField(max_length=64, null=True)
+    content_hash = fields.CharField(max_length=64, null=True, db_index=True)
+    hashed_size = fields.BigIntField(null=True)
+    hashed_mtime = fields.FloatField(null=True)
     transcript_status = fields.CharField(max_length=16, default="none")
     # Language of the pending (or last) transcription job, fixed when it is queued from
     # the per-asset choice, the folder rules and the default (rush/languages.py); only an
@@ -109,6 +119,11 @@ class Sidecar(Model):
     size = fields.BigIntField(default=0)
     mtime = fields.FloatField(default=0.0)
     missing = fields.BooleanField(default=False)
+    # Full content hash (rush.fingerprint) and the size/mtime it was computed for.
+    hash_algo = fields.CharField(max_length=16, null=True)
+    content_hash = fields.CharField(max_length=64, null=True)
+    hashed_size = fields.BigIntField(null=True)
+    hashed_mtime = fields.FloatField(null=True)
 
     class Meta:
         table = "sidecar"

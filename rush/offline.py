@@ -38,7 +38,7 @@ import opentimelineio as otio
 from rush import __version__
 from rush.layout import LibraryNotMounted, UnsafePath, read_marker, resolve, safe_relpath
 from rush.lifecycle import AssetState
-from rush.media import DERIVED_DIR, MediaKind
+from rush.media import DERIVED_DIR, Area, MediaKind
 from rush.models import Asset, Bin, Derivative, Facts, PurgeAudit, Tag
 from rush.offline_xmp import package_xmps
 
@@ -831,11 +831,33 @@ async def relink_package(
                 audit.rel_path,
             )
     where = dict(areas or {})
+    needed = {r[1].partition("/")[0] for r in rows.values() if r[1] is not None} & {
+        Area.ARCHIVE.value,
+        Area.REJECTS.value,
+    }
+    problems = await asyncio.to_thread(_volume_problems, root, where, needed, marker.library_id)
+    if problems:
+        raise OfflineError("; ".join(problems))
     spelled = {name: str(path) for name, path in where.items()} | dict(area_mounts or {})
     entries = await asyncio.to_thread(
         _classify_all, root, package, rows, purges, mount, where, spelled
     )
     return RelinkReport(package=package, library_id=marker.library_id, entries=entries)
+
+
+def _volume_problems(
+    root: Path, areas: Mapping[str, Path], needed: set[str], library_id: str
+) -> list[str]:
+    """A volume whose marker is missing or foreign is not trusted to hold the originals
+    (an unmounted mount point would make every clip look deleted)."""
+    from rush.volumes import volume_problem
+
+    out: list[str] = []
+    for area in sorted(needed):
+        problem = volume_problem(area, areas.get(area, root / area), library_id, verb="relinked")
+        if problem is not None:
+            out.append(problem)
+    return out
 
 
 def _classify_all(

@@ -23,7 +23,7 @@ import opentimelineio as otio
 import pytest
 
 from rush.config import load_config
-from rush.layout import derived_dir, init_library, read_marker
+from rush.layout import derived_dir, init_library, read_marker, write_volume_marker
 from rush.lifecycle import AssetState
 from rush.media import Area, MediaKind
 from rush.models import Asset, Bin, Derivative, Facts, PurgeAudit, Tag
@@ -262,6 +262,11 @@ async def test_relink_finds_originals_on_an_archive_volume(
             rel_path=new, path_key=new, state=AssetState.ARCHIVED, area=Area.ARCHIVE
         )
 
+    # An ARCHIVE volume without its marker (unmounted, or never initialised) is refused:
+    # every clip would look deleted.
+    with pytest.raises(OfflineError, match="ARCHIVE volume not mounted or not initialised"):
+        await relink_package(lib.root, dest, areas={"ARCHIVE": volume})
+    write_volume_marker(volume, read_marker(lib.root).library_id, "ARCHIVE")
     here = await relink_package(lib.root, dest, areas={"ARCHIVE": volume})
     assert here.problems() == [] and {e.status for e in here.entries} == {"moved"}
     assert all(Path(e.original or "").parent == volume / "2024-06 wedding" for e in here.entries)

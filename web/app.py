@@ -179,6 +179,7 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/assets/{id}", views.asset_page, name="asset")
     r.add_post("/api/assets/{id}/decide", views.api_decide)
     r.add_post("/api/assets/{id}/undo", views.api_undo)
+    r.add_post("/api/assets/{id}/reject-duplicate", views.api_reject_duplicate)
     r.add_post("/api/assets/{id}/tags", views.api_tags)
     r.add_post("/api/assets/{id}/fields", views.api_fields)
     r.add_post("/api/assets/{id}/suggestions/accept", views.api_accept_suggestion)

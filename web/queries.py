@@ -20,6 +20,7 @@ from urllib.parse import urlencode
 from tortoise import connections
 
 from rush import search
+from rush.duplicates import DUPLICATE_CONDITION, duplicate_ids
 from rush.lifecycle import AssetState
 from rush.media import MediaKind
 from rush.models import Derivative, Tag
@@ -82,7 +83,7 @@ class Filters:
     q: str = ""  # the search box: name, folder, tags, fields, camera, transcript
     text: str = ""  # in the path
     bin: int | None = None
-    flag: str = ""  # failed | missing
+    flag: str = ""  # failed | missing | duplicate
     sort: str = "path"
     dir: str = "asc"
     raw: tuple[tuple[str, str], ...] = field(default=(), compare=False)
@@ -106,8 +107,8 @@ class Filters:
         if decision not in ("", "KEEP", "REJECT", "none"):
             raise BadFilter("decision must be KEEP, REJECT or none")
         flag = query.get("flag", "")
-        if flag not in ("", "failed", "missing"):
-            raise BadFilter("flag must be failed or missing")
+        if flag not in ("", "failed", "missing", "duplicate"):
+            raise BadFilter("flag must be failed, missing or duplicate")
         raw = tuple(
             (k, v)
             for k in FILTER_KEYS
@@ -265,6 +266,8 @@ def where_clause(f: Filters, sql: Sql) -> str:
         conds.append(f"a.failed = {sql.p(True)}")
     elif f.flag == "missing":
         conds.append(f"a.missing = {sql.p(True)}")
+    elif f.flag == "duplicate":
+        conds.append(DUPLICATE_CONDITION)
     return " AND ".join(conds)
 
 
@@ -397,8 +400,10 @@ async def cards(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             t["asset_id"] if isinstance(t["asset_id"], uuid.UUID) else uuid.UUID(str(t["asset_id"]))
         )
         tags.setdefault(aid, []).append(t["name"])
+    dups = await duplicate_ids(ids)
     for r in rows:
         b = best.get(r["id"])
         r["thumb"] = f"/derived/{r['id']}/{b[1]}" if b else None
         r["tags"] = tags.get(r["id"], [])
+        r["duplicate"] = r["id"] in dups
     return rows

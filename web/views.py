@@ -21,7 +21,7 @@ import aiohttp_jinja2
 from aiohttp import web
 from tortoise.exceptions import IntegrityError
 
-from rush import decisions
+from rush import decisions, duplicates
 from rush.lifecycle import REPROCESSABLE, AssetState
 from rush.models import (
     Agent,
@@ -383,6 +383,7 @@ async def asset_page(request: web.Request) -> web.StreamResponse:
             .limit(20)
             .values("id", "rel_path")
         )
+    dups = await duplicates.others_of(asset)
     bins = await Bin.all().order_by("name").values("id", "name")
     in_bins = set(await Bin.filter(assets__id=asset_id).values_list("id", flat=True))
     qs = f.qs()
@@ -416,6 +417,11 @@ async def asset_page(request: web.Request) -> web.StreamResponse:
         "can_undo": asset.state in decisions.UNDOABLE and asset.batch_id is None,
         "can_reopen": asset.state in (AssetState.ARCHIVED, AssetState.REJECTED),
         "can_reprocess": AssetState(asset.state) in REPROCESSABLE and asset.batch_id is None,
+        "duplicates": dups,
+        # Another copy is the first one (kept), so this one may be rejected as a duplicate.
+        "can_reject_duplicate": any(kept for _, _, kept in dups)
+        and asset.state in decisions.DECIDABLE
+        and asset.batch_id is None,
         "states": STATES,
         **await transcript_context(asset, request.app[CONFIG].transcription),
     }
@@ -435,6 +441,15 @@ async def api_decide(request: web.Request) -> web.StreamResponse:
         asset = await decisions.decide(
             _asset_id(request), str(body.get("decision", "")), _actor(request)
         )
+    except decisions.ReviewError as exc:
+        raise _api_error(exc) from exc
+    request.app[COUNTS].invalidate()
+    return web.json_response(_asset_json(asset))
+
+
+async def api_reject_duplicate(request: web.Request) -> web.StreamResponse:
+    try:
+        asset = await duplicates.reject_as_duplicate(_asset_id(request), _actor(request))
     except decisions.ReviewError as exc:
         raise _api_error(exc) from exc
     request.app[COUNTS].invalidate()
@@ -672,6 +687,9 @@ async def ops_page(request: web.Request) -> web.StreamResponse:
         await Asset.filter(id__in=list({e.asset_id for e in events})).values_list("id", "rel_path")
     )
     scan = await KeyValue.get_or_none(key="last_scan")
+    verify_rows = {
+        kv.key: kv.value for kv in await KeyValue.filter(key__in=["last_verify", "verify_progress"])
+    }
     stale_after = 3 * config.leases.heartbeat_s
     now = datetime.now(UTC)
     return render(
@@ -689,6 +707,9 @@ async def ops_page(request: web.Request) -> web.StreamResponse:
             "scan": scan.value if scan else None,
             "scan_at": scan.updated_at if scan else None,
             "scan_interval": config.scanner.interval_s,
+            "verify": verify_rows.get("last_verify"),
+            "verify_progress": verify_rows.get("verify_progress"),
+            "verify_every": config.verify.interval_days,
             "online": {a.id: _online(a, now, stale_after) for a in agents},
         },
     )

@@ -25,6 +25,7 @@ COMMANDS = (
     "seedbox",
     "apply",
     "purge_cli",
+    "verify",
     "asset_cmd",
     "recompute",
     "user",
