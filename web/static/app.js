@@ -112,6 +112,18 @@
     if (review.dataset.next) setTimeout(() => go(review.dataset.next), 120);
     else toast("Last asset of this selection", false);
   }
+  async function rejectDuplicate() {
+    const button = $("[data-reject-duplicate]");
+    if (!review || !button || button.disabled) return;
+    let data;
+    try { data = await api(`/api/assets/${review.dataset.id}/reject-duplicate`); } catch (e) { return; }
+    review.dataset.state = data.state;
+    setBadge($("#state-badge"), data.state);
+    $$("[data-undo]").forEach((b) => (b.disabled = false));
+    toast("✕ Rejected as duplicate");
+    if (review.dataset.next) setTimeout(() => go(review.dataset.next), 120);
+  }
+  $$("[data-reject-duplicate]").forEach((b) => b.addEventListener("click", rejectDuplicate));
   $$("[data-decide]").forEach((b) => b.addEventListener("click", () => decideHere(b.dataset.decide)));
   $$("[data-undo]").forEach((b) => b.addEventListener("click", () => decideHere("UNDO")));
 
@@ -328,6 +340,7 @@
       case "p": ev.preventDefault(); decideHere("KEEP"); break;
       case "x": ev.preventDefault(); decideHere("REJECT"); break;
       case "u": ev.preventDefault(); decideHere("UNDO"); break;
+      case "d": ev.preventDefault(); rejectDuplicate(); break;
       case "ArrowRight": case "j": ev.preventDefault(); go(review.dataset.next); break;
       case "ArrowLeft": case "k": ev.preventDefault(); go(review.dataset.prev); break;
       case " ": ev.preventDefault(); togglePlay(); break;
