@@ -24,6 +24,7 @@ from typing import Any
 
 from actors import scan_identity as identity
 from rush import events
+from rush.bulk_transitions import transition_set
 from rush.config import Config
 from rush.fingerprint import ALGO
 from rush.fswalk import Listing, find_available, walk_find, walk_scandir
@@ -34,7 +35,7 @@ from rush.models import KeyValue, PathChange
 from rush.runlock import LockBusy, run_lock
 from rush.scanplan import DISCOVERED, MOVE_QUEUED, Index, Known, Plan, Planner
 from rush.storage import db_connection
-from rush.transitions import AssetNotFound, StaleState, transition, transition_many
+from rush.transitions import AssetNotFound, StaleState, transition
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +50,6 @@ FULL_RELOAD_EVERY = 30
 PASS_WAIT_S = 120.0
 #: New assets written per transaction.
 _INSERT_CHUNK = 50_000
-#: Assets per DISCOVERED -> READY statement (SQLite allows 32,766 bound parameters).
-_TRANSITION_CHUNK = 5_000
 
 
 @dataclass
@@ -611,11 +610,11 @@ class Scanner:
         if ready:
             ready, errors = await identity.sample_before_ready(sql, self.config, ready, ts)
             report.errors.extend(errors)
-        # In slices, so the ids transition_many returns never pile up for a big import.
-        for start in range(0, len(ready), _TRANSITION_CHUNK):
-            batch = ready[start : start + _TRANSITION_CHUNK]
-            moved = await transition_many(
-                [k.id for k in batch],
+        if ready:
+            # Set-based (rush.bulk_transitions): the ids go to the database once and the
+            # history of the whole pass is written by INSERT … SELECT, not row by row.
+            moved = await transition_set(
+                [k.id for k in ready],
                 AssetState.DISCOVERED,
                 AssetState.READY,
                 Trigger.STABLE,
@@ -623,15 +622,15 @@ class Scanner:
                 updates={"stable_scans": 2},
                 at=at,
                 bus=self.bus,
-                chunk=_TRANSITION_CHUNK,
             )
-            if len(moved) == len(batch):
-                ready_now = batch
+            if isinstance(moved, int):
+                ready_now = ready
             else:  # some changed state meanwhile (another writer): only those moved
-                done = {str(m) for m in moved}
-                ready_now = [k for k in batch if k.id in done]
+                done = set(moved)
+                ready_now = [k for k in ready if k.id in done]
+            ready_state = AssetState.READY.value
             for k in ready_now:
-                k.state, k.stable = AssetState.READY.value, 2
+                k.state, k.stable = ready_state, 2
             report.ready += len(ready_now)
 
         for f in plan.changed:

@@ -73,6 +73,10 @@ class EventBus:
     def publish(self, name: str, payload: dict[str, Any] | None = None) -> None:
         self.emit(Event(name, payload or {}))
 
+    def has_subscribers(self) -> bool:
+        """Whether anybody listens (bulk publishers skip building unread events)."""
+        return bool(self._subs)
+
     def emit(self, event: Event) -> None:
         for sub in self._subs:
             sub.offer(event)
