@@ -52,6 +52,97 @@
     el.textContent = state;
   }
 
+  function decisionOf(state) {
+    return state === "DECIDED_KEEP" ? "KEEP" : state === "DECIDED_REJECT" ? "REJECT" : null;
+  }
+
+  // ---- session-wide undo / redo ---------------------------------------------------------
+  // Every decision, tag, rating and bin change made in this browser tab is an entry with
+  // its before and after; Ctrl/Cmd+Z replays the before, Shift+Ctrl/Cmd+Z the after. Kept
+  // in sessionStorage so it survives page changes (docs/web.md, "Undo and redo").
+  const HKEY = "rc.history";
+  const HMAX = 500;
+  function loadH() {
+    try {
+      const h = JSON.parse(sessionStorage.getItem(HKEY) || "null");
+      if (h && Array.isArray(h.undo) && Array.isArray(h.redo)) return h;
+    } catch (e) { /* a damaged entry starts a new history */ }
+    return { undo: [], redo: [] };
+  }
+  function saveH(h) {
+    h.undo = h.undo.slice(-HMAX);
+    h.redo = h.redo.slice(-HMAX);
+    try { sessionStorage.setItem(HKEY, JSON.stringify(h)); } catch (e) { /* storage full: in memory only */ }
+  }
+  const LABELS = { KEEP: "Keep", REJECT: "Reject" };
+  function describe(e) {
+    const on = e.name ? ` on ${e.name}` : "";
+    if (e.type === "decision") return (e.after ? LABELS[e.after] : "Clear flag") + on;
+    if (e.type === "tag") return `${e.added ? "tag" : "untag"} “${e.tag}”${on}`;
+    if (e.type === "fields") return `rating${on}`;
+    if (e.type === "bin") return `${e.added ? "add to" : "remove from"} bin “${e.binName || e.bin}”${on}`;
+    return e.type;
+  }
+  async function perform(e, forward) {
+    const base = `/api/assets/${e.id}`;
+    if (e.type === "decision") {
+      const target = forward ? e.after : e.before;
+      return target ? api(`${base}/decide`, { decision: target }) : api(`${base}/undo`);
+    }
+    if (e.type === "tag") {
+      const add = forward === !!e.added;
+      return api(`${base}/tags`, add ? { add: e.tag } : { remove: e.tag });
+    }
+    if (e.type === "fields") return api(`${base}/fields`, forward ? e.after : e.before);
+    if (e.type === "bin") {
+      const add = forward === !!e.added;
+      return api(`${base}/bins`, { bin: e.bin, remove: !add });
+    }
+    throw new Error(`unknown history entry ${e.type}`);
+  }
+  const listeners = [];
+  const history = {
+    /** Do a change and remember it (a change to the same value is not remembered). */
+    async apply(entry) {
+      const data = await perform(entry, true);
+      if (entry.type !== "decision" || entry.before !== entry.after) {
+        const h = loadH();
+        h.undo.push(entry);
+        h.redo = [];
+        saveH(h);
+      }
+      listeners.forEach((fn) => fn(entry, "do", data));
+      return data;
+    },
+    async undo() { return step("undo", "redo", false, "Undone"); },
+    async redo() { return step("redo", "undo", true, "Redone"); },
+    /** Remember a change already made (accepting a suggestion adds a tag). */
+    record(entry) {
+      const h = loadH();
+      h.undo.push(entry);
+      h.redo = [];
+      saveH(h);
+    },
+    onChange(fn) { listeners.push(fn); },
+    size() { const h = loadH(); return { undo: h.undo.length, redo: h.redo.length }; },
+  };
+  async function step(from, to, forward, verb) {
+    const h = loadH();
+    const e = h[from].pop();
+    if (!e) { toast(forward ? "Nothing to redo" : "Nothing to undo"); return null; }
+    saveH(h);  // popped first: a failed replay (the clip changed meanwhile) is not retried
+    let data;
+    try { data = await perform(e, forward); } catch (err) { return null; }
+    const after = loadH();
+    after[to].push(e);
+    saveH(after);
+    toast(`${verb}: ${describe(e)}`);
+    listeners.forEach((fn) => fn(e, from, data));
+    return e;
+  }
+
+  const RC = (window.RC = { $, $$, api, toast, typing, csrf, setBadge, decisionOf, history, toggleHelp });
+
   // ---- library grid -------------------------------------------------------------------
   const grid = $("#grid");
   function cards() { return $$(".card", grid); }
@@ -73,277 +164,79 @@
   }
   async function decideCard(card, decision) {
     const id = card.dataset.id;
-    const data = decision === "UNDO"
-      ? await api(`/api/assets/${id}/undo`)
-      : await api(`/api/assets/${id}/decide`, { decision });
-    setBadge($("[data-badge]", card), data.state);
+    const name = card.dataset.name || "";
+    const before = decisionOf(card.dataset.state);
+    if (decision === "CLEAR" && !before) { toast("No flag to clear"); return; }
+    const after = decision === "CLEAR" ? null : decision;
+    const data = await RC.history.apply({ type: "decision", id, name, before, after });
+    showCardState(card, data.state);
     card.classList.add(decision === "REJECT" ? "flash-reject" : "flash-keep");
     setTimeout(() => card.classList.remove("flash-keep", "flash-reject"), 400);
-    if (decision !== "UNDO") focusCard(cards().indexOf(card) + 1);
+    if (decision !== "CLEAR") focusCard(cards().indexOf(card) + 1);
+  }
+  function showCardState(card, state) {
+    card.dataset.state = state;
+    setBadge($("[data-badge]", card), state);
+  }
+  async function refreshCard(id) {
+    const card = grid && $(`.card[data-id="${id}"]`, grid);
+    if (!card) return;
+    const r = await fetch(`/api/review/queue?at=${id}&n=1`, { credentials: "same-origin" });
+    if (!r.ok) return;
+    const data = await r.json();
+    const item = data.items.find((it) => it.id === id);
+    if (item) showCardState(card, item.state);
   }
   if (grid) {
+    // A new filter starts a new review queue: clips kept for another filter are forgotten.
+    for (const key of Object.keys(sessionStorage)) {
+      if (key.startsWith("rc.sticky:") && key !== "rc.sticky:" + (grid.dataset.qs || "")) sessionStorage.removeItem(key);
+    }
     const first = cards()[0];
     if (first && !typing({ target: document.activeElement })) first.focus();
   }
 
-  // ---- review page --------------------------------------------------------------------
-  const review = $("#review");
-  const player = $("#player");
-  const linked = $("#linked-audio");
-  const useLinked = $("#use-linked");
-
   function go(url) { if (url) window.location.href = url; }
 
-  async function decideHere(decision) {
-    if (!review) return;
-    const id = review.dataset.id;
-    let data;
-    try {
-      data = decision === "UNDO"
-        ? await api(`/api/assets/${id}/undo`)
-        : await api(`/api/assets/${id}/decide`, { decision });
-    } catch (e) { return; }
-    review.dataset.state = data.state;
-    setBadge($("#state-badge"), data.state);
-    const decided = data.state === "DECIDED_KEEP" || data.state === "DECIDED_REJECT";
-    $$("[data-undo]").forEach((b) => (b.disabled = !decided));
-    if (decision === "UNDO") { toast("Decision undone"); return; }
-    toast(decision === "KEEP" ? "✓ Kept" : "✕ Rejected");
-    if (review.dataset.next) setTimeout(() => go(review.dataset.next), 120);
-    else toast("Last asset of this selection", false);
-  }
-  $$("[data-decide]").forEach((b) => b.addEventListener("click", () => decideHere(b.dataset.decide)));
-  $$("[data-undo]").forEach((b) => b.addEventListener("click", () => decideHere("UNDO")));
-
-  function seek(t) {
-    if (!player || !isFinite(t)) return;
-    const d = player.duration;
-    player.currentTime = Math.max(0, isFinite(d) ? Math.min(t, Math.max(0, d - 0.05)) : t);
-  }
-  function togglePlay() {
-    if (!player) return;
-    if (player.paused) player.play().catch(() => {}); else player.pause();
-  }
-
-  // Linked audio: a second element kept in sync with the video (the video is muted meanwhile).
-  function linkedOn() { return !!(linked && useLinked && useLinked.checked); }
-  function syncLinked(force) {
-    if (!linkedOn() || !player) return;
-    if (force || Math.abs(linked.currentTime - player.currentTime) > 0.15) linked.currentTime = player.currentTime;
-    linked.playbackRate = player.playbackRate;
-    if (player.paused && !linked.paused) linked.pause();
-    if (!player.paused && linked.paused) linked.play().catch(() => {});
-  }
-  if (player && linked && useLinked) {
-    useLinked.addEventListener("change", () => {
-      player.muted = useLinked.checked;
-      if (!useLinked.checked) linked.pause(); else syncLinked(true);
-    });
-    ["play", "pause", "seeked", "ratechange"].forEach((ev) => player.addEventListener(ev, () => syncLinked(ev === "seeked")));
-    player.addEventListener("timeupdate", () => syncLinked(false));
-  }
-
-  // Waveform from the peaks JSON: {"duration": s, "peaks": [..]} (0..1 or -1..1 values).
-  const canvas = $("#waveform");
-  let peaks = null, waveDuration = 0;
-  function drawWave() {
-    if (!canvas || !peaks) return;
-    const w = canvas.clientWidth, h = canvas.clientHeight, dpr = window.devicePixelRatio || 1;
-    canvas.width = w * dpr; canvas.height = h * dpr;
-    const ctx = canvas.getContext("2d");
-    ctx.scale(dpr, dpr);
-    ctx.clearRect(0, 0, w, h);
-    const dur = (player && isFinite(player.duration) && player.duration) || waveDuration || 1;
-    const played = player ? (player.currentTime / dur) * w : 0;
-    const n = peaks.length, mid = h / 2;
-    let top = 0;
-    for (const p of peaks) top = Math.max(top, Math.abs(+p || 0));
-    const scale = top > 0 ? 1 / top : 1;  // normalised: quiet recordings stay readable
-    for (let x = 0; x < w; x++) {
-      const a = Math.floor((x / w) * n), b = Math.max(a + 1, Math.floor(((x + 1) / w) * n));
-      let m = 0;
-      for (let i = a; i < b && i < n; i++) m = Math.max(m, Math.abs(+peaks[i] || 0));
-      const y = Math.max(1, m * scale * (h / 2 - 4));
-      ctx.fillStyle = x < played ? "#4da3ff" : "#59636e";
-      ctx.fillRect(x, mid - y, 1, y * 2);
-    }
-    ctx.fillStyle = "#ffffff";
-    ctx.fillRect(Math.round(played), 0, 1.5, h);
-  }
-  if (canvas && review && review.dataset.waveform) {
-    fetch(review.dataset.waveform, { credentials: "same-origin" })
-      .then((r) => r.json())
-      .then((data) => {
-        peaks = Array.isArray(data.peaks) ? data.peaks.flat() : [];
-        waveDuration = +data.duration || 0;
-        drawWave();
-      })
-      .catch(() => {});
-    canvas.addEventListener("click", (ev) => {
-      const rect = canvas.getBoundingClientRect();
-      const dur = (player && isFinite(player.duration) && player.duration) || waveDuration;
-      seek(((ev.clientX - rect.left) / rect.width) * dur);
-      drawWave();
-    });
-    window.addEventListener("resize", drawWave);
-  }
-
-  // Thumbnail strip: frame i of n stands for the middle of its slice of the clip.
-  $$("#strip img").forEach((img) => img.addEventListener("click", () => {
-    if (!player || !isFinite(player.duration)) return;
-    const i = +img.dataset.index, n = +img.dataset.count || 1;
-    seek(((i + 0.5) / n) * player.duration);
-  }));
-
-  // Transcript: click a word or a line time to seek; the word being spoken is highlighted.
-  const words = $$(".transcript .w");
-  $$(".transcript [data-t]").forEach((el) => el.addEventListener("click", () => {
-    seek(+el.dataset.t);
-    if (player && player.paused) player.play().catch(() => {});
-  }));
-  let lastWord = null;
-  if (player) {
-    player.addEventListener("timeupdate", () => {
-      drawWave();
-      if (!words.length) return;
-      const t = player.currentTime;
-      let cur = null;
-      for (const w of words) { if (+w.dataset.t <= t) cur = w; else break; }
-      if (cur !== lastWord) {
-        if (lastWord) lastWord.classList.remove("now");
-        if (cur) cur.classList.add("now");
-        lastWord = cur;
-      }
-    });
-    player.addEventListener("seeked", drawWave);
-    player.addEventListener("loadedmetadata", drawWave);
-  }
-
-  // Tags, suggestions, fields, bins, audio links.
-  function renderTags(tags) {
-    const ul = $("#tags");
-    if (!ul) return;
-    ul.textContent = "";
-    for (const t of tags) {
-      const li = document.createElement("li");
-      li.textContent = t;
-      const b = document.createElement("button");
-      b.textContent = "×"; b.title = "Remove"; b.dataset.removeTag = t;
-      li.appendChild(b);
-      ul.appendChild(li);
-    }
-  }
-  const tagBase = review ? `/api/assets/${review.dataset.id}` : "";
-  const tagInput = $("#tag-input");
-  if (tagInput) {
-    tagInput.addEventListener("keydown", async (ev) => {
-      if (ev.key === "Escape") { tagInput.blur(); return; }
-      if (ev.key !== "Enter" || !tagInput.value.trim()) return;
-      ev.preventDefault();
-      const data = await api(`${tagBase}/tags`, { add: tagInput.value });
-      renderTags(data.tags);
-      tagInput.value = "";
-      toast("Tag added");
-    });
-  }
-  document.addEventListener("click", async (ev) => {
-    const rm = ev.target.closest && ev.target.closest("[data-remove-tag]");
-    if (rm && review) {
-      const data = await api(`${tagBase}/tags`, { remove: rm.dataset.removeTag });
-      renderTags(data.tags);
-    }
-    const acc = ev.target.closest && ev.target.closest("[data-accept]");
-    if (acc && review) {
-      const data = await api(`${tagBase}/suggestions/accept`, { tag: acc.dataset.accept });
-      renderTags(data.tags);
-      acc.remove();
-      toast(`Tag “${acc.dataset.accept}” accepted`);
-    }
-    const un = ev.target.closest && ev.target.closest("[data-unlink]");
-    if (un) {
-      await api(`/api/assets/${un.dataset.unlink}/unlink-audio`);
-      window.location.reload();
-    }
-  });
-  const fieldsForm = $("#fields");
-  if (fieldsForm) {
-    fieldsForm.addEventListener("submit", async (ev) => {
-      ev.preventDefault();
-      const body = Object.fromEntries(new FormData(fieldsForm).entries());
-      await api(`${tagBase}/fields`, body);
-      toast("Fields saved");
-    });
-  }
-  $$("[data-bin]").forEach((box) => box.addEventListener("change", async () => {
-    await api(`${tagBase}/bins`, { bin: +box.dataset.bin, remove: !box.checked });
-    toast(box.checked ? "Added to bin" : "Removed from bin");
-  }));
-  const linkSel = $("#link-audio");
-  if (linkSel) {
-    linkSel.addEventListener("change", async () => {
-      if (!linkSel.value) return;
-      await api(`${tagBase}/link-audio`, { audio_id: linkSel.value });
-      window.location.reload();
-    });
-  }
-
-  // ---- keyboard -----------------------------------------------------------------------
+  // ---- keyboard (library grid; the asset page has its own, in review.js) -------------
   document.addEventListener("keydown", (ev) => {
-    if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
     if (typing(ev)) return;
     const k = ev.key;
+    if ((ev.ctrlKey || ev.metaKey) && !ev.altKey && (k === "z" || k === "Z" || k === "y")) {
+      // Session-wide undo / redo (decisions, tags, ratings, bins), on every page.
+      ev.preventDefault();
+      const redo = k === "y" || ev.shiftKey;
+      (redo ? RC.history.redo() : RC.history.undo()).then((done) => {
+        if (done && grid) refreshCard(done.id);
+      });
+      return;
+    }
+    if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
     if (k === "?") { toggleHelp(); ev.preventDefault(); return; }
-    if (k === "Escape") {
-      if (help && !help.hidden) { toggleHelp(false); return; }
-      if (review && review.dataset.back) go(review.dataset.back);
-      return;
-    }
+    if (k === "Escape" && help && !help.hidden) { toggleHelp(false); ev.preventDefault(); return; }
+    if (!grid) return;
     const key = k.length === 1 ? k.toLowerCase() : k;
-    if (grid) {
-      const card = selected();
-      const cs = cards();
-      const i = card ? cs.indexOf(card) : -1;
-      const moves = { ArrowRight: 1, j: 1, ArrowLeft: -1, k: -1, ArrowDown: columns(), ArrowUp: -columns() };
-      if (key in moves) {
-        ev.preventDefault();
-        if (i < 0) focusCard(0);
-        else if (i + moves[key] >= cs.length && key !== "ArrowDown") {
-          const next = $('.pager a[rel="next"]');
-          if (next) go(next.href);
-        } else if (i + moves[key] < 0 && key !== "ArrowUp") {
-          const prev = $('.pager a[rel="prev"]');
-          if (prev) go(prev.href);
-        } else focusCard(i + moves[key]);
-        return;
-      }
-      if (card && (key === "p" || key === "x" || key === "u")) {
-        ev.preventDefault();
-        decideCard(card, key === "p" ? "KEEP" : key === "x" ? "REJECT" : "UNDO").catch(() => {});
-        return;
-      }
+    const card = selected();
+    const cs = cards();
+    const i = card ? cs.indexOf(card) : -1;
+    const moves = { ArrowRight: 1, j: 1, ArrowLeft: -1, k: -1, ArrowDown: columns(), ArrowUp: -columns() };
+    if (key in moves) {
+      ev.preventDefault();
+      if (i < 0) focusCard(0);
+      else if (i + moves[key] >= cs.length && key !== "ArrowDown") {
+        const next = $('.pager a[rel="next"]');
+        if (next) go(next.href);
+      } else if (i + moves[key] < 0 && key !== "ArrowUp") {
+        const prev = $('.pager a[rel="prev"]');
+        if (prev) go(prev.href);
+      } else focusCard(i + moves[key]);
       return;
     }
-    if (!review) return;
-    switch (key) {
-      case "p": ev.preventDefault(); decideHere("KEEP"); break;
-      case "x": ev.preventDefault(); decideHere("REJECT"); break;
-      case "u": ev.preventDefault(); decideHere("UNDO"); break;
-      case "ArrowRight": case "j": ev.preventDefault(); go(review.dataset.next); break;
-      case "ArrowLeft": case "k": ev.preventDefault(); go(review.dataset.prev); break;
-      case " ": ev.preventDefault(); togglePlay(); break;
-      case "l": ev.preventDefault(); if (player) seek(player.currentTime + (ev.shiftKey ? 1 : 5)); break;
-      case "h": ev.preventDefault(); if (player) seek(player.currentTime - (ev.shiftKey ? 1 : 5)); break;
-      case "a": if (useLinked && !useLinked.disabled) { useLinked.checked = !useLinked.checked; useLinked.dispatchEvent(new Event("change")); } break;
-      case "t": if (tagInput) { ev.preventDefault(); tagInput.focus(); } break;
-      default:
-        if (/^[0-9]$/.test(key) && player && isFinite(player.duration)) {
-          ev.preventDefault();
-          seek((+key / 10) * player.duration);
-        }
+    if (card && (key === "p" || key === "x" || key === "u")) {
+      ev.preventDefault();
+      decideCard(card, key === "p" ? "KEEP" : key === "x" ? "REJECT" : "CLEAR").catch(() => {});
     }
   });
-  // The player's own controls must not eat our shortcuts once clicked.
-  if (player) player.addEventListener("keydown", (ev) => { if (ev.key === " ") ev.preventDefault(); });
 
   // ---- live updates (SSE) ---------------------------------------------------------------
   const live = $("[data-live]");
@@ -357,7 +250,7 @@
       try { ev = JSON.parse(msg.data); } catch (e) { return; }
       if (grid) {
         const card = $(`.card[data-id="${ev.uuid}"]`, grid);
-        if (card) setBadge($("[data-badge]", card), ev.to);
+        if (card) { card.dataset.state = ev.to; setBadge($("[data-badge]", card), ev.to); }
       }
       const table = $("#transitions");
       if (table) {

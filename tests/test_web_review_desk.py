@@ -1,0 +1,125 @@
+"""The review desk in a real Chromium: undo/redo, the review queue, decide-and-advance.
+
+Same site as `test_web_browser.py` (six 6 s clips with real proxies, posters, thumbs and
+peaks); here the page changes happen on the client, so the tests also check that no page
+load happened (a marker set on `window` survives a client-side change only).
+"""
+
+from __future__ import annotations
+
+import pytest
+from playwright.async_api import Page, async_playwright
+
+from rush.lifecycle import AssetState
+from rush.models import Asset, Bin, Tag
+from tests import test_web_browser
+from tests.test_web_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, Site, login, state_of
+
+site_fixture = test_web_browser.site  # the same six-clip site, as a fixture named `site`
+
+pytestmark = [pytest.mark.ffmpeg, pytest.mark.slow]
+
+
+async def on_clip(page: Page, asset: Asset) -> None:
+    await page.wait_for_selector(f"#review[data-id='{asset.id}']")
+
+
+async def badge(page: Page) -> str:
+    return str(await page.locator("#state-badge").inner_text())
+
+
+async def test_undo_redo_and_decided_clips_stay_in_the_queue(site: Site) -> None:
+    a = site.assets
+    review_bin = await Bin.create(name="Selects")
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = await browser.new_page(viewport={"width": 1440, "height": 900}, bypass_csp=True)
+            await login(page, site)
+            await page.goto(site.url + "/?state=PROCESSED")
+            await page.wait_for_selector(".card")
+            await page.keyboard.press("Enter")
+            await on_clip(page, a[0])
+            await page.wait_for_selector("#queue-pos:has-text('1 of 6')")
+            await page.evaluate("window.__noReload = true")
+
+            # Enter then P: keep, and the next clip shows without a page load.
+            await page.keyboard.press("p")
+            await on_clip(page, a[1])
+            assert await page.evaluate("window.__noReload === true")
+            assert await state_of(a[0]) == AssetState.DECIDED_KEEP
+            # The kept clip is still in the queue of state=PROCESSED, dimmed with its flag.
+            await page.wait_for_selector(f".fs.decided.kept[data-id='{a[0].id}']")
+            await page.wait_for_selector("#queue-pos:has-text('2 of 6')")
+
+            # Ctrl+Z takes the keep back and shows that clip; Shift+Ctrl+Z redoes it.
+            await page.keyboard.press("Control+z")
+            await on_clip(page, a[0])
+            await page.wait_for_function(
+                "document.querySelector('#state-badge').textContent.includes('DECISION_PENDING')"
+            )
+            assert await state_of(a[0]) == AssetState.DECISION_PENDING
+            await page.keyboard.press("Shift+Control+z")
+            await page.wait_for_function(
+                "document.querySelector('#state-badge').textContent.includes('DECIDED_KEEP')"
+            )
+            assert await state_of(a[0]) == AssetState.DECIDED_KEEP
+
+            # J to the next, X rejects and advances; K walks back over decided clips.
+            await page.keyboard.press("j")
+            await on_clip(page, a[1])
+            await page.keyboard.press("x")
+            await on_clip(page, a[2])
+            await page.keyboard.press("k")
+            await on_clip(page, a[1])
+            assert "DECIDED_REJECT" in await badge(page)
+            await page.keyboard.press("k")
+            await on_clip(page, a[0])
+            assert "DECIDED_KEEP" in await badge(page)
+            assert await page.evaluate("window.__noReload === true")
+
+            # U clears the current clip's flag; on a clip without one it says so quietly.
+            await page.keyboard.press("u")
+            await page.wait_for_function(
+                "document.querySelector('#state-badge').textContent.includes('DECISION_PENDING')"
+            )
+            assert await state_of(a[0]) == AssetState.DECISION_PENDING
+            await page.keyboard.press("u")
+            await page.wait_for_selector("#toast.show:has-text('No flag to clear')")
+            assert not await page.evaluate(
+                "document.querySelector('#toast').classList.contains('err')"
+            )
+            await page.keyboard.press("Control+z")  # undo the clear: the keep is back
+            await page.wait_for_function(
+                "document.querySelector('#state-badge').textContent.includes('DECIDED_KEEP')"
+            )
+            assert await state_of(a[0]) == AssetState.DECIDED_KEEP
+
+            # Tags and bins are undoable too.
+            await page.keyboard.press("t")
+            await page.keyboard.type("dusk")
+            await page.keyboard.press("Enter")
+            await page.wait_for_selector("#tags li:has-text('dusk')")
+            await page.evaluate("document.activeElement.blur()")
+            assert await Tag.filter(asset_id=a[0].id, name="dusk").exists()
+            await page.keyboard.press("Control+z")
+            await page.wait_for_function(
+                "!document.querySelector('#tags').textContent.includes('dusk')"
+            )
+            assert not await Tag.filter(asset_id=a[0].id, name="dusk").exists()
+            await page.check(f"[data-bin='{review_bin.id}']")
+            await page.wait_for_selector("#toast.show:has-text('Added to bin')")
+            assert await Bin.filter(id=review_bin.id, assets__id=a[0].id).exists()
+            await page.evaluate("document.activeElement.blur()")
+            await page.keyboard.press("Control+z")
+            await page.wait_for_selector(f"[data-bin='{review_bin.id}']:not(:checked)")
+            assert not await Bin.filter(id=review_bin.id, assets__id=a[0].id).exists()
+            await page.screenshot(path=str(ARTIFACTS / "review-undo.png"), full_page=True)
+
+            # A new filter starts a new queue: decided clips leave the PROCESSED queue.
+            await page.goto(site.url + "/?state=PROCESSED&sort=size")
+            await page.wait_for_selector(".card")
+            await page.keyboard.press("Enter")
+            await page.wait_for_selector("#queue-pos:has-text('1 of 4')")
+        finally:
+            await browser.close()
