@@ -12,10 +12,15 @@ from playwright.async_api import Page, async_playwright
 
 from rush.lifecycle import AssetState
 from rush.models import Asset, Bin, Tag
-from tests import test_web_browser
-from tests.test_web_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, Site, login, state_of
-
-site_fixture = test_web_browser.site  # the same six-clip site, as a fixture named `site`
+from tests.test_web_browser import (
+    ARTIFACTS,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    Site,
+    login,
+    site,  # noqa: F401  (the same six-clip site fixture)
+    state_of,
+)
 
 pytestmark = [pytest.mark.ffmpeg, pytest.mark.slow]
 
@@ -28,7 +33,7 @@ async def badge(page: Page) -> str:
     return str(await page.locator("#state-badge").inner_text())
 
 
-async def test_undo_redo_and_decided_clips_stay_in_the_queue(site: Site) -> None:
+async def test_undo_redo_and_decided_clips_stay_in_the_queue(site: Site) -> None:  # noqa: F811
     a = site.assets
     review_bin = await Bin.create(name="Selects")
     async with async_playwright() as pw:
