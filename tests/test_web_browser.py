@@ -207,6 +207,7 @@ async def test_keyboard_culling_player_and_tags(site: Site) -> None:
                 await page.wait_for_selector("#review")
                 await page.keyboard.press(key)
                 await page.wait_for_url(f"**/assets/{site.assets[i + 1].id}**")
+            await page.wait_for_selector("body:not([data-pending])")  # decisions answered
             expected = [
                 "DECIDED_KEEP",
                 "DECIDED_REJECT",

@@ -52,6 +52,7 @@ async def test_undo_redo_and_decided_clips_stay_in_the_queue(site: Site) -> None
             await page.keyboard.press("p")
             await on_clip(page, a[1])
             assert await page.evaluate("window.__noReload === true")
+            await page.wait_for_selector("body:not([data-pending])")
             assert await state_of(a[0]) == AssetState.DECIDED_KEEP
             # The kept clip is still in the queue of state=PROCESSED, dimmed with its flag.
             await page.wait_for_selector(f".fs.decided.kept[data-id='{a[0].id}']")
@@ -126,5 +127,51 @@ async def test_undo_redo_and_decided_clips_stay_in_the_queue(site: Site) -> None
             await page.wait_for_selector(".card")
             await page.keyboard.press("Enter")
             await page.wait_for_selector("#queue-pos:has-text('1 of 4')")
+        finally:
+            await browser.close()
+
+
+async def test_filmstrip_preloads_the_next_clip_and_advances_in_place(site: Site) -> None:  # noqa: F811
+    a = site.assets
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = await browser.new_page(viewport={"width": 1440, "height": 900}, bypass_csp=True)
+            page.on("console", lambda m: print("console:", m.text))
+            await login(page, site)
+            await page.goto(f"{site.url}/assets/{a[2].id}?state=PROCESSED")
+            await page.wait_for_selector("#queue-pos:has-text('3 of 6')")
+            # The strip: every clip of this small queue, the current one marked, durations.
+            ids = await page.eval_on_selector_all(".fs", "els => els.map(e => e.dataset.id)")
+            assert ids == [str(x.id) for x in a]
+            assert await page.get_attribute(".fs.cur", "data-id") == str(a[2].id)
+            assert await page.locator(".fs img").count() == 6
+            assert await page.locator(".fs-dur").first.inner_text() == "0:06"
+            # The next clip's proxy is buffering in a hidden player before any key press.
+            await page.wait_for_function(
+                "(() => { const v = document.querySelector('#preload-bin video');"
+                f" return v && v.src.includes('/derived/{a[3].id}/') && v.readyState >= 2; }})()"
+            )
+            await page.evaluate(
+                "window.__pre = document.querySelector('#preload-bin video');"
+                "document.addEventListener('playing', e => {"
+                " if (e.target.id === 'player') window.__playing = e.target; }, true);"
+            )
+            await page.check("#autoplay")
+            await page.evaluate("document.activeElement.blur()")
+            await page.keyboard.press("p")
+            await on_clip(page, a[3])
+            # The buffered element itself became the player, and it plays (Autoplay on).
+            assert await page.evaluate("document.querySelector('#player') === window.__pre")
+            await page.wait_for_function("window.__playing === window.__pre")
+            await page.wait_for_selector("#queue-pos:has-text('4 of 6')")
+            await page.wait_for_selector(f".fs.decided.kept[data-id='{a[2].id}']")
+            assert page.url.endswith(f"/assets/{a[3].id}?state=PROCESSED")
+            # A click on the strip changes the clip too; Back returns to the previous one.
+            await page.click(f".fs[data-id='{a[0].id}']")
+            await on_clip(page, a[0])
+            await page.go_back()
+            await on_clip(page, a[3])
+            await page.screenshot(path=str(ARTIFACTS / "review-filmstrip.png"))
         finally:
             await browser.close()

@@ -35,10 +35,11 @@
   const urlOf = (id, qs) => `/assets/${id}` + (qs ? `?${qs}` : "");
 
   // ---- pages and media prefetch -------------------------------------------------------------
+  // Pages are parsed when prefetched, off the critical path of the next key press.
   function fetchPage(url) {
-    const p = fetch(url, { credentials: "same-origin", cache: "no-store", headers: { Accept: "text/html" } })
-      .then((r) => (r.ok ? r.text() : Promise.reject(new Error(String(r.status)))));
-    return p;
+    return fetch(url, { credentials: "same-origin", cache: "no-store", headers: { Accept: "text/html" } })
+      .then((r) => (r.ok ? r.text() : Promise.reject(new Error(String(r.status)))))
+      .then((html) => new DOMParser().parseFromString(html, "text/html"));
   }
   function prefetch(url) {
     if (!pages.has(url)) {
@@ -66,6 +67,12 @@
     v.muted = true;
     v.playsInline = true;
     v.src = item.proxy;
+    // Once buffered, a muted play/pause starts the decoder and audio path, so the real
+    // play() after the swap has nothing left to set up.
+    v.addEventListener("canplay", () => {
+      if (v.id) return;
+      v.play().then(() => { if (!v.id) { v.pause(); v.currentTime = 0; } }).catch(() => {});
+    }, { once: true });
     preloadBin().appendChild(v);
     preloads.set(item.proxy, v);
     while (preloads.size > PRELOADS) {
@@ -88,6 +95,8 @@
   }
   async function loadQueue() {
     const r = R;
+    await inflight;
+    if (R !== r) return;
     const also = sticky(r.qs).slice(-STICKY_SENT).join(",");
     const url = `/api/review/queue?${r.qs ? r.qs + "&" : ""}at=${r.id}&n=10` + (also ? `&also=${also}` : "");
     let data;
@@ -174,14 +183,15 @@
   // ---- client-side page change ------------------------------------------------------------------
   async function show(url, opts) {
     opts = opts || {};
-    let html;
+    let doc;
     try {
-      html = await (opts.fresh ? fetchPage(url) : (pages.get(url) || fetchPage(url)));
+      doc = await (opts.fresh ? fetchPage(url) : (pages.get(url) || fetchPage(url)));
     } catch (e) { window.location.href = url; return; }
     pages.delete(url);
-    const doc = new DOMParser().parseFromString(html, "text/html");
-    const fresh = doc.querySelector("#review");
+    const parsed = doc.querySelector("#review");
     const old = $("#review");
+    // Imported, not adopted: media elements made by DOMParser refuse to load once moved.
+    const fresh = parsed ? document.importNode(parsed, true) : null;
     if (!fresh || !old) { window.location.href = url; return; }  // e.g. the login page
     const same = R && R.id === fresh.dataset.id;
     const incoming = $("#player", fresh);
@@ -198,6 +208,7 @@
         }
         reuse.id = "player";
         reuse.muted = false;
+        if (!same) { reuse.pause(); if (reuse.currentTime) reuse.currentTime = 0; }
         incoming.replaceWith(reuse);
       }
     }
@@ -206,6 +217,7 @@
     document.title = doc.title;
     if (opts.push !== false) window.history.pushState({ review: true }, "", url);
     mount(fresh);
+    performance.mark("rc:shown");
     if (opts.advance && settings.autoplay && R.player) R.player.play().catch(() => {});
   }
   window.addEventListener("popstate", () => {
@@ -214,24 +226,52 @@
   });
 
   // ---- decisions --------------------------------------------------------------------------------
+  // A decision is sent, and the next clip shown at once (on a LAN the answer comes while
+  // the swap happens). A refused decision says so in a red toast and the strip shows the
+  // clip unflagged; loadQueue waits for the answer so the strip never shows a stale flag.
+  let inflight = Promise.resolve();
+  let sending = 0;
   async function decide(decision) {
     const r = R;
     if (!r) return;
     const before = decisionOf(r.root.dataset.state);
     const after = decision === "CLEAR" ? null : decision;
     if (decision === "CLEAR" && !before) { toast("No flag to clear"); return; }
-    let data;
-    try {
-      data = await H.apply({ type: "decision", id: r.id, name: r.name, before, after });
-    } catch (e) { return; }
+    const oldState = r.root.dataset.state;
     keepInQueue(r.qs, r.id);
+    pages.delete(urlOf(r.id, r.qs));  // a prefetched copy would show the old flag
+    const pending = H.apply({ type: "decision", id: r.id, name: r.name, before, after });
+    inflight = pending.catch(() => null);
+    // `data-pending` on <body> while a decision is on its way (the tests wait on it).
+    sending += 1;
+    document.body.dataset.pending = String(sending);
+    pending.finally(() => {
+      sending -= 1;
+      if (sending) document.body.dataset.pending = String(sending);
+      else delete document.body.dataset.pending;
+    }).catch(() => {});
+    performance.mark("rc:sent");
+    const next = after ? neighbour(1) : null;
+    const i = queueIndex(r.id);
+    if (next) {
+      if (i >= 0) queue.items[i].state = after === "KEEP" ? "DECIDED_KEEP" : "DECIDED_REJECT";
+      show(next.url, { advance: true });
+      pending.then(
+        () => toast(after === "KEEP" ? `✓ Kept ${r.name}` : `✕ Rejected ${r.name}`),
+        () => {
+          const j = queueIndex(r.id);
+          if (j >= 0) { queue.items[j].state = oldState; renderQueue(); }
+        },
+      );
+      return;
+    }
+    let data;
+    try { data = await pending; } catch (e) { return; }
+    performance.mark("rc:decided");
     if (R !== r) return;
     setState(data.state);
-    if (decision === "CLEAR") { toast("Flag cleared"); return; }
-    toast(decision === "KEEP" ? "✓ Kept" : "✕ Rejected");
-    const next = neighbour(1);
-    if (next) show(next.url, { advance: true });
-    else toast("Last clip of this selection");
+    if (!after) toast("Flag cleared");
+    else toast(after === "KEEP" ? "✓ Kept — last clip of this selection" : "✕ Rejected — last clip of this selection");
   }
   // Undo / redo (Ctrl/Cmd+Z, handled in app.js): show the clip that changed, as it is now.
   H.onChange((entry, how) => {
