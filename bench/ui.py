@@ -144,6 +144,8 @@ async def fill(dsn: str, n: int, root: Path, clips: int) -> tuple[uuid.UUID, lis
                     state_changed_at=now,
                     decision=decision,
                     fields_data=fields,
+                    rating=fields.get("rating", 0),
+                    label=i % 7 if i % 7 < 5 else 0,
                 )
             )
         await Asset.bulk_create(assets, batch_size=1000)
@@ -332,6 +334,8 @@ async def measure(base: str, sample: uuid.UUID, runs: int, n: int) -> dict[str, 
             "library_tag_project": "/?tag=beach&project=Film+A&sort=path",
             "library_deep_page": f"/?state=ARCHIVED&page={max(2, n // 600)}",
             "library_transcript": "/?q=welcome",
+            "library_rating": "/?state=PROCESSED&rating=3&sort=rating&dir=desc",
+            "library_label": "/?label=green&sort=label",
             "asset": f"/assets/{sample}?state=PROCESSED&kind=video&sort=mtime&dir=desc",
         }
         out: dict[str, float] = {}

@@ -30,6 +30,9 @@ UNDOABLE = frozenset({S.DECIDED_KEEP, S.DECIDED_REJECT})
 DECISIONS = ("KEEP", "REJECT")
 #: Structured fields a human may set; anything else is refused (typos stay visible).
 FIELD_NAMES = ("project", "location", "people", "rating")
+#: Colour labels by number (stored in `Asset.label`), as Lightroom's keys 6-9 set them.
+LABELS = ("", "red", "yellow", "green", "blue")
+MAX_RATING = 5
 MAX_TAG_LEN = 128
 MAX_TEXT_FIELD_LEN = 256
 _SPACES = re.compile(r"\s+")
@@ -272,8 +275,49 @@ async def set_fields(
             data.pop(key, None)
         else:
             data[key] = value
-    await Asset.filter(id=asset.id).update(fields_data=data, updated_at=utcnow())
+    updates: dict[str, Any] = {"fields_data": data, "updated_at": utcnow()}
+    if "rating" in changes:
+        updates["rating"] = changes["rating"] or 0
+    await Asset.filter(id=asset.id).update(**updates)
     return data
+
+
+# --- star rating and colour label ------------------------------------------------------
+
+
+def parse_label(value: Any) -> int:
+    """A label by name ("red") or number (0-4); "" or None means no label."""
+    if value is None or value == "":
+        return 0
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(LABELS):
+        return value
+    text = str(value).strip().casefold()
+    if text in LABELS:
+        return LABELS.index(text)
+    if text.isdigit() and int(text) < len(LABELS):
+        return int(text)
+    raise InvalidInput(f"label must be one of {', '.join(n for n in LABELS if n)} or none")
+
+
+async def set_rating(asset_id: uuid.UUID | str, rating: Any, actor: str) -> Asset:
+    """Stars 0-5 (0: unrated); kept in the column and mirrored in fields_data."""
+    value = validate_fields({"rating": rating}).get("rating") or 0
+    asset = await get_asset(asset_id)
+    data = dict(asset.fields_data or {})
+    if value:
+        data["rating"] = value
+    else:
+        data.pop("rating", None)
+    await Asset.filter(id=asset.id).update(rating=value, fields_data=data, updated_at=utcnow())
+    return await get_asset(asset.id)
+
+
+async def set_label(asset_id: uuid.UUID | str, label: Any, actor: str) -> Asset:
+    """One colour label (or none); metadata only, it never moves a file."""
+    value = parse_label(label)
+    asset = await get_asset(asset_id)
+    await Asset.filter(id=asset.id).update(label=value, updated_at=utcnow())
+    return await get_asset(asset.id)
 
 
 # --- linked audio (Workflow 14) --------------------------------------------------------

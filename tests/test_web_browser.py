@@ -231,7 +231,7 @@ async def test_keyboard_culling_player_and_tags(site: Site) -> None:
             # The player: keyboard seek (5 = 50 %), then a click on the waveform at 80 %.
             await page.wait_for_function("document.querySelector('#player').readyState >= 1")
             assert await page.evaluate("document.querySelector('#player').currentTime") == 0
-            await page.keyboard.press("5")
+            await page.keyboard.press("Shift+5")
             await page.wait_for_function(
                 "Math.abs(document.querySelector('#player').currentTime - 3) < 0.5"
             )
@@ -306,7 +306,7 @@ async def test_audio_asset_and_linked_audio(site: Site, tmp_path: Path) -> None:
             await page.wait_for_function("document.querySelector('#player').readyState >= 1")
             await page.keyboard.press("a")
             assert await page.evaluate("document.querySelector('#player').muted")
-            await page.keyboard.press("5")
+            await page.keyboard.press("Shift+5")
             await page.wait_for_function(
                 "Math.abs(document.querySelector('#linked-audio').currentTime - 3) < 0.5"
             )

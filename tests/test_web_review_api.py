@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -75,3 +76,54 @@ async def test_queue_window_position_and_session_extras(client: TestClient) -> N
 
     assert (await client.get("/api/review/queue?at=junk")).status == 400
     assert (await client.get("/api/review/queue?state=NOPE&at=" + str(at))).status == 400
+
+
+async def test_ratings_and_labels_filter_sort_and_api(client: TestClient) -> None:
+    token = await login(client)
+    h = {"X-CSRF-Token": token}
+    a, b, c = [await make_asset(rel=f"INBOX/r/{n}.mp4") for n in ("a", "b", "c")]
+    resp = await client.post(f"/api/assets/{a.id}/rating", json={"rating": 4}, headers=h)
+    assert resp.status == 200 and (await resp.json())["rating"] == 4
+    resp = await client.post(f"/api/assets/{b.id}/label", json={"label": "green"}, headers=h)
+    assert (await resp.json())["label"] == "green"
+    await decisions.set_fields(c.id, {"rating": 2}, "user:t")  # the fields form keeps it too
+    assert (await decisions.get_asset(c.id)).rating == 2  # type: ignore[attr-defined]
+    assert (await decisions.get_asset(a.id)).fields_data == {"rating": 4}
+    for query, expected in (
+        ("rating=2&sort=rating&dir=desc", [a, c]),
+        ("label=green", [b]),
+        ("label=none&sort=rating", [c, a]),
+    ):
+        html = await (await client.get(f"/?{query}")).text()
+        ids = re.findall(r'class="card" href="/assets/([0-9a-f-]{36})', html)
+        assert ids == [str(x.id) for x in expected], (query, html[:2000])
+    html = await (await client.get(f"/assets/{a.id}?sort=rating&dir=desc")).text()
+    assert 'data-rating="4"' in html and f'data-next="/assets/{c.id}?' in html
+    for bad in ({"rating": 6}, {"rating": "x"}):
+        resp = await client.post(f"/api/assets/{a.id}/rating", json=bad, headers=h)
+        assert resp.status == 400
+    resp = await client.post(f"/api/assets/{a.id}/label", json={"label": "mauve"}, headers=h)
+    assert resp.status == 400
+    assert (await client.get("/?label=mauve")).status == 400
+
+
+async def test_offline_export_carries_rating_and_label(db: str) -> None:
+    import csv
+    import io
+
+    from rush import offline
+    from rush.models import Derivative
+
+    asset = await make_asset(rel="INBOX/x/C0001.MP4")
+    await decisions.set_rating(asset.id, 4, "user:t")
+    await decisions.set_label(asset.id, "red", "user:t")
+    asset = await decisions.get_asset(asset.id)
+    media = Derivative(
+        asset_id=asset.id, version=1, role="proxy", rel_path=f".derived/{asset.id}/v1/proxy.mp4"
+    )
+    entry = offline.plan_clip(asset, media, {"duration": 2.0}, ["a"])
+    row = next(csv.DictReader(io.StringIO(offline.media_csv([entry]))))
+    assert (row["rating"], row["label"]) == ("4", "red")
+    timeline = offline.build_timeline("t", [entry], {entry.uuid: "proxies/x.mp4"}, "lib")
+    clip = next(iter(timeline.find_clips()))
+    assert (clip.metadata["rush"]["rating"], clip.metadata["rush"]["label"]) == (4, "red")

@@ -175,3 +175,51 @@ async def test_filmstrip_preloads_the_next_clip_and_advances_in_place(site: Site
             await page.screenshot(path=str(ARTIFACTS / "review-filmstrip.png"))
         finally:
             await browser.close()
+
+
+async def test_star_ratings_and_colour_labels_on_the_keyboard(site: Site) -> None:  # noqa: F811
+    a = site.assets
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = await browser.new_page(viewport={"width": 1440, "height": 900}, bypass_csp=True)
+            await login(page, site)
+            await page.goto(f"{site.url}/assets/{a[1].id}")
+            await page.wait_for_function("document.querySelector('#player').readyState >= 1")
+            await page.keyboard.press("3")
+            await page.wait_for_selector("#stars i.on:nth-child(3)")
+            assert (await Asset.get(id=a[1].id)).rating == 3  # type: ignore[attr-defined]
+            assert await page.evaluate("document.querySelector('#player').currentTime") == 0
+            await page.keyboard.press("7")
+            await page.wait_for_selector("#label-chip.lbl-yellow")
+            assert (await Asset.get(id=a[1].id)).label == 2  # type: ignore[attr-defined]
+            await page.keyboard.press("7")  # the same label again takes it off
+            await page.wait_for_selector("#label-chip.lbl-none", state="attached")
+            await page.keyboard.press("Control+z")  # undo: yellow again
+            await page.wait_for_selector("#label-chip.lbl-yellow")
+            assert (await Asset.get(id=a[1].id)).label == 2  # type: ignore[attr-defined]
+            await page.wait_for_selector(f".fs[data-id='{a[1].id}'] .fs-stars:has-text('★★★')")
+            # Seeking by tenths moved to Shift+digit.
+            await page.keyboard.press("Shift+5")
+            await page.wait_for_function(
+                "Math.abs(document.querySelector('#player').currentTime - 3) < 0.5"
+            )
+            # In the grid: 5 stars and green on the third card; filter and sort on them.
+            await page.goto(f"{site.url}/")
+            await page.wait_for_selector(".card")
+            await page.keyboard.press("ArrowRight")
+            await page.keyboard.press("ArrowRight")
+            await page.keyboard.press("5")
+            await page.keyboard.press("8")
+            card = f".card[data-id='{a[2].id}']"
+            await page.wait_for_selector(f"{card} .lbl-green")
+            assert await page.locator(f"{card} [data-stars]").inner_text() == "★★★★★"
+            await page.goto(f"{site.url}/?rating=3&sort=rating&dir=desc")
+            ids = await page.eval_on_selector_all(".card", "els => els.map(e => e.dataset.id)")
+            assert ids == [str(a[2].id), str(a[1].id)]
+            await page.goto(f"{site.url}/?label=yellow")
+            ids = await page.eval_on_selector_all(".card", "els => els.map(e => e.dataset.id)")
+            assert ids == [str(a[1].id)]
+            await page.screenshot(path=str(ARTIFACTS / "library-ratings.png"), full_page=True)
+        finally:
+            await browser.close()

@@ -19,6 +19,7 @@ from urllib.parse import urlencode
 
 from tortoise import connections
 
+from rush.decisions import InvalidInput, parse_label
 from rush.lifecycle import AssetState
 from rush.media import MediaKind
 from rush.models import Derivative, Tag
@@ -28,10 +29,12 @@ SORTS = {
     "mtime": "a.mtime",
     "changed": "a.state_changed_at",
     "size": "a.size",
+    "rating": "a.rating",
+    "label": "a.label",
 }
 ASSET_COLUMNS = (
     "a.id, a.kind, a.rel_path, a.state, a.size, a.mtime, a.failed, a.missing, a.decision, "
-    "a.version, a.state_changed_at"
+    "a.version, a.state_changed_at, a.rating, a.label"
 )
 FILTER_KEYS = (
     "state",
@@ -44,6 +47,7 @@ FILTER_KEYS = (
     "location",
     "person",
     "rating",
+    "label",
     "decision",
     "q",
     "text",
@@ -69,7 +73,8 @@ class Filters:
     project: str = ""
     location: str = ""
     person: str = ""
-    rating: int | None = None
+    rating: int | None = None  # at least this many stars
+    label: int | None = None  # colour label number (rush.decisions.LABELS), 0: none
     decision: str = ""  # KEEP | REJECT | none
     q: str = ""  # transcript text
     text: str = ""  # in the path
@@ -117,6 +122,7 @@ class Filters:
             location=query.get("location", "").strip(),
             person=query.get("person", "").strip(),
             rating=_int(query.get("rating", ""), "rating", 0, 5),
+            label=_label(query.get("label", "")),
             decision=decision,
             q=query.get("q", "").strip(),
             text=query.get("text", "").strip(),
@@ -146,6 +152,17 @@ def _date(value: str, *, end: bool) -> float | None:
     except ValueError as exc:
         raise BadFilter(f"dates are YYYY-MM-DD, not {value!r}") from exc
     return day.timestamp() + (86400 if end else 0)
+
+
+def _label(value: str) -> int | None:
+    if not value:
+        return None
+    if value == "none":
+        return 0
+    try:
+        return parse_label(value)
+    except InvalidInput as exc:
+        raise BadFilter(str(exc)) from exc
 
 
 def _int(value: str, name: str, lo: int, hi: int) -> int | None:
@@ -227,9 +244,9 @@ def where_clause(f: Filters, sql: Sql) -> str:
     if f.person:
         conds.append(sql.json_has("a.fields_data", "people", f.person))
     if f.rating is not None:
-        expr = sql.json_text("a.fields_data", "rating")
-        cast = f"CAST({expr} AS INTEGER)"
-        conds.append(f"{cast} >= {sql.p(f.rating)}")
+        conds.append(f"a.rating >= {sql.p(f.rating)}")
+    if f.label is not None:
+        conds.append(f"a.label = {sql.p(f.label)}")
     if f.decision == "none":
         conds.append("a.decision IS NULL")
     elif f.decision:

@@ -18,8 +18,10 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
+import aiohttp_jinja2
 from aiohttp import web
 
+from rush import decisions
 from rush.models import Derivative, Facts
 from web import queries
 from web.app import COUNTS
@@ -153,9 +155,6 @@ async def _decorate(rows: list[dict[str, Any]], qs: str) -> list[dict[str, Any]]
             durations[aid] = (fa["version"], _duration(fa["data"]))
     out = []
     for r in rows:
-        fields = r.get("fields_data") or {}
-        if isinstance(fields, str):
-            fields = json.loads(fields or "{}")
         proxy = proxies.get(r["id"])
         out.append(
             {
@@ -164,7 +163,8 @@ async def _decorate(rows: list[dict[str, Any]], qs: str) -> list[dict[str, Any]]
                 "path": r["rel_path"],
                 "kind": r["kind"],
                 "state": r["state"],
-                "rating": fields.get("rating") if isinstance(fields, dict) else None,
+                "rating": r.get("rating") or 0,
+                "label": decisions.LABELS[r.get("label") or 0],
                 "duration": durations.get(r["id"], (0, None))[1],
                 "thumb": r["thumb"],
                 "proxy": f"/derived/{r['id']}/{proxy[1]}" if proxy else None,
@@ -225,5 +225,66 @@ async def review_queue(request: web.Request) -> web.StreamResponse:
     )
 
 
+async def _json_body(request: web.Request) -> dict[str, Any]:
+    try:
+        data = await request.json()
+    except ValueError as exc:
+        raise web.HTTPBadRequest(text="malformed JSON") from exc
+    if not isinstance(data, dict):
+        raise web.HTTPBadRequest(text="expected a JSON object")
+    return data
+
+
+def _error(exc: decisions.ReviewError) -> web.HTTPException:
+    cls: type[web.HTTPException] = (
+        web.HTTPNotFound if isinstance(exc, decisions.NotFound) else web.HTTPBadRequest
+    )
+    return cls(text=json.dumps({"error": str(exc)}), content_type="application/json")
+
+
+def _actor(request: web.Request) -> str:
+    from web import auth
+
+    session = request.get(auth.SESSION)
+    return f"user:{session.user}" if session is not None else "user:?"
+
+
+async def set_rating(request: web.Request) -> web.StreamResponse:
+    """`{"rating": 0-5}` (keys 0-5 on the review desk)."""
+    body = await _json_body(request)
+    try:
+        asset = await decisions.set_rating(
+            request.match_info["id"], body.get("rating"), _actor(request)
+        )
+    except decisions.ReviewError as exc:
+        raise _error(exc) from exc
+    return web.json_response(_marks(asset))
+
+
+async def set_label(request: web.Request) -> web.StreamResponse:
+    """`{"label": "red" | "yellow" | "green" | "blue" | ""}` (keys 6-9)."""
+    body = await _json_body(request)
+    try:
+        asset = await decisions.set_label(
+            request.match_info["id"], body.get("label"), _actor(request)
+        )
+    except decisions.ReviewError as exc:
+        raise _error(exc) from exc
+    return web.json_response(_marks(asset))
+
+
+def _marks(asset: Any) -> dict[str, Any]:
+    return {
+        "id": str(asset.id),
+        "rating": asset.rating,
+        "label": decisions.LABELS[asset.label],
+        "state": asset.state,
+    }
+
+
 def setup_routes(app: web.Application) -> None:
+    """The review desk's routes, and the label names its templates show."""
+    aiohttp_jinja2.get_env(app).globals["labels"] = decisions.LABELS
     app.router.add_get("/api/review/queue", review_queue)
+    app.router.add_post("/api/assets/{id}/rating", set_rating)
+    app.router.add_post("/api/assets/{id}/label", set_label)

@@ -79,7 +79,9 @@
     const on = e.name ? ` on ${e.name}` : "";
     if (e.type === "decision") return (e.after ? LABELS[e.after] : "Clear flag") + on;
     if (e.type === "tag") return `${e.added ? "tag" : "untag"} “${e.tag}”${on}`;
-    if (e.type === "fields") return `rating${on}`;
+    if (e.type === "fields") return `fields${on}`;
+    if (e.type === "rating") return `${e.after ? "★".repeat(e.after) : "no stars"}${on}`;
+    if (e.type === "label") return `${e.after || "no"} label${on}`;
     if (e.type === "bin") return `${e.added ? "add to" : "remove from"} bin “${e.binName || e.bin}”${on}`;
     return e.type;
   }
@@ -94,6 +96,8 @@
       return api(`${base}/tags`, add ? { add: e.tag } : { remove: e.tag });
     }
     if (e.type === "fields") return api(`${base}/fields`, forward ? e.after : e.before);
+    if (e.type === "rating") return api(`${base}/rating`, { rating: forward ? e.after : e.before });
+    if (e.type === "label") return api(`${base}/label`, { label: forward ? e.after : e.before });
     if (e.type === "bin") {
       const add = forward === !!e.added;
       return api(`${base}/bins`, { bin: e.bin, remove: !add });
@@ -141,7 +145,8 @@
     return e;
   }
 
-  const RC = (window.RC = { $, $$, api, toast, typing, csrf, setBadge, decisionOf, history, toggleHelp });
+  const LABEL_NAMES = ["red", "yellow", "green", "blue"];
+  const RC = (window.RC = { $, $$, api, toast, typing, csrf, setBadge, decisionOf, history, toggleHelp, LABEL_NAMES });
 
   // ---- library grid -------------------------------------------------------------------
   const grid = $("#grid");
@@ -174,6 +179,28 @@
     setTimeout(() => card.classList.remove("flash-keep", "flash-reject"), 400);
     if (decision !== "CLEAR") focusCard(cards().indexOf(card) + 1);
   }
+  // Keys 0-5 set the stars, 6-9 the colour label (the same key again takes it off).
+  const LABEL_KEYS = { 6: "red", 7: "yellow", 8: "green", 9: "blue" };
+  async function markCard(card, digit) {
+    const id = card.dataset.id, name = card.dataset.name || "";
+    let data;
+    if (digit <= 5) {
+      const before = +(card.dataset.rating || 0);
+      data = await RC.history.apply({ type: "rating", id, name, before, after: digit });
+    } else {
+      const before = card.dataset.label || "";
+      const after = before === LABEL_KEYS[digit] ? "" : LABEL_KEYS[digit];
+      data = await RC.history.apply({ type: "label", id, name, before, after });
+    }
+    showCardMarks(card, data);
+  }
+  function showCardMarks(card, data) {
+    card.dataset.rating = data.rating;
+    card.dataset.label = data.label;
+    const stars = $("[data-stars]", card), chip = $("[data-label-chip]", card);
+    if (stars) stars.textContent = "★".repeat(data.rating || 0);
+    if (chip) { chip.className = `lbl lbl-${data.label || "none"}`; chip.textContent = data.label; }
+  }
   function showCardState(card, state) {
     card.dataset.state = state;
     setBadge($("[data-badge]", card), state);
@@ -185,7 +212,7 @@
     if (!r.ok) return;
     const data = await r.json();
     const item = data.items.find((it) => it.id === id);
-    if (item) showCardState(card, item.state);
+    if (item) { showCardState(card, item.state); showCardMarks(card, item); }
   }
   if (grid) {
     // A new filter starts a new review queue: clips kept for another filter are forgotten.
@@ -230,6 +257,11 @@
         const prev = $('.pager a[rel="prev"]');
         if (prev) go(prev.href);
       } else focusCard(i + moves[key]);
+      return;
+    }
+    if (card && /^[0-9]$/.test(key) && !ev.shiftKey) {
+      ev.preventDefault();
+      markCard(card, +key).catch(() => {});
       return;
     }
     if (card && (key === "p" || key === "x" || key === "u")) {

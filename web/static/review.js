@@ -159,7 +159,9 @@
       const dur = document.createElement("span");
       dur.className = "fs-dur";
       dur.textContent = clock(it.duration);
-      info.append(f, stars, dur);
+      const lbl = document.createElement("i");
+      lbl.className = `fs-lbl lbl-${it.label || "none"}`;
+      info.append(f, lbl, stars, dur);
       a.appendChild(info);
       reel.appendChild(a);
     }
@@ -273,6 +275,40 @@
     if (!after) toast("Flag cleared");
     else toast(after === "KEEP" ? "✓ Kept — last clip of this selection" : "✕ Rejected — last clip of this selection");
   }
+  // ---- stars (keys 0-5) and colour labels (6-9; the same key again takes it off) ----------
+  function showMarks(data) {
+    if (!R) return;
+    R.root.dataset.rating = data.rating;
+    R.root.dataset.label = data.label;
+    $$("#stars i", R.root).forEach((el, i) => el.classList.toggle("on", i < data.rating));
+    const chip = $("#label-chip", R.root);
+    if (chip) { chip.className = `lbl lbl-${data.label || "none"}`; chip.textContent = data.label; }
+    const sel = $("#fields select[name=rating]", R.root);
+    if (sel) sel.value = data.rating ? String(data.rating) : "";
+    const i = queueIndex(R.id);
+    if (i >= 0) { queue.items[i].rating = data.rating; queue.items[i].label = data.label; }
+    renderQueue();
+  }
+  async function mark(digit) {
+    const r = R;
+    if (!r) return;
+    const entry = { id: r.id, name: r.name };
+    if (digit <= 5) {
+      const before = +(r.root.dataset.rating || 0);
+      if (before === digit) return;
+      Object.assign(entry, { type: "rating", before, after: digit });
+    } else {
+      const name = RC.LABEL_NAMES[digit - 6];
+      const before = r.root.dataset.label || "";
+      Object.assign(entry, { type: "label", before, after: before === name ? "" : name });
+    }
+    let data;
+    try { data = await H.apply(entry); } catch (e) { return; }
+    if (R !== r) return;
+    showMarks(data);
+    toast(entry.type === "rating" ? (digit ? "★".repeat(digit) : "No stars") : (data.label ? `Label ${data.label}` : "Label removed"));
+  }
+
   // Undo / redo (Ctrl/Cmd+Z, handled in app.js): show the clip that changed, as it is now.
   H.onChange((entry, how) => {
     if (how === "do" || !R) return;
@@ -526,6 +562,13 @@
     if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
     const key = ev.key.length === 1 ? ev.key.toLowerCase() : ev.key;
     const player = R.player;
+    if (/^Digit[0-9]$/.test(ev.code) || /^[0-9]$/.test(key)) {
+      const digit = /^[0-9]$/.test(key) ? +key : +ev.code.slice(5);
+      ev.preventDefault();
+      if (ev.shiftKey) { if (player && isFinite(player.duration)) seek((digit / 10) * player.duration); }
+      else mark(digit);
+      return;
+    }
     const step = (delta) => {
       const n = neighbour(delta);
       if (n) show(n.url);
@@ -549,10 +592,6 @@
         break;
       case "t": if (R.tagInput) { ev.preventDefault(); R.tagInput.focus(); } break;
       default:
-        if (/^[0-9]$/.test(key) && player && isFinite(player.duration)) {
-          ev.preventDefault();
-          seek((+key / 10) * player.duration);
-        }
     }
   });
 
