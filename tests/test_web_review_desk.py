@@ -7,11 +7,15 @@ load happened (a marker set on `window` survives a client-side change only).
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from playwright.async_api import Page, async_playwright
 
-from rush.lifecycle import AssetState
-from rush.models import Asset, Bin, Tag
+from rush import actions
+from rush.lifecycle import AssetState, Trigger
+from rush.models import Asset, Bin, Facts, Tag
+from rush.transitions import transition
 from tests.test_web_browser import (
     ARTIFACTS,
     CHROMIUM,
@@ -30,7 +34,7 @@ async def on_clip(page: Page, asset: Asset) -> None:
 
 
 async def badge(page: Page) -> str:
-    return str(await page.locator("#state-badge").inner_text())
+    return str(await page.get_attribute("#state-badge", "data-state"))
 
 
 async def test_undo_redo_and_decided_clips_stay_in_the_queue(site: Site) -> None:  # noqa: F811
@@ -62,12 +66,12 @@ async def test_undo_redo_and_decided_clips_stay_in_the_queue(site: Site) -> None
             await page.keyboard.press("Control+z")
             await on_clip(page, a[0])
             await page.wait_for_function(
-                "document.querySelector('#state-badge').textContent.includes('DECISION_PENDING')"
+                "document.querySelector('#state-badge').dataset.state === 'DECISION_PENDING'"
             )
             assert await state_of(a[0]) == AssetState.DECISION_PENDING
             await page.keyboard.press("Shift+Control+z")
             await page.wait_for_function(
-                "document.querySelector('#state-badge').textContent.includes('DECIDED_KEEP')"
+                "document.querySelector('#state-badge').dataset.state === 'DECIDED_KEEP'"
             )
             assert await state_of(a[0]) == AssetState.DECIDED_KEEP
 
@@ -87,7 +91,7 @@ async def test_undo_redo_and_decided_clips_stay_in_the_queue(site: Site) -> None
             # U clears the current clip's flag; on a clip without one it says so quietly.
             await page.keyboard.press("u")
             await page.wait_for_function(
-                "document.querySelector('#state-badge').textContent.includes('DECISION_PENDING')"
+                "document.querySelector('#state-badge').dataset.state === 'DECISION_PENDING'"
             )
             assert await state_of(a[0]) == AssetState.DECISION_PENDING
             await page.keyboard.press("u")
@@ -97,7 +101,7 @@ async def test_undo_redo_and_decided_clips_stay_in_the_queue(site: Site) -> None
             )
             await page.keyboard.press("Control+z")  # undo the clear: the keep is back
             await page.wait_for_function(
-                "document.querySelector('#state-badge').textContent.includes('DECIDED_KEEP')"
+                "document.querySelector('#state-badge').dataset.state === 'DECIDED_KEEP'"
             )
             assert await state_of(a[0]) == AssetState.DECIDED_KEEP
 
@@ -221,5 +225,73 @@ async def test_star_ratings_and_colour_labels_on_the_keyboard(site: Site) -> Non
             ids = await page.eval_on_selector_all(".card", "els => els.map(e => e.dataset.id)")
             assert ids == [str(a[1].id)]
             await page.screenshot(path=str(ARTIFACTS / "library-ratings.png"), full_page=True)
+        finally:
+            await browser.close()
+
+
+async def test_words_units_file_names_and_live_state(site: Site) -> None:  # noqa: F811
+    a = site.assets
+    await Facts.create(
+        asset=a[3],
+        version=2,
+        data={
+            "duration_s": 72.4,
+            "display_width": 3840,
+            "display_height": 2160,
+            "frame_rate": 25,
+            "camera_make": "Sony",
+            "camera_model": "ILCE-7SM3",
+        },
+    )
+    await Asset.filter(id=a[4].id).update(
+        state=AssetState.ARCHIVED, decision="KEEP", decided_by="user:alice"
+    )
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = await browser.new_page(viewport={"width": 1440, "height": 900}, bypass_csp=True)
+            await login(page, site)
+            await page.wait_for_selector(".card")
+            assert "Ready for review" in await page.inner_text(".card [data-badge]")
+            assert "Ready for review" in await page.inner_text(".states")
+            assert "50.0 MB" in await page.inner_text(".card .sub")
+            assert "DECISION_PENDING" not in await page.inner_text("main")
+
+            # Facts in words; errors name the file, not the UUID.
+            await page.goto(f"{site.url}/assets/{a[3].id}")
+            side = await page.inner_text(".side")
+            assert "1 min 12 s" in side and "3840×2160 · 25 fps" in side and "ILCE-7SM3" in side
+            error = await page.evaluate(
+                f"""fetch('/api/assets/{a[3].id}/undo', {{method: 'POST',
+                    headers: {{'X-CSRF-Token': document.querySelector('meta[name=csrf]').content}}}})
+                    .then(r => r.json()).then(d => d.error)"""
+            )
+            assert "C0003.MP4" in error and str(a[3].id) not in error, error
+
+            # After a reopen the page says what the clip is now, not the old decision.
+            await page.goto(f"{site.url}/assets/{a[4].id}")
+            await page.click("form[action$='/action/reopen'] button")
+            await page.wait_for_selector("#state-badge[data-state='DECISION_PENDING']")
+            assert await page.inner_text("#state-badge") == "Awaiting decision"
+            assert await page.inner_text("#state-now") == "Awaiting decision"
+            assert "reopened since" in await page.inner_text("#earlier-decision")
+            assert await page.locator("th:text-is('Decision')").count() == 0
+
+            # Live: a reprocess finishing elsewhere refreshes the open clip page by itself.
+            await page.goto(f"{site.url}/assets/{a[5].id}")
+            await page.wait_for_selector("#review")
+            await page.evaluate("window.__noReload = true")
+            await asyncio.sleep(0.5)  # the page's event stream is connected
+            await actions.reprocess(a[5].id, "user:bob", bus=site.bus)
+            await page.wait_for_selector("#state-badge[data-state='READY']")
+            assert await page.inner_text("#state-badge") == "Waiting for processing"
+            for source, target, trigger in (
+                (AssetState.READY, AssetState.PROCESSING_REVIEW, Trigger.CLAIM),
+                (AssetState.PROCESSING_REVIEW, AssetState.PROCESSED, Trigger.PROCESSED),
+            ):
+                await transition(a[5].id, source, target, trigger, "agent:test", bus=site.bus)
+            await page.wait_for_selector("#state-badge[data-state='PROCESSED']")
+            assert await page.evaluate("window.__noReload === true")
+            await page.screenshot(path=str(ARTIFACTS / "review-words.png"), full_page=True)
         finally:
             await browser.close()

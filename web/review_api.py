@@ -23,7 +23,7 @@ from aiohttp import web
 
 from rush import decisions
 from rush.models import Derivative, Facts
-from web import queries
+from web import queries, words
 from web.app import COUNTS
 
 #: Clips listed on each side of the current one.
@@ -225,6 +225,13 @@ async def review_queue(request: web.Request) -> web.StreamResponse:
     )
 
 
+async def asset_names(request: web.Request) -> web.StreamResponse:
+    """`{uuid: file name}` for `ids=` (the operations page names live transitions)."""
+    ids = parse_ids(request.query.get("ids", ""), 200)
+    rows = await _rows(ids)
+    return web.json_response({str(r["id"]): str(r["rel_path"]).rsplit("/", 1)[-1] for r in rows})
+
+
 async def _json_body(request: web.Request) -> dict[str, Any]:
     try:
         data = await request.json()
@@ -284,7 +291,12 @@ def _marks(asset: Any) -> dict[str, Any]:
 
 def setup_routes(app: web.Application) -> None:
     """The review desk's routes, and the label names its templates show."""
-    aiohttp_jinja2.get_env(app).globals["labels"] = decisions.LABELS
+    env = aiohttp_jinja2.get_env(app)
+    env.globals["labels"] = decisions.LABELS
+    env.globals["state_words"] = words.STATE_WORDS
+    env.globals["fact_summary"] = words.summary
+    env.filters.update(words.FILTERS)
+    app.router.add_get("/api/assets/names", asset_names)
     app.router.add_get("/api/review/queue", review_queue)
     app.router.add_post("/api/assets/{id}/rating", set_rating)
     app.router.add_post("/api/assets/{id}/label", set_label)

@@ -46,10 +46,17 @@
   $$("[data-help]").forEach((b) => b.addEventListener("click", () => toggleHelp()));
   if (help) help.addEventListener("click", (e) => { if (e.target === help) toggleHelp(false); });
 
+  // State names in words ("Awaiting decision"), from the server's own table (web/words.py).
+  const WORDS = (() => {
+    try { return JSON.parse(document.body.dataset.stateWords || "{}"); } catch (e) { return {}; }
+  })();
+  const word = (state) => WORDS[state] || state;
   function setBadge(el, state) {
     if (!el) return;
     el.className = el.className.replace(/\bst-[A-Z_]+/g, "").trim() + " st-" + state;
-    el.textContent = state;
+    el.dataset.state = state;
+    el.title = state;
+    el.textContent = word(state);
   }
 
   function decisionOf(state) {
@@ -146,7 +153,7 @@
   }
 
   const LABEL_NAMES = ["red", "yellow", "green", "blue"];
-  const RC = (window.RC = { $, $$, api, toast, typing, csrf, setBadge, decisionOf, history, toggleHelp, LABEL_NAMES });
+  const RC = (window.RC = { $, $$, api, toast, typing, csrf, setBadge, decisionOf, history, toggleHelp, LABEL_NAMES, word });
 
   // ---- library grid -------------------------------------------------------------------
   const grid = $("#grid");
@@ -271,8 +278,27 @@
   });
 
   // ---- live updates (SSE) ---------------------------------------------------------------
+  // File names for live rows, asked in batches (a batch apply moves hundreds at once).
+  const names = {};
+  let wanted = new Set(), nameTimer = null;
+  function nameLater(id) {
+    if (names[id]) return;
+    wanted.add(id);
+    if (nameTimer) return;
+    nameTimer = setTimeout(async () => {
+      const ids = Array.from(wanted).slice(0, 200);
+      wanted = new Set(Array.from(wanted).slice(200));
+      nameTimer = null;
+      try {
+        const r = await fetch(`/api/assets/names?ids=${ids.join(",")}`, { credentials: "same-origin" });
+        Object.assign(names, await r.json());
+      } catch (e) { return; }
+      $$("[data-name-of]").forEach((a) => { if (names[a.dataset.nameOf]) a.textContent = names[a.dataset.nameOf]; });
+      if (wanted.size) nameLater(wanted.values().next().value);
+    }, 150);
+  }
   const live = $("[data-live]");
-  if ((live || grid) && window.EventSource) {
+  if ((live || grid || $("#review")) && window.EventSource) {
     const es = new EventSource("/events");
     const dot = $("#live-dot");
     es.onopen = () => dot && dot.classList.add("on");
@@ -284,15 +310,22 @@
         const card = $(`.card[data-id="${ev.uuid}"]`, grid);
         if (card) { card.dataset.state = ev.to; setBadge($("[data-badge]", card), ev.to); }
       }
+      if (RC.onAssetEvent) RC.onAssetEvent(ev);
       const table = $("#transitions");
       if (table) {
         const tr = document.createElement("tr");
         tr.className = "new";
-        const cells = [ev.at.replace("T", " ").slice(0, 19), ev.uuid, `${ev.from} → ${ev.to}`, ev.trigger || "", ev.by || ""];
+        const cells = [ev.at.replace("T", " ").slice(0, 19), ev.uuid, `${word(ev.from)} → ${word(ev.to)}`, ev.trigger || "", ev.by || ""];
         cells.forEach((text, idx) => {
           const td = document.createElement("td");
-          if (idx === 1) { const a = document.createElement("a"); a.href = `/assets/${ev.uuid}`; a.textContent = text.slice(0, 8) + "…"; td.appendChild(a); }
-          else td.textContent = text;
+          if (idx === 1) {
+            const a = document.createElement("a");
+            a.href = `/assets/${ev.uuid}`;
+            a.textContent = names[ev.uuid] || "…";
+            a.dataset.nameOf = ev.uuid;
+            td.appendChild(a);
+            nameLater(ev.uuid);
+          } else td.textContent = text;
           tr.appendChild(td);
         });
         table.insertBefore(tr, table.firstChild);

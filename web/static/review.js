@@ -175,6 +175,8 @@
     if (!R) return;
     R.root.dataset.state = state;
     setBadge($("#state-badge", R.root), state);
+    const now = $("#state-now", R.root);
+    if (now) now.textContent = RC.word(state);
     const decided = !!decisionOf(state);
     $$("[data-undo]", R.root).forEach((b) => (b.disabled = !decided));
     const i = queueIndex(R.id);
@@ -594,6 +596,17 @@
       default:
     }
   });
+
+  // Live: a clip changed elsewhere (reprocess finished, batch apply, another reviewer) is
+  // shown as it now is; the strip follows every clip it lists.
+  RC.onAssetEvent = (ev) => {
+    if (!R) return;
+    const i = queueIndex(ev.uuid);
+    if (i >= 0 && queue.items[i].state !== ev.to) { queue.items[i].state = ev.to; renderQueue(); }
+    if (ev.uuid === R.id && ev.to !== R.root.dataset.state && !sending) {
+      show(urlOf(R.id, R.qs), { push: false, fresh: true });
+    }
+  };
 
   window.history.replaceState({ review: true }, "", window.location.href);
   mount($("#review"));
