@@ -295,3 +295,54 @@ async def test_words_units_file_names_and_live_state(site: Site) -> None:  # noq
             await page.screenshot(path=str(ARTIFACTS / "review-words.png"), full_page=True)
         finally:
             await browser.close()
+
+
+async def test_player_timecode_frame_step_shuttle_and_speed(site: Site) -> None:  # noqa: F811
+    a = site.assets
+    await Facts.create(
+        asset=a[0], version=2, data={"duration_s": 6.0, "timecode": "10:00:00:00", "frame_rate": 25}
+    )
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = await browser.new_page(viewport={"width": 1440, "height": 900}, bypass_csp=True)
+            await login(page, site)
+            await page.goto(f"{site.url}/assets/{a[0].id}")
+            await page.wait_for_function("document.querySelector('#player').readyState >= 1")
+            await page.wait_for_selector("#tc:text-is('10:00:00:00')")
+            # Frame step: . forward, , back, one frame (1/25 s) each, paused.
+            for _ in range(3):
+                await page.keyboard.press(".")
+            await page.wait_for_selector("#tc:text-is('10:00:00:03')")
+            await page.keyboard.press(",")
+            await page.wait_for_selector("#tc:text-is('10:00:00:02')")
+            assert await page.evaluate("document.querySelector('#player').paused")
+            # Speed keys.
+            await page.keyboard.press("]")
+            assert await page.evaluate("document.querySelector('#player').playbackRate") == 1.5
+            await page.keyboard.press("[")
+            await page.keyboard.press("[")
+            assert await page.evaluate("document.querySelector('#player').playbackRate") == 0.5
+            # J/K/L shuttle while the player has focus: L plays, L again doubles, K stops.
+            await page.focus("#player")
+            await page.keyboard.press("l")
+            await page.wait_for_function("!document.querySelector('#player').paused")
+            await page.keyboard.press("l")
+            assert await page.evaluate("document.querySelector('#player').playbackRate") == 2
+            await page.keyboard.press("k")
+            await page.wait_for_function("document.querySelector('#player').paused")
+            assert await page.evaluate("location.pathname") == f"/assets/{a[0].id}"
+            t = await page.evaluate("document.querySelector('#player').currentTime")
+            await page.keyboard.press("j")  # backward
+            await page.wait_for_function(
+                f"document.querySelector('#player').currentTime < {t} - 0.1"
+            )
+            await page.keyboard.press("k")
+            # Without the focus on the player, J is the next clip again (in place).
+            await page.evaluate("document.activeElement.blur()")
+            await page.keyboard.press("j")
+            await on_clip(page, a[1])
+            await page.wait_for_function("document.querySelector('#player').readyState >= 1")
+            await page.wait_for_selector("#tc:text-is('00:00:00:00')")  # elapsed: no timecode
+        finally:
+            await browser.close()

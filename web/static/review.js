@@ -325,6 +325,7 @@
   }
   function unmount() {
     if (!R) return;
+    stopShuttle();
     R.off.forEach((fn) => fn());
     if (R.linked) R.linked.pause();
     R = null;
@@ -460,11 +461,97 @@
         }
       });
       listen(player, "seeked", drawWave);
+      ["timeupdate", "seeked", "ratechange", "loadedmetadata", "pause"].forEach((ev) => listen(player, ev, showTime));
+      // Clicking the picture gives it the focus (J/K/L shuttle); the controls stay usable.
+      if (!player.hasAttribute("tabindex")) player.setAttribute("tabindex", "0");
+      listen(player, "pointerdown", () => player.focus());
+      if (player.readyState >= 1) setTimeout(showTime, 0);  // a buffered player fires nothing
       listen(player, "loadedmetadata", drawWave);
       // The player's own controls must not eat our shortcuts once clicked.
       listen(player, "keydown", (ev) => { if (ev.key === " ") ev.preventDefault(); });
     }
   }
+
+  // ---- transport: timecode readout, frame step, J/K/L shuttle, speed --------------------------
+  const RATES = [0.25, 0.5, 1, 1.5, 2, 4];
+  function fpsOf(r) {
+    const raw = r.root.dataset.fps || "";
+    let fps = raw.includes("/") ? +raw.split("/")[0] / +raw.split("/")[1] : +raw;
+    return isFinite(fps) && fps > 0 ? fps : 25;
+  }
+  function tcFrames(tc, fps) {
+    const m = /^(\d\d):(\d\d):(\d\d)[:;.](\d\d)$/.exec(tc || "");
+    if (!m) return null;
+    const n = Math.round(fps);
+    return ((+m[1] * 60 + +m[2]) * 60 + +m[3]) * n + +m[4];
+  }
+  function tcText(frames, fps) {
+    const n = Math.round(fps), pad = (x) => String(x).padStart(2, "0");
+    const f = frames % n, s = Math.floor(frames / n);
+    return `${pad(Math.floor(s / 3600) % 24)}:${pad(Math.floor(s / 60) % 60)}:${pad(s % 60)}:${pad(f)}`;
+  }
+  function showTime() {
+    const r = R, p = r && r.player, el = r && $("#tc", r.root);
+    if (!p || !el) return;
+    const fps = fpsOf(r);
+    const start = tcFrames(r.root.dataset.tcStart, fps);
+    const frames = Math.floor(p.currentTime * fps + 1e-6);
+    el.textContent = tcText((start || 0) + frames, fps);
+    el.classList.toggle("source", start !== null);
+    const rate = $("#rate", r.root);
+    if (rate) rate.textContent = (shuttle.dir < 0 ? "◀ " : "") + `${shuttle.dir < 0 ? shuttle.speed : p.playbackRate}×`;
+  }
+  function frameStep(delta) {
+    const p = R && R.player;
+    if (!p) return;
+    stopShuttle();
+    p.pause();
+    const fps = fpsOf(R);
+    seek((Math.floor(p.currentTime * fps + 1e-6) + delta + 0.5) / fps);
+  }
+  function setRate(rate) {
+    const p = R && R.player;
+    if (!p) return;
+    p.playbackRate = rate;
+    showTime();
+    toast(`Speed ${rate}×`);
+  }
+  function stepRate(delta) {
+    const p = R && R.player;
+    if (!p) return;
+    const i = RATES.findIndex((x) => x >= p.playbackRate - 1e-6);
+    setRate(RATES[Math.max(0, Math.min(RATES.length - 1, (i < 0 ? 2 : i) + delta))]);
+  }
+  // J/K/L: L plays forward (again: faster), J backward (stepped, browsers cannot play
+  // in reverse), K stops. Only while the player has focus: elsewhere J/K change the clip.
+  const shuttle = { dir: 0, speed: 1, timer: null };
+  function stopShuttle() {
+    if (shuttle.timer) clearInterval(shuttle.timer);
+    shuttle.timer = null;
+    shuttle.dir = 0;
+  }
+  function jkl(key) {
+    const p = R && R.player;
+    if (!p) return;
+    if (key === "k") { stopShuttle(); p.pause(); p.playbackRate = 1; showTime(); return; }
+    const dir = key === "l" ? 1 : -1;
+    shuttle.speed = shuttle.dir === dir ? Math.min(8, shuttle.speed * 2) : 1;
+    stopShuttle();
+    shuttle.dir = dir;
+    if (dir > 0) {
+      p.playbackRate = shuttle.speed;
+      p.play().catch(() => {});
+    } else {
+      p.pause();
+      const tick = 1 / 12;
+      shuttle.timer = setInterval(() => {
+        if (!R || R.player !== p || p.currentTime <= 0) { stopShuttle(); showTime(); return; }
+        seek(p.currentTime - tick * shuttle.speed);
+      }, tick * 1000);
+    }
+    showTime();
+  }
+  const playerFocused = () => !!(R && R.player && document.activeElement === R.player);
 
   // ---- tags, suggestions, fields, bins, audio links (undoable where it makes sense) -----------------
   function renderTags(tags) {
@@ -576,7 +663,16 @@
       if (n) show(n.url);
       else toast(delta > 0 ? "Last clip of this selection" : "First clip of this selection");
     };
+    if (playerFocused() && (key === "j" || key === "k" || key === "l")) {
+      ev.preventDefault();
+      jkl(key);
+      return;
+    }
     switch (key) {
+      case ",": ev.preventDefault(); frameStep(-1); break;
+      case ".": ev.preventDefault(); frameStep(1); break;
+      case "[": ev.preventDefault(); stepRate(-1); break;
+      case "]": ev.preventDefault(); stepRate(1); break;
       case "p": ev.preventDefault(); decide("KEEP"); break;
       case "x": ev.preventDefault(); decide("REJECT"); break;
       case "u": ev.preventDefault(); decide("CLEAR"); break;
