@@ -162,6 +162,24 @@ async def fill(dsn: str, n: int, root: Path, clips: int) -> tuple[uuid.UUID, lis
             if a.state != AssetState.READY
         ]
         await Derivative.bulk_create(derivs, batch_size=1000)
+        # The facts a library card shows (duration, picture, camera, capture time).
+        facts = [
+            Facts(
+                asset_id=a.id,
+                version=1,
+                data={
+                    "duration_s": 5 + (a.size % 600),
+                    "display_width": 3840,
+                    "display_height": 2160,
+                    "frame_rate": 25,
+                    "camera_model": "ILCE-7SM3",
+                    "created_at": "2024-06-14T10:30:00Z",
+                },
+            )
+            for a in assets
+            if a.state != AssetState.READY
+        ]
+        await Facts.bulk_create(facts, batch_size=1000)
         tags = [Tag(asset_id=a.id, name=rng.choice(TAGS)) for a in assets if rng.random() < 0.2]
         await Tag.bulk_create(tags, batch_size=1000)
         transcripts = [

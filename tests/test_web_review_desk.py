@@ -346,3 +346,48 @@ async def test_player_timecode_frame_step_shuttle_and_speed(site: Site) -> None:
             await page.wait_for_selector("#tc:text-is('00:00:00:00')")  # elapsed: no timecode
         finally:
             await browser.close()
+
+
+async def test_grid_cards_say_what_each_clip_is(site: Site) -> None:  # noqa: F811
+    a = site.assets
+    await Facts.create(
+        asset=a[0],
+        version=2,
+        data={
+            "duration_s": 72.4,
+            "display_width": 3840,
+            "display_height": 2160,
+            "frame_rate": 25,
+            "camera_model": "ILCE-7SM3",
+            "created_at": "2026-06-14T10:30:00.000000Z",
+        },
+    )
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = await browser.new_page(viewport={"width": 1440, "height": 900}, bypass_csp=True)
+            await login(page, site)
+            await page.wait_for_selector(".card")
+            first = f".card[data-id='{a[0].id}']"
+            assert await page.inner_text(f"{first} .dur") == "1 min 12 s"
+            line = await page.inner_text(f"{first} .facts-line")
+            assert line == "2026-06-14 10:30 · 3840×2160 · 25 fps · ILCE-7SM3", line
+            assert await page.inner_text(f".card[data-id='{a[1].id}'] .dur") == "6.0 s"
+            # Grouping by capture day: the shoot day, then the file date of the others.
+            await page.select_option("#group-by", "day")
+            heads = await page.locator(".grid .group").all_inner_texts()
+            assert heads[0] == "2026-06-14" and len(heads) == 2, heads
+            await page.select_option("#group-by", "folder")
+            assert await page.locator(".grid .group").all_inner_texts() == ["INBOX/2026-06 wedding"]
+            # Thumbnail size: fewer, wider cards; kept after a reload.
+            before = await page.eval_on_selector(first, "e => e.getBoundingClientRect().width")
+            await page.fill("#thumb-size", "400")
+            await page.dispatch_event("#thumb-size", "input")
+            await page.reload()
+            await page.wait_for_selector(".card")
+            after = await page.eval_on_selector(first, "e => e.getBoundingClientRect().width")
+            assert after > before * 1.5, (before, after)
+            assert await page.locator(".grid .group").count() == 1  # the grouping stayed too
+            await page.screenshot(path=str(ARTIFACTS / "library-cards.png"), full_page=True)
+        finally:
+            await browser.close()

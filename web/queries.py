@@ -9,6 +9,7 @@ Totals are cached for a few seconds per filter so paging does not count 100k row
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Mapping
@@ -373,8 +374,8 @@ _CARD_ROLES = {"poster": 0, "thumb": 1, "waveform_png": 2}
 
 
 async def cards(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Attach a thumbnail (poster, else first thumb, else for sound its waveform) and the
-    tags: two queries per page."""
+    """Attach a thumbnail (poster, else first thumb, else for sound its waveform), the
+    tags and the latest facts (duration, picture, camera on the card): three queries."""
     if not rows:
         return rows
     ids = [r["id"] for r in rows]
@@ -397,8 +398,19 @@ async def cards(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             t["asset_id"] if isinstance(t["asset_id"], uuid.UUID) else uuid.UUID(str(t["asset_id"]))
         )
         tags.setdefault(aid, []).append(t["name"])
+    facts: dict[uuid.UUID, tuple[int, Any]] = {}
+    sql = Sql(dialect())
+    marks = ", ".join(sql.uid(i) for i in ids)
+    text = f"SELECT asset_id, version, data FROM facts WHERE asset_id IN ({marks})"
+    for fa in await fetch(text, sql.params):
+        aid = uuid.UUID(str(fa["asset_id"]))
+        if aid not in facts or fa["version"] > facts[aid][0]:
+            data = fa["data"]
+            facts[aid] = (fa["version"], json.loads(data) if isinstance(data, str) else data)
     for r in rows:
         b = best.get(r["id"])
         r["thumb"] = f"/derived/{r['id']}/{b[1]}" if b else None
         r["tags"] = tags.get(r["id"], [])
+        data = facts.get(r["id"], (0, None))[1]
+        r["facts"] = data if isinstance(data, dict) else {}
     return rows

@@ -295,6 +295,7 @@ def setup_routes(app: web.Application) -> None:
     env.globals["labels"] = decisions.LABELS
     env.globals["state_words"] = words.STATE_WORDS
     env.globals["fact_summary"] = words.summary
+    env.globals["card_facts"] = words.card_facts
     env.filters.update(words.FILTERS)
     app.router.add_get("/api/assets/names", asset_names)
     app.router.add_get("/api/review/queue", review_queue)

@@ -7,6 +7,7 @@ badge updated live says the same thing as one rendered by the server.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from rush import decisions
@@ -127,6 +128,38 @@ def fact_value(key: str, value: str) -> str:
     if fn is None:
         return value
     return fn(value) or value
+
+
+def capture_time(facts: dict[str, Any] | None, mtime: Any = None) -> datetime | None:
+    """When the clip was shot: the file's own `created_at` (ffprobe `creation_time`, EXIF)
+    when the facts carry one, else the file's modification time.  The one place to
+    change once a dedicated capture-time field exists."""
+    raw = (facts or {}).get("created_at")
+    if isinstance(raw, str) and raw:
+        try:
+            moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        except ValueError:
+            moment = None
+        if moment is not None:
+            return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    try:
+        seconds = float(mtime)
+    except (TypeError, ValueError):
+        return None
+    return datetime.fromtimestamp(seconds, UTC) if seconds > 0 else None
+
+
+def card_facts(facts: dict[str, Any] | None, mtime: Any = None) -> dict[str, str]:
+    """What a library card says about its clip, in words (empty strings when unknown)."""
+    facts = facts or {}
+    shot = capture_time(facts, mtime)
+    return {
+        "duration": duration(facts.get("duration_s", facts.get("duration"))),
+        "picture": picture(facts),
+        "camera": camera(facts),
+        "shot": shot.strftime("%Y-%m-%d %H:%M") if shot else "",
+        "day": shot.strftime("%Y-%m-%d") if shot else "",
+    }
 
 
 FILTERS = {

@@ -221,6 +221,34 @@
     const item = data.items.find((it) => it.id === id);
     if (item) { showCardState(card, item.state); showCardMarks(card, item); }
   }
+  // Thumbnail size and grouping (by capture day or folder) of the grid, kept in the browser.
+  function groupGrid(by) {
+    $$(".group", grid).forEach((h) => h.remove());
+    if (!by) return;
+    let last = null;
+    for (const c of cards()) {
+      const key = (by === "day" ? c.dataset.day : c.dataset.folder) || "—";
+      if (key !== last) {
+        const h = document.createElement("h3");
+        h.className = "group";
+        h.textContent = key;
+        grid.insertBefore(h, c);
+        last = key;
+      }
+    }
+  }
+  const sizeInput = $("#thumb-size"), groupSel = $("#group-by");
+  if (grid && sizeInput) {
+    const apply = () => grid.style.setProperty("--card-min", `${sizeInput.value}px`);
+    sizeInput.value = localStorage.getItem("rc.thumb") || sizeInput.value;
+    apply();
+    sizeInput.addEventListener("input", () => { localStorage.setItem("rc.thumb", sizeInput.value); apply(); });
+  }
+  if (grid && groupSel) {
+    groupSel.value = localStorage.getItem("rc.group") || "";
+    groupGrid(groupSel.value);
+    groupSel.addEventListener("change", () => { localStorage.setItem("rc.group", groupSel.value); groupGrid(groupSel.value); groupSel.blur(); });
+  }
   if (grid) {
     // A new filter starts a new review queue: clips kept for another filter are forgotten.
     for (const key of Object.keys(sessionStorage)) {
