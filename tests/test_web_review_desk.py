@@ -391,3 +391,66 @@ async def test_grid_cards_say_what_each_clip_is(site: Site) -> None:  # noqa: F8
             await page.screenshot(path=str(ARTIFACTS / "library-cards.png"), full_page=True)
         finally:
             await browser.close()
+
+
+SWIPE_JS = """([dx]) => {
+  const stage = document.querySelector('.stage');
+  const box = stage.getBoundingClientRect();
+  const x = box.left + box.width / 2, y = box.top + 80;
+  const ev = (type, cx) => stage.dispatchEvent(new PointerEvent(type, {
+    pointerType: 'touch', pointerId: 7, isPrimary: true, bubbles: true, clientX: cx, clientY: y}));
+  ev('pointerdown', x); ev('pointermove', x + dx / 2); ev('pointerup', x + dx);
+}"""
+
+
+async def test_phone_operations_page_filters_and_swipe(site: Site) -> None:  # noqa: F811
+    from rush.models import Agent
+
+    a = site.assets
+    await Agent.create(
+        id="nas-transcoder-with-a-long-name",
+        hostname="very-long-hostname.example.lan",
+        version="1.2.3-rc4",
+        capabilities={k: True for k in ("ffmpeg", "whisper", "vosk", "exif", "hwaccel-vaapi")},
+        online=True,
+    )
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            ctx = await browser.new_context(
+                viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True
+            )
+            page = await ctx.new_page()
+            await login(page, site)
+            await page.goto(site.url + "/ops")
+            await page.wait_for_load_state("networkidle")
+            width = await page.evaluate("document.documentElement.scrollWidth")
+            assert width <= 390, width
+            await page.screenshot(path=str(ARTIFACTS / "ops-phone.png"), full_page=True)
+            # The filter form folds to one line; the button opens it.
+            await page.goto(site.url + "/?kind=video")
+            box = await page.locator("#filters").bounding_box()
+            assert box is not None and box["height"] < 80, box
+            assert "(1)" in await page.inner_text("[data-filters-toggle]")
+            await page.click("[data-filters-toggle]")
+            assert await page.is_visible("#filters select[name=kind]")
+            assert await page.evaluate("document.documentElement.scrollWidth") <= 390
+            # Swipe right keeps, left rejects, each then shows the next clip.
+            await page.goto(f"{site.url}/assets/{a[0].id}?state=PROCESSED")
+            await page.wait_for_selector("#queue-pos:has-text('1 of 6')")
+            await page.evaluate(SWIPE_JS, [160])
+            await on_clip(page, a[1])
+            await page.wait_for_selector("#queue-pos:has-text('2 of 6')")
+            await page.evaluate(SWIPE_JS, [-160])
+            await on_clip(page, a[2])
+            await page.evaluate(SWIPE_JS, [30])  # too short: nothing
+            await page.wait_for_selector("body:not([data-pending])")
+            assert [await state_of(x) for x in a[:3]] == [
+                AssetState.DECIDED_KEEP,
+                AssetState.DECIDED_REJECT,
+                AssetState.PROCESSED,
+            ]
+            assert await page.evaluate("document.documentElement.scrollWidth") <= 390
+            await page.screenshot(path=str(ARTIFACTS / "asset-phone-swipe.png"), full_page=True)
+        finally:
+            await browser.close()

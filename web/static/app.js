@@ -221,6 +221,14 @@
     const item = data.items.find((it) => it.id === id);
     if (item) { showCardState(card, item.state); showCardMarks(card, item); }
   }
+  // The filter form folds on a phone: the path field, Filter, and a button for the rest.
+  const toggle = $("[data-filters-toggle]");
+  if (toggle) toggle.addEventListener("click", () => {
+    const form = toggle.closest("form");
+    form.classList.toggle("open");
+    toggle.setAttribute("aria-expanded", String(form.classList.contains("open")));
+  });
+
   // Thumbnail size and grouping (by capture day or folder) of the grid, kept in the browser.
   function groupGrid(by) {
     $$(".group", grid).forEach((h) => h.remove());

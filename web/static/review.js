@@ -353,6 +353,7 @@
     }
     mountPlayer(r);
     mountSide(r);
+    mountSwipe(r);
     renderQueue();
     loadQueue();
   }
@@ -470,6 +471,35 @@
       // The player's own controls must not eat our shortcuts once clicked.
       listen(player, "keydown", (ev) => { if (ev.key === " ") ev.preventDefault(); });
     }
+  }
+
+  // ---- swipe on a touch screen: right keeps, left rejects (then the next clip) --------------
+  function mountSwipe(r) {
+    const stage = $(".stage", r.root);
+    if (!stage) return;
+    let start = null;
+    stage.addEventListener("pointerdown", (ev) => {
+      if (ev.pointerType === "touch") start = { x: ev.clientX, y: ev.clientY };
+    });
+    stage.addEventListener("pointermove", (ev) => {
+      if (!start || ev.pointerType !== "touch") return;
+      const dx = ev.clientX - start.x;
+      stage.classList.toggle("swipe-keep", dx > 40);
+      stage.classList.toggle("swipe-reject", dx < -40);
+    });
+    const end = (ev) => {
+      if (!start || ev.pointerType !== "touch") return;
+      const dx = ev.clientX - start.x, dy = ev.clientY - start.y;
+      start = null;
+      stage.classList.remove("swipe-keep", "swipe-reject");
+      // A clear horizontal stroke only: vertical scrolling and taps stay what they are.
+      if (Math.abs(dx) < 80 || Math.abs(dx) < 2 * Math.abs(dy)) return;
+      const keep = $("button.keep", r.root);
+      if (keep && keep.disabled) { toast("This clip cannot be decided now", true); return; }
+      decide(dx > 0 ? "KEEP" : "REJECT");
+    };
+    stage.addEventListener("pointerup", end);
+    stage.addEventListener("pointercancel", () => { start = null; stage.classList.remove("swipe-keep", "swipe-reject"); });
   }
 
   // ---- transport: timecode readout, frame step, J/K/L shuttle, speed --------------------------
