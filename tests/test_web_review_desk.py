@@ -254,7 +254,7 @@ async def test_words_units_file_names_and_live_state(site: Site) -> None:  # noq
             await page.wait_for_selector(".card")
             assert "Ready for review" in await page.inner_text(".card [data-badge]")
             assert "Ready for review" in await page.inner_text(".states")
-            assert "50.0 MB" in await page.inner_text(".card .sub")
+            assert "50.0 MB" in await page.inner_text(".card .sub:not(.facts-line)")
             assert "DECISION_PENDING" not in await page.inner_text("main")
 
             # Facts in words; errors name the file, not the UUID.
