@@ -454,3 +454,39 @@ async def test_phone_operations_page_filters_and_swipe(site: Site) -> None:  # n
             await page.screenshot(path=str(ARTIFACTS / "asset-phone-swipe.png"), full_page=True)
         finally:
             await browser.close()
+
+
+async def test_grid_multi_select_and_bulk_actions(site: Site) -> None:  # noqa: F811
+    a = site.assets
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = await browser.new_page(viewport={"width": 1440, "height": 900}, bypass_csp=True)
+            await login(page, site)
+            await page.wait_for_selector(".card")
+            # Shift+arrows from the first card select three; P keeps all three.
+            await page.keyboard.press("Shift+ArrowRight")
+            await page.keyboard.press("Shift+ArrowRight")
+            await page.wait_for_selector("#sel-count:has-text('3 selected')")
+            await page.keyboard.press("p")
+            await page.wait_for_selector("#toast.show:has-text('3 clips changed')")
+            assert [await state_of(x) for x in a[:4]] == [AssetState.DECIDED_KEEP] * 3 + [
+                AssetState.PROCESSED
+            ]
+            # One Ctrl+Z takes the whole bulk back.
+            await page.keyboard.press("Control+z")
+            await page.wait_for_selector("#toast.show:has-text('Undone')")
+            assert [await state_of(x) for x in a[:3]] == [AssetState.DECISION_PENDING] * 3
+            # Ctrl-click two cards apart, then 4 stars on both; Esc clears the selection.
+            await page.keyboard.press("Escape")
+            await page.click(f".card[data-id='{a[1].id}']", modifiers=["Control"])
+            await page.click(f".card[data-id='{a[4].id}']", modifiers=["Control"])
+            assert page.url.endswith("/")  # a modified click selects, it does not open
+            await page.keyboard.press("4")
+            await page.wait_for_selector("#toast.show:has-text('2 clips changed')")
+            ratings = [(await Asset.get(id=x.id)).rating for x in a[:5]]  # type: ignore[attr-defined]
+            assert ratings == [0, 4, 0, 0, 4]
+            await page.keyboard.press("Escape")
+            assert await page.locator(".card.sel").count() == 0
+        finally:
+            await browser.close()

@@ -84,6 +84,7 @@
   const LABELS = { KEEP: "Keep", REJECT: "Reject" };
   function describe(e) {
     const on = e.name ? ` on ${e.name}` : "";
+    if (e.type === "group") return `${describe(e.entries[0]).split(" on ")[0]} on ${e.entries.length} clips`;
     if (e.type === "decision") return (e.after ? LABELS[e.after] : "Clear flag") + on;
     if (e.type === "tag") return `${e.added ? "tag" : "untag"} “${e.tag}”${on}`;
     if (e.type === "fields") return `fields${on}`;
@@ -93,6 +94,12 @@
     return e.type;
   }
   async function perform(e, forward) {
+    if (e.type === "group") {  // a bulk action: undone and redone as one
+      const parts = forward ? e.entries : [...e.entries].reverse();
+      const out = [];
+      for (const part of parts) out.push(await perform(part, forward));
+      return { items: out };
+    }
     const base = `/api/assets/${e.id}`;
     if (e.type === "decision") {
       const target = forward ? e.after : e.before;
@@ -186,6 +193,68 @@
     setTimeout(() => card.classList.remove("flash-keep", "flash-reject"), 400);
     if (decision !== "CLEAR") focusCard(cards().indexOf(card) + 1);
   }
+  // ---- multi-select: Shift/Ctrl/Cmd-click, Shift+arrows; keys then act on every card ----
+  let anchor = null;
+  const picked = () => cards().filter((c) => c.classList.contains("sel"));
+  function showPicked() {
+    const n = picked().length, el = $("#sel-count");
+    if (el) el.textContent = n > 1 ? `${n} selected · keys act on all · Esc clears` : "";
+  }
+  function pickRange(from, to) {
+    const cs = cards(), a = cs.indexOf(from), b = cs.indexOf(to);
+    if (a < 0 || b < 0) return;
+    cs.forEach((c, i) => c.classList.toggle("sel", i >= Math.min(a, b) && i <= Math.max(a, b)));
+    showPicked();
+  }
+  function clearPicked() { cards().forEach((c) => c.classList.remove("sel")); anchor = null; showPicked(); }
+  if (grid) grid.addEventListener("click", (ev) => {
+    const card = ev.target.closest && ev.target.closest(".card");
+    if (!card || !(ev.shiftKey || ev.ctrlKey || ev.metaKey)) return;
+    ev.preventDefault();
+    if (ev.shiftKey && anchor) pickRange(anchor, card);
+    else {
+      if (!picked().length && selected() && selected() !== card) selected().classList.add("sel");
+      card.classList.toggle("sel");
+      anchor = card;
+      showPicked();
+    }
+    card.focus();
+  });
+  async function bulk(targets, make) {
+    const entries = targets.map(make).filter(Boolean);
+    if (!entries.length) return;
+    const data = await RC.history.apply({ type: "group", entries });
+    data.items.forEach((d, i) => {
+      const card = $(`.card[data-id="${entries[i].id}"]`, grid);
+      if (!card || !d) return;
+      if (d.state) showCardState(card, d.state);
+      if (d.rating !== undefined) showCardMarks(card, d);
+    });
+    toast(`${entries.length} clips changed (Ctrl+Z undoes them all)`);
+  }
+  function bulkKey(key) {
+    const targets = picked();
+    if (targets.length < 2) return false;
+    const base = (c) => ({ id: c.dataset.id, name: c.dataset.name || "" });
+    if (key === "p" || key === "x" || key === "u") {
+      const after = key === "p" ? "KEEP" : key === "x" ? "REJECT" : null;
+      bulk(targets, (c) => {
+        const before = decisionOf(c.dataset.state);
+        return before === after ? null : { ...base(c), type: "decision", before, after };
+      }).catch(() => {});
+      return true;
+    }
+    if (/^[0-9]$/.test(key)) {
+      const d = +key;
+      bulk(targets, (c) => d <= 5
+        ? { ...base(c), type: "rating", before: +(c.dataset.rating || 0), after: d }
+        : { ...base(c), type: "label", before: c.dataset.label || "", after: LABEL_KEYS[d] },
+      ).catch(() => {});
+      return true;
+    }
+    return false;
+  }
+
   // Keys 0-5 set the stars, 6-9 the colour label (the same key again takes it off).
   const LABEL_KEYS = { 6: "red", 7: "yellow", 8: "green", 9: "blue" };
   async function markCard(card, digit) {
@@ -290,6 +359,18 @@
     const cs = cards();
     const i = card ? cs.indexOf(card) : -1;
     const moves = { ArrowRight: 1, j: 1, ArrowLeft: -1, k: -1, ArrowDown: columns(), ArrowUp: -columns() };
+    if (key === "Escape" && picked().length) { ev.preventDefault(); clearPicked(); return; }
+    if (card && !ev.shiftKey && (/^[0-9]$/.test(key) || ["p", "x", "u"].includes(key)) && bulkKey(key)) {
+      ev.preventDefault();
+      return;
+    }
+    if (key in moves && ev.shiftKey && card && i >= 0) {
+      ev.preventDefault();
+      if (!anchor) anchor = card;
+      focusCard(i + moves[key]);
+      pickRange(anchor, selected());
+      return;
+    }
     if (key in moves) {
       ev.preventDefault();
       if (i < 0) focusCard(0);
