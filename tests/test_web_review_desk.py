@@ -490,3 +490,38 @@ async def test_grid_multi_select_and_bulk_actions(site: Site) -> None:  # noqa: 
             assert await page.locator(".card.sel").count() == 0
         finally:
             await browser.close()
+
+
+async def test_linked_audio_offers_recordings_of_neighbouring_folders(site: Site) -> None:  # noqa: F811
+    from tests.webutil import make_asset
+
+    video = await make_asset(rel="INBOX/2026-06 wedding/A-cam/C0100.MP4")
+    shot = {"duration_s": 120.0, "created_at": "2026-06-14T10:30:00Z"}
+    await Facts.create(asset=video, version=1, data=shot)
+    from rush.media import MediaKind
+
+    recordings = {}
+    for name, start, length in (
+        ("Sound/ZOOM0001.WAV", "2026-06-14T08:00:00Z", 600.0),  # same day, no overlap
+        ("Sound/ZOOM0002.WAV", "2026-06-14T10:29:00Z", 300.0),  # covers the video
+        ("Sound/ZOOM0003.WAV", "2026-06-13T10:30:00Z", 300.0),  # the day before
+    ):
+        rec = await make_asset(kind=MediaKind.AUDIO, rel=f"INBOX/2026-06 wedding/{name}")
+        await Facts.create(asset=rec, version=1, data={"duration_s": length, "created_at": start})
+        recordings[name] = rec
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = await browser.new_page(viewport={"width": 1440, "height": 900}, bypass_csp=True)
+            await login(page, site)
+            await page.goto(f"{site.url}/assets/{video.id}")
+            options = await page.locator("#link-audio option").all_inner_texts()
+            assert options[1].startswith("ZOOM0002.WAV — overlaps 2 min 00 s"), options
+            assert options[2].startswith("ZOOM0001.WAV — same day"), options
+            assert options[3].startswith("ZOOM0003.WAV"), options
+            await page.select_option("#link-audio", str(recordings["Sound/ZOOM0002.WAV"].id))
+            await page.wait_for_selector(".linked")
+            linked = (await Asset.get(id=video.id)).linked_audio_id  # type: ignore[attr-defined]
+            assert linked == recordings["Sound/ZOOM0002.WAV"].id
+        finally:
+            await browser.close()
