@@ -38,6 +38,8 @@ def endpoints(aid: uuid.UUID) -> list[tuple[str, str, dict[str, Any]]]:
         (f"/api/assets/{aid}/link-audio", "reviewer", {"audio_id": str(aid)}),
         (f"/api/assets/{aid}/unlink-audio", "reviewer", {}),
         (f"/api/assets/{aid}/bins", "reviewer", {"bin": 1}),
+        (f"/api/assets/{aid}/rating", "reviewer", {"rating": 1}),
+        (f"/api/assets/{aid}/label", "reviewer", {"label": "red"}),
         (f"/assets/{aid}/action/reopen", "reviewer", {}),
         (f"/assets/{aid}/action/reprocess", "admin", {}),
         (f"/assets/{aid}/action/retry", "admin", {}),

@@ -24,6 +24,8 @@ REQUIRED: dict[tuple[str, str], str] = {
     ("POST", "/api/assets/{id}/link-audio"): REVIEWER,
     ("POST", "/api/assets/{id}/unlink-audio"): REVIEWER,
     ("POST", "/api/assets/{id}/bins"): REVIEWER,
+    ("POST", "/api/assets/{id}/rating"): REVIEWER,
+    ("POST", "/api/assets/{id}/label"): REVIEWER,
     ("POST", "/bins"): REVIEWER,
     ("POST", "/bins/{bin}/delete"): REVIEWER,
     ("POST", "/bins/{bin}/export"): REVIEWER,
