@@ -22,8 +22,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from actors import scan_identity as identity
 from rush import events
 from rush.config import Config
+from rush.fingerprint import ALGO
 from rush.fswalk import Listing, find_available, walk_find, walk_scandir
 from rush.layout import LibraryNotMounted, read_marker
 from rush.lifecycle import AssetState, Trigger
@@ -62,6 +64,8 @@ class ScanReport:
     missing: int = 0
     reappeared: int = 0
     moved: int = 0
+    #: Reviewed assets whose file now holds other bytes: back to DISCOVERED.
+    content_changed: int = 0
     sidecars_added: int = 0
     sidecars_removed: int = 0
     files_seen: int = 0
@@ -81,6 +85,7 @@ class ScanReport:
             + self.missing
             + self.reappeared
             + self.moved
+            + self.content_changed
             + self.sidecars_added
             + self.sidecars_removed
         )
@@ -131,7 +136,9 @@ class _Sql:
         return list(result)
 
 
-_ASSET_COLS = "id, rel_path, area, kind, size, mtime, state, stable_scans, missing, batch_id"
+_ASSET_COLS = (
+    "id, rel_path, area, kind, size, mtime, state, stable_scans, missing, batch_id, sample_hash"
+)
 
 
 def _known(row: Any) -> Known:
@@ -147,6 +154,7 @@ def _known(row: Any) -> Known:
         int(row[7]),
         bool(row[8]),
         state == MOVE_QUEUED or row[9] is not None,
+        row[10],
     )
 
 
@@ -254,6 +262,7 @@ class Scanner:
                 old.stable,
                 old.missing,
                 old.busy,
+                old.sample,
             ) == (
                 known.rel,
                 known.state,
@@ -262,6 +271,7 @@ class Scanner:
                 known.stable,
                 known.missing,
                 known.busy,
+                known.sample,
             ):
                 continue
             index.put(known)
@@ -397,7 +407,7 @@ class Scanner:
         if not external and listing is self._last_listing:
             plan = self.planner.plan_unchanged(index, now)
         else:
-            plan = self.planner.plan(index, listing, areas.keys(), now)
+            plan = self.planner.plan(index, listing, areas.keys(), now, self._fingerprint)
             listing.release_files()
             if plan.skipped_reason is None and listing.complete and listing.raw is not None:
                 self._last_listing = listing
@@ -411,6 +421,10 @@ class Scanner:
         if not plan.is_empty():
             await self._apply(sql, index, plan, report)
         return report
+
+    def _fingerprint(self, rel: str) -> str | None:
+        """The planner's window on file contents (a few files per pass, see scanplan)."""
+        return identity.sample_or_none(self.config, rel)
 
     def _note_listing(self, listing: Listing, report: ScanReport) -> None:
         report.files_seen = listing.file_count
@@ -445,13 +459,17 @@ class Scanner:
         true, false = sql.lit_bool(True), sql.lit_bool(False)
         ts = sql.lit_ts(at)
 
+        if plan.displaced:
+            # Before the inserts: the new file at that path takes over its unique path_key.
+            await identity.displace(sql, plan.displaced, ts)
         if plan.new:
             insert_asset = (
                 "INSERT INTO asset (id, kind, area, rel_path, path_key, size, mtime, state,"
                 " state_changed_at, stable_scans, missing, version, attempts, failed,"
-                " transcript_status, suggestions_status, fields_data, created_at, updated_at)"
+                " transcript_status, suggestions_status, fields_data, created_at, updated_at,"
+                " sample_hash, hash_algo)"
                 f" VALUES (?, ?, ?, ?, ?, ?, ?, 'DISCOVERED', {ts}, 1, {false}, 1, 0, {false},"
-                f" 'none', 'none', '{{}}', {ts}, {ts}) ON CONFLICT DO NOTHING"
+                f" 'none', 'none', '{{}}', {ts}, {ts}, ?, ?) ON CONFLICT DO NOTHING"
             )
             insert_sidecar = (
                 "INSERT INTO sidecar (asset_id, rel_path, size, mtime, missing)"
@@ -470,14 +488,37 @@ class Scanner:
                 del pending[:_INSERT_CHUNK]
                 await sql.many(
                     insert_asset,
-                    [(n.id, n.kind, n.area, n.rel, n.rel, n.size, n.mtime) for n in part],
+                    [
+                        (
+                            n.id,
+                            n.kind,
+                            n.area,
+                            n.rel,
+                            n.rel,
+                            n.size,
+                            n.mtime,
+                            n.sample,
+                            ALGO if n.sample else None,
+                        )
+                        for n in part
+                    ],
                 )
                 side_rows = [(n.id, s, size, mt) for n in part for s, size, mt in n.sidecars]
                 await sql.many(insert_sidecar, side_rows)
                 report.sidecars_added += len(side_rows)
                 for n in part:
                     k = Known(
-                        n.id, n.rel, n.area, n.kind, n.size, n.mtime, DISCOVERED, 1, False, False
+                        n.id,
+                        n.rel,
+                        n.area,
+                        n.kind,
+                        n.size,
+                        n.mtime,
+                        DISCOVERED,
+                        1,
+                        False,
+                        False,
+                        n.sample,
                     )
                     for s, size, mt in n.sidecars:
                         k.set_sidecar(s, size, mt)
@@ -560,9 +601,19 @@ class Scanner:
             report.sidecars_added += len(plan.sidecar_add)
             report.sidecars_removed += len(plan.sidecar_remove)
 
+        if plan.content_changed:
+            report.content_changed = await identity.send_back_to_review(
+                plan.content_changed, at, ACTOR, self.bus
+            )
+        # Every file gets its sampled fingerprint before it is READY (before any agent or
+        # reviewer sees it); one that moved while it was read waits for the next pass.
+        ready = plan.ready
+        if ready:
+            ready, errors = await identity.sample_before_ready(sql, self.config, ready, ts)
+            report.errors.extend(errors)
         # In slices, so the ids transition_many returns never pile up for a big import.
-        for start in range(0, len(plan.ready), _TRANSITION_CHUNK):
-            batch = plan.ready[start : start + _TRANSITION_CHUNK]
+        for start in range(0, len(ready), _TRANSITION_CHUNK):
+            batch = ready[start : start + _TRANSITION_CHUNK]
             moved = await transition_many(
                 [k.id for k in batch],
                 AssetState.DISCOVERED,
@@ -599,6 +650,7 @@ class Scanner:
                         "stable_scans": 1,
                         "missing": False,
                         "missing_since": None,
+                        "sample_hash": None,  # taken again when it is stable
                     },
                     extra_filter={"batch_id": None},
                     at=at,
@@ -608,6 +660,7 @@ class Scanner:
                 log.info("scanner: %s", exc)
                 continue
             k.state, k.size, k.mtime, k.stable, k.missing = DISCOVERED, f.size, f.mtime, 1, False
+            k.sample = None
             report.changed += 1
 
     def _log_report(self, report: ScanReport) -> None:

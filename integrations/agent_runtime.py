@@ -485,5 +485,7 @@ def fit_result(result: ResultPayload, max_bytes: int) -> ResultPayload:
     )
     if ref is None:
         return result
-    slim = TranscriptData(language=result.transcript.language, ref=ref)
+    slim = TranscriptData(
+        language=result.transcript.language, engine=result.transcript.engine, ref=ref
+    )
     return result.model_copy(update={"transcript": slim})

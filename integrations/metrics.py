@@ -28,6 +28,14 @@ _SNAPSHOT_GAUGES: dict[str, tuple[str, str, float]] = {
     "processing": ("rush_processing", "Assets being processed", 1),
     "failed": ("rush_failed", "Assets whose processing failed max_attempts times", 1),
     "missing": ("rush_missing", "Assets whose file vanished from the NAS", 1),
+    "duplicates": (
+        "rush_duplicates", "Extra copies of identical files (all but one per group)", 1
+    ),
+    "last_verify_problems": (
+        "rush_last_verify_problems",
+        "Files the last rush verify found differing, missing or unexpected",
+        1,
+    ),
     "agents_online": ("rush_agents_online", "Agents online", 1),
     "purge_eligible": ("rush_purge_eligible", "REJECTED assets old enough to purge", 1),
     "last_scan_duration": (

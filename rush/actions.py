@@ -132,10 +132,12 @@ async def restore_decision_after_processing(
     )
     if ev is None:
         return None
+    # A decision taken later, or a change of the file's bytes since (its decision was
+    # about other content), means there is nothing to restore.
     later_decision = await AssetEvent.filter(
         asset_id=asset.id,
         id__gt=ev.id,
-        trigger__in=[Trigger.DECIDE_KEEP, Trigger.DECIDE_REJECT],
+        trigger__in=[Trigger.DECIDE_KEEP, Trigger.DECIDE_REJECT, Trigger.CONTENT_CHANGED],
     ).exists()
     decision = DECISION_OF_STATE.get(S(ev.from_state))
     if decision is None or later_decision:

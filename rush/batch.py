@@ -45,6 +45,7 @@ from rush.media import Area
 from rush.models import Asset, AssetEvent, Batch, Facts, FsAction, KeyValue, PathChange, Sidecar
 from rush.procs import pid_alive
 from rush.transitions import StaleState, transition, transition_many, utcnow
+from rush.xmp_apply import write_archive_xmps
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +70,17 @@ class BatchReport:
     noop: list[str] = field(default_factory=list)
     skipped: list[dict[str, Any]] = field(default_factory=list)
     failed: list[dict[str, Any]] = field(default_factory=list)
+    #: `[apply] write_xmp`: one entry per archived original (written, exists, failed).
+    xmp: list[dict[str, Any]] = field(default_factory=list)
+    #: Area -> why nothing was moved there (missing or foreign volume marker).
+    volume_errors: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        extra = {"xmp": self.xmp} if self.xmp else {}
         return {
+            **extra,
             "batch_id": str(self.batch_id),
+            "volume_errors": self.volume_errors,
             "counts": {
                 "moved": len(self.moved),
                 "noop": len(self.noop),
@@ -293,9 +301,14 @@ async def existing_destination_names(roots: Roots, snaps: list[AssetSnapshot]) -
 
 async def plan_apply(config: Config) -> BatchPlan:
     """Dry run: what `run_apply` would do now; touches nothing."""
+    from rush.volumes import check_volumes
+
     roots = Roots.from_config(config)
     snaps = await snapshots()
-    return plan_batch_moves(snaps, await existing_destination_names(roots, snaps))
+    plan = plan_batch_moves(snaps, await existing_destination_names(roots, snaps))
+    needed = {it.dst_area.value for it in plan.moves}
+    plan.refuse_destinations(await asyncio.to_thread(check_volumes, config, needed))
+    return plan
 
 
 # --- executing ---------------------------------------------------------------------
@@ -647,6 +660,9 @@ async def _apply_chunk(ctx: _Ctx, items: list[PlanItem]) -> None:
                 await _finalize(ctx, [it])
             except (IntegrityError, StaleState) as one:
                 await _fail(ctx, it, f"database refused the new path: {one}", len(it.moves))
+    if ctx.config.apply.write_xmp:  # opt-in, journaled, ARCHIVE only (rush/xmp_apply.py)
+        archived = [it.asset_id for it in ok if it.dst_area is Area.ARCHIVE]
+        ctx.report.xmp.extend(await write_archive_xmps(ctx.roots, ctx.batch_id, archived))
 
 
 async def _lock_assets(ctx: _Ctx, plan: BatchPlan) -> list[PlanItem]:
@@ -710,6 +726,11 @@ async def run_apply(
         batch = await Batch.create(id=batch_id, kind="apply", actor=actor, status="running")
         plan = await plan_apply(config)
         report.skipped.extend(s.to_dict() for s in plan.skipped)
+        report.failed.extend(
+            {"uuid": str(s.asset_id), "rel_path": s.rel_path, "reason": s.reason}
+            for s in plan.refused
+        )
+        report.volume_errors = plan.volume_errors
         held = await _lock_assets(ctx, plan)
         total = len(held)
         if progress:

@@ -96,6 +96,10 @@ class Skipped:
 class BatchPlan:
     items: list[PlanItem] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
+    #: Groups not moved because their destination volume failed its marker check.
+    refused: list[Skipped] = field(default_factory=list)
+    #: Area -> why its volume is not written to (docs/batch.md, "Volume markers").
+    volume_errors: dict[str, str] = field(default_factory=dict)
 
     @property
     def moves(self) -> list[PlanItem]:
@@ -126,7 +130,23 @@ class BatchPlan:
             ],
             "items": [i.to_dict() for i in self.items],
             "skipped": [s.to_dict() for s in self.skipped],
+            "refused": [s.to_dict() for s in self.refused],
+            "volume_errors": dict(self.volume_errors),
         }
+
+    def refuse_destinations(self, problems: dict[str, str]) -> None:
+        """Take out every group that would write to a volume with a problem (pure)."""
+        self.volume_errors = dict(problems)
+        if not problems:
+            return
+        kept: list[PlanItem] = []
+        for it in self.items:
+            problem = problems.get(it.dst_area.value) if it.moves else None
+            if problem is None:
+                kept.append(it)
+            else:
+                self.refused.append(Skipped(it.asset_id, it.moves[0].src, problem))
+        self.items = kept
 
 
 def area_of(rel_path: str) -> Area | None:

@@ -29,6 +29,7 @@ from pydantic import (
 )
 
 from rush import media
+from rush.languages import TranscriptionConfig
 
 ENV_PREFIX = "RUSH_"
 #: RUSH_ variables that are not configuration keys but that the project itself reads or
@@ -41,6 +42,7 @@ OTHER_ENV_VARIABLES = frozenset(
         # crash injection in the journal, and the PostgreSQL server of the test suite
         "RUSH_TEST_CRASH_AFTER_N_FS_OPS",
         "RUSH_TEST_FS_OPS_COUNT_FILE",
+        "RUSH_TEST_CRASH_SIGNAL",
         "RUSH_TEST_PG",
         # settings of deploy/compose.yaml (deploy/env.example), read by docker compose
         "RUSH_LIBRARY",
@@ -181,6 +183,12 @@ class LeaseConfig(Section):
         return self
 
 
+class ApplyConfig(Section):
+    #: Write an XMP (decision label, rating, tags, fields) beside each original a batch
+    #: apply moves into ARCHIVE; journaled, never replaces a file, never in INBOX.
+    write_xmp: bool = False
+
+
 class SecondaryJobsConfig(Section):
     transcription: bool = True
     suggest_tags: bool = True
@@ -251,6 +259,23 @@ class PurgeConfig(Section):
     auto: bool = False
     #: When `auto` is on, how often the purger looks.
     interval_s: float = Field(86400.0, gt=0)
+
+
+class HashingConfig(Section):
+    """The `hasher` actor: the full content hash of every file, once (docs/scanner.md)."""
+
+    enabled: bool = True
+    #: How long the hasher rests when nothing is left to hash.
+    interval_s: float = Field(60.0, gt=0)
+
+
+class VerifyConfig(Section):
+    """The fixity check (`rush verify`) on a schedule; off unless set (docs/batch.md)."""
+
+    #: Days between two scheduled checks of ARCHIVE; 0 (the default) never runs it.
+    interval_days: float = Field(0.0, ge=0)
+    #: Percentage of ARCHIVE files a scheduled check re-hashes (100: all of them).
+    sample_pct: float = Field(100.0, gt=0, le=100)
 
 
 class WebConfig(Section):
@@ -373,9 +398,13 @@ class Config(Section):
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     leases: LeaseConfig = Field(default_factory=LeaseConfig)
     secondary: SecondaryJobsConfig = Field(default_factory=SecondaryJobsConfig)
+    apply: ApplyConfig = Field(default_factory=ApplyConfig)
     agent: AgentConfig = Field(default_factory=AgentConfig)
     suggester: SuggesterConfig = Field(default_factory=SuggesterConfig)
+    transcription: TranscriptionConfig = Field(default_factory=TranscriptionConfig)
     purge: PurgeConfig = Field(default_factory=PurgeConfig)
+    hashing: HashingConfig = Field(default_factory=HashingConfig)
+    verify: VerifyConfig = Field(default_factory=VerifyConfig)
     web: WebConfig = Field(default_factory=WebConfig)
     homeassistant: HomeAssistantConfig = Field(default_factory=HomeAssistantConfig)
     seedbox: SeedboxConfig = Field(default_factory=SeedboxConfig)

@@ -20,6 +20,7 @@ from tortoise.transactions import in_transaction
 from rush.lifecycle import AssetState, Trigger, decided_state
 from rush.media import MediaKind
 from rush.models import Asset, Suggestion, Tag
+from rush.search import touch
 from rush.transitions import AssetNotFound, StaleState, transition, utcnow
 
 S = AssetState
@@ -213,6 +214,7 @@ async def set_tags(asset_id: uuid.UUID | str, tags: Iterable[str], actor: str) -
         add = [t for t in wanted if t not in current]
         if add:
             await Tag.bulk_create([Tag(asset_id=asset.id, name=t) for t in add], using_db=conn)
+    await touch(asset.id)  # tags are searchable: the indexer follows updated_at
     return await tags_of(asset.id)
 
 
@@ -220,12 +222,14 @@ async def add_tag(asset_id: uuid.UUID | str, tag: str, actor: str) -> list[str]:
     name = normalise_tag(tag)
     asset = await get_asset(asset_id)
     await _ensure_tag(asset.id, name)
+    await touch(asset.id)  # tags are searchable: the indexer follows updated_at
     return await tags_of(asset.id)
 
 
 async def remove_tag(asset_id: uuid.UUID | str, tag: str, actor: str) -> list[str]:
     asset = await get_asset(asset_id)
     await Tag.filter(asset_id=asset.id, name=str(tag)).delete()
+    await touch(asset.id)  # tags are searchable: the indexer follows updated_at
     return await tags_of(asset.id)
 
 
@@ -248,6 +252,7 @@ async def accept_suggestion(asset_id: uuid.UUID | str, tag: str, actor: str) -> 
         raise NotFound(f"{name_of(asset)} has no suggestion {tag!r}")
     await _ensure_tag(asset.id, normalise_tag(tag))
     await Suggestion.filter(asset_id=asset.id, tag=tag).update(accepted=True)
+    await touch(asset.id)  # tags are searchable: the indexer follows updated_at
     return await tags_of(asset.id)
 
 

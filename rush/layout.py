@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from rush.media import DERIVED_DIR, EXPORTS_DIR, MARKER_FILE, Area
+from rush.media import DERIVED_DIR, EXPORTS_DIR, MARKER_FILE, VOLUME_MARKER_FILE, Area
 
 
 class UnsafePath(ValueError):
@@ -154,13 +154,45 @@ def init_library(root: Path) -> tuple[Marker, list[Path]]:
     if marker_path.exists():
         return read_marker(root), created
     marker = Marker(library_id=uuid.uuid4().hex)
-    tmp = marker_path.with_name(marker_path.name + ".tmp")
-    tmp.write_text(
-        json.dumps({"library_id": marker.library_id, "version": 1}) + "\n", encoding="utf-8"
-    )
-    os.replace(tmp, marker_path)
+    _write_json(marker_path, {"library_id": marker.library_id, "version": 1})
     created.append(marker_path)
+    # A new library's own ARCHIVE and REJECTS get their volume markers now, while they are
+    # known to be the empty folders just made; volumes elsewhere (or folders that already
+    # held files) only by `rush init --volume` (docs/batch.md, "Volume markers").
+    for area in (Area.ARCHIVE.value, Area.REJECTS.value):
+        folder = root / area
+        if not folder_has_files(folder):
+            created.append(write_volume_marker(folder, marker.library_id, area))
     return marker, created
+
+
+def _write_json(path: Path, data: dict[str, object]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+#: Entries a freshly formatted volume may hold: not "files" for `rush init --volume`.
+_FRESH_VOLUME_ENTRIES = frozenset({"lost+found", VOLUME_MARKER_FILE})
+
+
+def folder_has_files(folder: Path) -> bool:
+    """Whether a folder holds anything but what an empty, new volume holds."""
+    try:
+        return any(n not in _FRESH_VOLUME_ENTRIES for n in os.listdir(folder))
+    except FileNotFoundError:
+        return False
+
+
+def write_volume_marker(folder: Path, library_id: str, area: str) -> Path:
+    """Write the marker that says `folder` is `area` of library `library_id`.
+
+    Only `rush init` calls this, never start-up: an unmounted mount point is an empty
+    folder, and marking it would make it look like the volume.
+    """
+    path = folder / VOLUME_MARKER_FILE
+    _write_json(path, {"library_id": library_id, "area": area, "version": 1})
+    return path
 
 
 def outside_areas(root: Path) -> list[str]:

@@ -31,7 +31,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
-from rush import events
+from rush import events, language_dispatch
 from rush.config import Config
 from rush.jobs import (
     SECONDARY_STATUS_FIELD,
@@ -42,9 +42,11 @@ from rush.jobs import (
     JobType,
     check_required,
 )
+from rush.languages import TranscriptionConfig, asset_language
 from rush.layout import UnsafePath, derived_dir, resolve, safe_relpath
 from rush.lifecycle import AssetState, Trigger
 from rush.media import MediaKind
+from rush.metadata.sidecar_import import import_sidecars
 from rush.models import Agent, Asset, Derivative, Facts, Lease, Sidecar, Suggestion, Transcript
 from rush.storage import sqlite_transaction, uses_sqlite
 from rush.transitions import (
@@ -84,6 +86,8 @@ class LeaseSettings:
     transcription: bool = True
     suggest_tags: bool = True
     library_root: Path = Path("RUSHES_DB")
+    #: Languages of transcription jobs (`[transcription]`: default, folder rules).
+    languages: TranscriptionConfig = field(default_factory=TranscriptionConfig)
     #: The full config when built from one (needed to clean up superseded derivatives).
     config: Config | None = None
 
@@ -99,6 +103,7 @@ class LeaseSettings:
             transcription=config.secondary.transcription,
             suggest_tags=config.secondary.suggest_tags,
             library_root=config.library.root,
+            languages=config.transcription,
             config=config,
         )
 
@@ -503,18 +508,47 @@ class Dispatcher:
     async def _claim_type(
         self, agent_id: str, request_id: str, job_type: JobType
     ) -> JobSpec | None:
+        languages = None
+        if job_type is JobType.TRANSCRIPTION:
+            # Only a transcription in a language the agent advertises (docs/processing.md).
+            languages = await language_dispatch.agent_languages(agent_id)
+        tried: set[uuid.UUID] = set()
         for _ in range(self.batch * 2):
-            asset_id = await self._next_candidate(job_type)
+            if languages is None:
+                asset_id = await self._next_candidate(job_type)
+            else:
+                asset_id = await self._next_in_languages(languages, tried)
             if asset_id is None:
                 return None
+            tried.add(asset_id)
             try:
                 if job_type is JobType.PROCESS_FOR_REVIEW:
                     return await self._claim_main(agent_id, request_id, asset_id)
-                return await self._claim_secondary(agent_id, request_id, asset_id, job_type)
+                return await self._claim_secondary(
+                    agent_id, request_id, asset_id, job_type, languages
+                )
             except (StaleState, AssetNotFound, *CONFLICT, _Lost):
                 self.lost_races += 1
                 continue
         return None
+
+    async def _next_in_languages(
+        self, languages: set[str], tried: set[uuid.UUID]
+    ) -> uuid.UUID | None:
+        """The next pending transcription in one of these languages (straight from the
+        database: the shared candidate queue does not know languages)."""
+        found = await language_dispatch.candidates(
+            languages,
+            self.settings.languages,
+            {
+                "state__in": SECONDARY_STATES,
+                "batch_id": None,
+                "missing": False,
+                "transcript_status": "pending",
+            },
+            len(tried) + 8,
+        )
+        return next((a for a in found if a not in tried), None)
 
     async def _claim_main(self, agent_id: str, request_id: str, asset_id: uuid.UUID) -> JobSpec:
         """One main claim: a batch of one (raises on a lost race or a leftover lease)."""
@@ -526,12 +560,21 @@ class Dispatcher:
         return granted[asset_id]
 
     async def _claim_secondary(
-        self, agent_id: str, request_id: str, asset_id: uuid.UUID, job_type: JobType
+        self,
+        agent_id: str,
+        request_id: str,
+        asset_id: uuid.UUID,
+        job_type: JobType,
+        languages: set[str] | None = None,
     ) -> JobSpec:
         now = utcnow()
         status_field = SECONDARY_STATUS_FIELD[job_type]
         async with in_transaction() as conn:
             asset = await Asset.filter(id=asset_id).using_db(conn).get()
+            if job_type is JobType.TRANSCRIPTION and not language_dispatch.allowed(
+                languages, asset, self.settings.languages
+            ):
+                raise _Lost()
             lease = await Lease.create(
                 asset_id=asset_id,
                 job_type=job_type,
@@ -556,7 +599,7 @@ class Dispatcher:
             if await query.using_db(conn).update(**{status_field: "running"}) == 0:
                 raise _Lost()
             sidecars = await _sidecar_paths(asset_id, conn)
-            inputs = await _secondary_inputs(asset, job_type, conn)
+            inputs = await _secondary_inputs(asset, job_type, conn, self.settings.languages)
         return build_spec(lease, asset, sidecars, inputs)
 
 
@@ -581,12 +624,18 @@ async def _sidecar_paths(asset_id: uuid.UUID, conn: Any = None) -> list[str]:
     return [str(p) for p in await query.values_list("rel_path", flat=True)]
 
 
-async def _secondary_inputs(asset: Asset, job_type: JobType, conn: Any) -> dict[str, Any]:
+async def _secondary_inputs(
+    asset: Asset, job_type: JobType, conn: Any, languages: TranscriptionConfig | None = None
+) -> dict[str, Any]:
     fquery = Facts.filter(asset_id=asset.id, version=asset.version)
     if conn is not None:
         fquery = fquery.using_db(conn)
     facts = await fquery.first()
     inputs: dict[str, Any] = {"facts": facts.data if facts else {}}
+    if job_type is JobType.TRANSCRIPTION:
+        inputs["language"] = language_dispatch.job_language(
+            asset, languages or TranscriptionConfig()
+        )
     if job_type is JobType.SUGGEST_TAGS:
         transcript = (
             await (
@@ -1032,6 +1081,7 @@ async def load_transcript_ref(
             return f"transcript {ref} is not a transcript"
         return {
             "language": str(data.get("language", "")),
+            "engine": str(data.get("engine", "")),
             "text": str(data.get("text", "")),
             "words": [w for w in data.get("words", []) if isinstance(w, dict)],
         }
@@ -1061,6 +1111,9 @@ async def _finish_main(
     updates: dict[str, Any] = {"attempts": 0, "last_error": None}
     if settings.transcription and audio:
         updates["transcript_status"] = "pending"
+        updates["transcript_language"] = asset_language(
+            asset.rel_path, asset.fields_data, settings.languages
+        )
     if settings.suggest_tags:
         updates["suggestions_status"] = "pending"
     now = utcnow()
@@ -1095,6 +1148,10 @@ async def _after_processed(
             log.info("asset %s: decision restored after reprocess (%s)", asset_id, restored)
     except Exception:
         log.exception("asset %s: could not restore its decision after reprocess", asset_id)
+    try:  # subtitles and other sidecars (rush/metadata); a bad one is reported in facts
+        await import_sidecars(asset_id, settings.library_root, settings.languages)
+    except Exception:
+        log.exception("asset %s: sidecars not imported", asset_id)
     if settings.config is None:
         return
     try:
@@ -1124,13 +1181,18 @@ async def _finish_secondary(
             return REFUSED_TOKEN
         if job_type is JobType.TRANSCRIPTION:
             data = result.transcript or {}
+            # A sidecar transcript (the clip's own subtitles) is never replaced by this.
             await (
-                Transcript.filter(asset_id=asset_id, version=lease.version).using_db(conn).delete()
+                Transcript.filter(asset_id=asset_id, version=lease.version, source="recognised")
+                .using_db(conn)
+                .delete()
             )
             await Transcript.create(
                 asset_id=asset_id,
                 version=lease.version,
                 language=str(data.get("language", ""))[:16],
+                source="recognised",
+                engine=str(data.get("engine", ""))[:128],
                 text=str(data.get("text", "")),
                 words=list(data.get("words", [])),
                 using_db=conn,
@@ -1147,7 +1209,12 @@ async def _finish_secondary(
                     source=str(item.get("source", "builtin"))[:32],
                     using_db=conn,
                 )
-        await Asset.filter(id=asset_id).using_db(conn).update(**{status_field: "done"})
+        # updated_at: the search indexer follows it (a new transcript is searchable).
+        await (
+            Asset.filter(id=asset_id)
+            .using_db(conn)
+            .update(**{status_field: "done"}, updated_at=now)
+        )
     return Verdict(True)
 
 

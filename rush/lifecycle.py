@@ -46,6 +46,7 @@ class Trigger(StrEnum):
     REOPEN = "reopen"  # human: re-review an archived or rejected asset
     REPROCESS = "reprocess"  # human: version bump, back to READY
     PURGE = "purge"  # purge: files deleted after the retention period
+    CONTENT_CHANGED = "content_changed"  # scanner: other bytes at the path of a reviewed asset
 
 
 class IllegalTransition(Exception):
@@ -101,6 +102,9 @@ def _rows() -> list[tuple[AssetState, AssetState, Trigger]]:
         rows.append((src, S.DECIDED_REJECT, T.DECIDE_REJECT))
     for src in REPROCESSABLE:
         rows.append((src, S.READY, T.REPROCESS))
+        # The file changed in place: its facts and any decision were about other bytes,
+        # so it starts again from discovery (docs/scanner.md, "Identity").
+        rows.append((src, S.DISCOVERED, T.CONTENT_CHANGED))
     # Drop self-loops (e.g. DECIDED_KEEP -> DECIDED_KEEP): a no-op is not a transition.
     return [r for r in rows if r[0] != r[1]]
 

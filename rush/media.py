@@ -22,6 +22,9 @@ class Area(StrEnum):
 EXPORTS_DIR = "EXPORTS"
 DERIVED_DIR = ".derived"
 MARKER_FILE = ".rushes_db"
+#: At the root of every destination volume (ARCHIVE, REJECTS): which library and area it
+#: belongs to (docs/batch.md, "Volume markers").
+VOLUME_MARKER_FILE = ".rushes_volume"
 
 DEFAULT_VIDEO_EXTENSIONS = (
     "mp4", "mov", "mxf", "mts", "m2ts", "mkv", "avi", "m4v", "mpg", "mpeg", "webm",

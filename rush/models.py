@@ -47,10 +47,33 @@ class Asset(Model):
     decision = fields.CharField(max_length=8, null=True)
     decided_by = fields.CharField(max_length=64, null=True)
     decided_at = fields.DatetimeField(null=True)
+    # A decision taken on other bytes: the file changed in place afterwards, so it is
+    # shown in review but not applied (docs/scanner.md, "Identity").
+    previous_decision = fields.CharField(max_length=8, null=True)
+    # Content fingerprints (rush.fingerprint): the algorithm, the sampled fingerprint
+    # taken by the scanner, and the full hash with the size/mtime it was computed for.
+    hash_algo = fields.CharField(max_length=16, null=True)
+    sample_hash = fields.CharField(max_length=64, null=True)
+    content_hash = fields.CharField(max_length=64, null=True, db_index=True)
+    hashed_size = fields.BigIntField(null=True)
+    hashed_mtime = fields.FloatField(null=True)
     transcript_status = fields.CharField(max_length=16, default="none")
+    # Language of the pending (or last) transcription job, fixed when it is queued from
+    # the per-asset choice, the folder rules and the default (rush/languages.py); only an
+    # agent advertising it is offered the job.  NULL (rows the scanner inserts) and ""
+    # mean "not fixed yet": the default language.
+    transcript_language = fields.CharField(max_length=16, null=True)
     suggestions_status = fields.CharField(max_length=16, default="none")
     # Set while the asset belongs to a batch apply: no claim may touch it.
     batch_id = fields.UUIDField(null=True, db_index=True)
+    # When it was shot (epoch seconds) and where that came from (exif, quicktime, xmp,
+    # clip_xml, mtime): the date filter and the "Capture date" sort use it, falling back
+    # to `mtime` while it is unknown (rush/metadata/capture.py).
+    capture_ts = fields.FloatField(null=True)
+    capture_source = fields.CharField(max_length=24, null=True)
+    # Camera ("Sony ILME-FX3") and lens as the facts or the camera's sidecars say.
+    camera = fields.CharField(max_length=128, null=True)
+    lens = fields.CharField(max_length=128, null=True)
     # Free structured fields (project, location, people, rating, ...).
     fields_data: dict[str, Any] = fields.JSONField(default=dict)
     # Star rating 0-5 (0: unrated) and colour label (0 none, 1 red, 2 yellow, 3 green,
@@ -103,6 +126,11 @@ class Sidecar(Model):
     size = fields.BigIntField(default=0)
     mtime = fields.FloatField(default=0.0)
     missing = fields.BooleanField(default=False)
+    # Full content hash (rush.fingerprint) and the size/mtime it was computed for.
+    hash_algo = fields.CharField(max_length=16, null=True)
+    content_hash = fields.CharField(max_length=64, null=True)
+    hashed_size = fields.BigIntField(null=True)
+    hashed_mtime = fields.FloatField(null=True)
 
     class Meta:
         table = "sidecar"
@@ -281,6 +309,10 @@ class Transcript(Model):
     )
     version = fields.IntField()
     language = fields.CharField(max_length=16, default="")
+    # "recognised" (an agent's engine) or "sidecar" (a .srt/.vtt beside the clip).
+    source = fields.CharField(max_length=16, default="recognised")
+    # Engine and model ("pocketsphinx:en-us") or the sidecar's file name.
+    engine = fields.CharField(max_length=128, default="")
     text = fields.TextField(default="")
     # [{"word": str, "start": float, "end": float, "conf": float}, ...]
     words: list[Any] = fields.JSONField(default=list)
@@ -289,6 +321,27 @@ class Transcript(Model):
     class Meta:
         table = "transcript"
         indexes = (("asset_id", "version"),)
+
+
+class SearchEntry(Model):
+    """One searchable text of an asset (rush/search.py): its metadata (name, folder,
+    tags, fields, camera; `t` NULL) or one transcript line (`t` = its start, seconds).
+
+    `body` is the normalised text the full-text index covers (SQLite FTS5 table
+    `search_fts`, PostgreSQL GIN index on `to_tsvector('simple', body)`), `display` what
+    a hit shows."""
+
+    id = fields.BigIntField(primary_key=True)
+    asset: fields.ForeignKeyRelation[Asset] = fields.ForeignKeyField(
+        "rush.Asset", related_name="search_entries", on_delete=fields.CASCADE
+    )
+    t = fields.FloatField(null=True)
+    display = fields.TextField(default="")
+    body = fields.TextField(default="")
+
+    class Meta:
+        table = "search_entry"
+        indexes = (("asset_id",),)
 
 
 class Suggestion(Model):
@@ -318,6 +371,8 @@ class Tag(Model):
         "rush.Asset", related_name="tags", on_delete=fields.CASCADE
     )
     name = fields.CharField(max_length=128, db_index=True)
+    # "human" (typed or an accepted suggestion) or "xmp" (keywords of an XMP sidecar).
+    source = fields.CharField(max_length=16, default="human")
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:

@@ -39,8 +39,9 @@ from rush import __version__
 from rush.decisions import LABELS
 from rush.layout import LibraryNotMounted, UnsafePath, read_marker, resolve, safe_relpath
 from rush.lifecycle import AssetState
-from rush.media import DERIVED_DIR, MediaKind
+from rush.media import DERIVED_DIR, Area, MediaKind
 from rush.models import Asset, Bin, Derivative, Facts, PurgeAudit, Tag
+from rush.offline_xmp import package_xmps
 
 log = logging.getLogger(__name__)
 
@@ -501,6 +502,7 @@ async def export_selection(
     name: str | None = None,
     package_as: str | None = None,
     other_areas: Sequence[Path] = (),
+    xmp_decisions: bool = False,
 ) -> ExportReport:
     """Build an offline package of `selection` in `dest`; the library is only read.
 
@@ -540,6 +542,8 @@ async def export_selection(
             skipped.append((str(asset.id), asset.rel_path, f"unsafe derivative path: {exc}"))
             continue
         clips.append(clip)
+    # An XMP beside each proxy (rating, tags, fields; the decision only when asked).
+    xmps = package_xmps(assets, [(c.uuid, c.tags) for c in clips], with_decisions=xmp_decisions)
     title = name or (selection.bin or "rush selection")
     exported_at = datetime.now(UTC).isoformat(timespec="seconds")
     return await asyncio.to_thread(
@@ -553,6 +557,7 @@ async def export_selection(
         clips,
         skipped,
         package_as,
+        xmps,
     )
 
 
@@ -566,6 +571,7 @@ def _write_package(
     planned: list[ClipEntry],
     skipped: list[tuple[str, str, str]],
     package_as: str | None = None,
+    xmps: Mapping[str, str] | None = None,
 ) -> ExportReport:
     (dest / PROXY_DIR).mkdir(parents=True, exist_ok=True)
     clips: list[ClipEntry] = []
@@ -585,6 +591,8 @@ def _write_package(
             dst.unlink(missing_ok=True)
             continue
         copied += dst.stat().st_size
+        if xmps and clip.uuid in xmps:
+            dst.with_suffix(".xmp").write_text(xmps[clip.uuid], encoding="utf-8")
         if clip.duration_s <= 0:
             probed = probe_duration(dst)
             if probed is None:
@@ -839,11 +847,33 @@ async def relink_package(
                 audit.rel_path,
             )
     where = dict(areas or {})
+    needed = {r[1].partition("/")[0] for r in rows.values() if r[1] is not None} & {
+        Area.ARCHIVE.value,
+        Area.REJECTS.value,
+    }
+    problems = await asyncio.to_thread(_volume_problems, root, where, needed, marker.library_id)
+    if problems:
+        raise OfflineError("; ".join(problems))
     spelled = {name: str(path) for name, path in where.items()} | dict(area_mounts or {})
     entries = await asyncio.to_thread(
         _classify_all, root, package, rows, purges, mount, where, spelled
     )
     return RelinkReport(package=package, library_id=marker.library_id, entries=entries)
+
+
+def _volume_problems(
+    root: Path, areas: Mapping[str, Path], needed: set[str], library_id: str
+) -> list[str]:
+    """A volume whose marker is missing or foreign is not trusted to hold the originals
+    (an unmounted mount point would make every clip look deleted)."""
+    from rush.volumes import volume_problem
+
+    out: list[str] = []
+    for area in sorted(needed):
+        problem = volume_problem(area, areas.get(area, root / area), library_id, verb="relinked")
+        if problem is not None:
+            out.append(problem)
+    return out
 
 
 def _classify_all(

@@ -54,6 +54,9 @@ class PurgePlan:
     eligible: list[PurgeCandidate] = field(default_factory=list)
     skipped: list[dict[str, Any]] = field(default_factory=list)
     cutoff: datetime | None = None
+    #: Area -> why nothing is deleted there (docs/batch.md, "Volume markers").
+    volume_errors: dict[str, str] = field(default_factory=dict)
+    refused: list[PurgeCandidate] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -68,6 +71,11 @@ class PurgePlan:
                 for c in self.eligible
             ],
             "skipped": self.skipped,
+            "refused": [
+                {"uuid": str(c.id), "rel_path": c.rel_path, "reason": self.volume_errors["REJECTS"]}
+                for c in self.refused
+            ],
+            "volume_errors": dict(self.volume_errors),
         }
 
 
@@ -124,10 +132,18 @@ async def _candidates(**filters: Any) -> list[PurgeCandidate]:
 
 async def plan_purge(config: Config, now: datetime | None = None) -> PurgePlan:
     """Dry run: which REJECTED assets a purge would delete now."""
+    from rush.volumes import check_volumes
+
     eligible, skipped, cutoff = select_purgeable(
         await _candidates(batch_id=None), now or utcnow(), config.purge.after_days
     )
-    return PurgePlan(eligible, skipped, cutoff)
+    plan = PurgePlan(eligible, skipped, cutoff)
+    if eligible:
+        # An unmounted REJECTS is an empty folder: "already gone" must not become PURGED.
+        problems = await asyncio.to_thread(check_volumes, config, [Area.REJECTS], verb="deleted")
+        if problems:
+            plan.volume_errors, plan.refused, plan.eligible = problems, eligible, []
+    return plan
 
 
 def _delete(
@@ -260,6 +276,11 @@ async def run_purge(
         batch = await Batch.create(id=batch_id, kind="purge", actor=actor, status="running")
         plan = await plan_purge(config, now)
         result["skipped"] = plan.skipped
+        result["volume_errors"] = plan.volume_errors
+        result["failed"].extend(
+            {"uuid": str(c.id), "rel_path": c.rel_path, "reason": plan.volume_errors["REJECTS"]}
+            for c in plan.refused
+        )
         total = len(plan.eligible)
         for n, c in enumerate(plan.eligible, 1):
             held = await Asset.filter(id=c.id, state=S.REJECTED, batch_id=None).update(

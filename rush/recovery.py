@@ -217,6 +217,12 @@ async def _recover(
         except UnsafePath:
             exists = False
         await journal.finish([row.id], "done" if exists else "void")
+    # XMP writes of `[apply] write_xmp`: done if the file is there, else void.
+    from rush.xmp_apply import ACTION as WRITE_XMP
+    from rush.xmp_apply import settle_interrupted
+
+    for row in await FsAction.filter(status="pending", action=WRITE_XMP):
+        await journal.finish([row.id], settle_interrupted(roots, row.dst))
     from rush.actions import complete_interrupted_cleanups
     from rush.purge import complete_interrupted_purges
 

@@ -18,6 +18,21 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
+#: The sample folder whose speech is Korean (see `rush demo`'s `language_rules`).
+SEOUL = "2026-07-10 Seoul"
+
+
+#: A Lightroom-style XMP: rating, label and keywords (read back as tags with source xmp).
+SAMPLE_XMP = """<x:xmpmeta xmlns:x="adobe:ns:meta/">
+ <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">
+  <rdf:Description rdf:about="" xmlns:xmp="http://ns.adobe.com/xap/1.0/"
+    xmlns:dc="http://purl.org/dc/elements/1.1/" xmp:Rating="4" xmp:Label="Green">
+   <dc:subject><rdf:Bag><rdf:li>ceremony</rdf:li><rdf:li>rings</rdf:li></rdf:Bag></dc:subject>
+  </rdf:Description>
+ </rdf:RDF>
+</x:xmpmeta>
+"""
+
 
 @dataclass(frozen=True)
 class SampleFile:
@@ -47,12 +62,37 @@ def _video(path: Path, seconds: int, pattern: str, freq: int, size: str = "640x3
     )  # fmt: skip
 
 
-def _speech(path: Path, text: str, voice: str = "en") -> bool:
+#: espeak-ng voice and pace per language: US-English female at 125 words a minute is what
+#: the bundled pocketsphinx English model recognises best (docs/processing.md).
+VOICES = {"en": ("en-us+f2", "125"), "ko": ("ko", "150")}
+
+
+def _speech(path: Path, text: str, language: str = "en") -> bool:
     espeak = shutil.which("espeak-ng")
     if espeak is None:
         return False
-    subprocess.run([espeak, "-v", voice, "-w", str(path), text], check=True, timeout=60)
+    voice, speed = VOICES[language]
+    subprocess.run(
+        [espeak, "-v", voice, "-s", speed, "-w", str(path), text], check=True, timeout=60
+    )
     return True
+
+
+def _speech_video(path: Path, text: str, language: str, seconds: int = 8) -> None:
+    """A test pattern with synthesized speech (a tone when espeak-ng is missing)."""
+    speech = path.with_name(f".speech-{path.stem}.wav")
+    if _speech(speech, text, language):
+        _ffmpeg(
+            [
+                "-f", "lavfi", "-i", f"testsrc2=size=640x360:rate=25:duration={seconds}",
+                "-i", str(speech), "-filter_complex", "[1:a]adelay=500|500,apad[a]",
+                "-map", "0:v", "-map", "[a]", "-c:v", "libx264", "-preset", "ultrafast",
+                "-pix_fmt", "yuv420p", "-c:a", "aac", "-t", str(seconds), str(path),
+            ]
+        )  # fmt: skip
+        speech.unlink()
+    else:
+        _video(path, seconds, "testsrc2", 300)
 
 
 def _photo(path: Path, colour: tuple[int, int, int], label: str, orientation: int = 1) -> None:
@@ -100,27 +140,21 @@ def make_sample_library(
             )
     rel = f"{shoot}/Sound/ZOOM0001.WAV"
     if (p := target(rel)) is not None:
-        if not _speech(p, "Take one. Ceremony, wide shot. The rings, please."):
+        if not _speech(p, "Please bring the rings to the table. We are here for the wedding."):
             _ffmpeg(["-f", "lavfi", "-i", "sine=frequency=220:duration=8", str(p)])
         made.append(SampleFile(rel, "audio"))
     rel = "2026-07-02 Interview/Interview_take2.mov"
     if (p := target(rel)) is not None:
-        speech = p.with_name(".speech.wav")
-        if _speech(speech, "Hello, my name is Anna. I have been a photographer for ten years."):
-            _ffmpeg(
-                [
-                    "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25:duration=6",
-                    "-i", str(speech), "-c:v", "libx264", "-preset", "ultrafast",
-                    "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(p),
-                ]
-            )  # fmt: skip
-            speech.unlink()
-        else:
-            _video(p, 6, "testsrc2", 300)
+        _speech_video(p, "Hello, my name is Anna. I have been a photographer for ten years.", "en")
         made.append(SampleFile(rel, "video"))
         p.with_suffix(".srt").write_text(
             "1\n00:00:00,000 --> 00:00:03,000\nHello, my name is Anna.\n"
         )
+    # Korean speech in a folder that `rush demo`'s language rule sends to the Korean model.
+    rel = f"{SEOUL}/Seoul_street.mp4"
+    if (p := target(rel)) is not None:
+        _speech_video(p, "안녕하세요. 저는 사진작가입니다. 오늘은 날씨가 좋습니다.", "ko")
+        made.append(SampleFile(rel, "video"))
     for i, (colour, orient) in enumerate(
         [((200, 80, 60), 1), ((60, 140, 200), 6), ((90, 170, 90), 1), ((230, 200, 70), 8)], start=1
     ):
@@ -129,9 +163,7 @@ def make_sample_library(
             _photo(p, colour, f"Sample photo {i}", orient)
             made.append(SampleFile(rel, "photo"))
             if i == 1:
-                p.with_suffix(".xmp").write_text(
-                    '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF/></x:xmpmeta>\n'
-                )
+                p.with_suffix(".xmp").write_text(SAMPLE_XMP)
     rel = "Music/Theme.flac"
     if (p := target(rel)) is not None:
         _ffmpeg(

@@ -16,15 +16,22 @@ Rules (docs/scanner.md explains them for users):
   `batch_id`), never below a folder that could not be listed, never when the walk was
   incomplete, and the whole pass is skipped when far fewer known files are present than
   expected (`min_present_ratio`): an unmounted share is not a mass deletion.
-- Reappearing: a missing asset whose path shows up again is the same asset.  A new INBOX
-  file with the same file name, size and kind as exactly one missing (or just vanished)
-  INBOX asset is that asset, moved: its path is updated instead of creating a new asset.
+- Identity is the content (docs/scanner.md, "Identity"): a missing asset whose path shows
+  up again, or a new INBOX file of the same size and kind as exactly one missing (or just
+  vanished) INBOX asset, is that asset only when the sampled fingerprint matches (rows
+  without a fingerprint, from before fingerprints: same size, mtime and name).  Other
+  bytes at a missing asset's path are a new asset, and the missing one gives up the path.
+  A reviewed asset whose file changes in place with other bytes goes back to DISCOVERED
+  (`content_changed`), its decision kept aside, not applied.
+- Fingerprints are read through the `fingerprint` function the caller passes in, and only
+  for the few files whose identity is in question; the scanner fingerprints every other
+  file when it becomes READY.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
 
@@ -32,6 +39,10 @@ from rush.fswalk import Listing
 from rush.media import Area, Classifier, group_folder
 
 DISCOVERED, READY, MOVE_QUEUED, PURGED = "DISCOVERED", "READY", "MOVE_QUEUED", "PURGED"
+#: Changes of the file in these states are reported, not acted on: an agent holds it.
+PROCESSING = "PROCESSING_REVIEW"
+#: A file's sampled fingerprint, or None when it cannot be read (now).
+Fingerprint = Callable[[str], "str | None"]
 INBOX = Area.INBOX.value
 #: mtimes closer than this are the same mtime (find prints ns, stat gives a double).
 MTIME_EPS = 1e-5
@@ -50,6 +61,7 @@ class Known:
         "missing",
         "mtime",
         "rel",
+        "sample",
         "sidecars",
         "size",
         "stable",
@@ -68,6 +80,7 @@ class Known:
         stable: int,
         missing: bool,
         busy: bool,
+        sample: str | None = None,
     ) -> None:
         self.id = id
         self.rel = rel
@@ -80,6 +93,8 @@ class Known:
         self.missing = missing
         #: Held by a batch apply (MOVE_QUEUED or batch_id set): never touched by a scan.
         self.busy = busy
+        #: The sampled content fingerprint (None until the file became READY once).
+        self.sample = sample
         #: sidecar rel path -> (size, mtime); None when it has none (most assets: an empty
         #: dict each would cost ~10 MB per 200,000 assets).
         self.sidecars: dict[str, tuple[int, float]] | None = None
@@ -114,7 +129,10 @@ class Index:
             self.by_id.pop(known.id, None)
             return
         self.by_id[known.id] = known
-        self.by_path[known.rel] = known
+        current = self.by_path.get(known.rel)
+        # A missing asset that gave up its path to a new file never hides that file.
+        if current is None or current.id == known.id or not (known.missing and not current.missing):
+            self.by_path[known.rel] = known
 
     def remove(self, asset_id: str) -> None:
         old = self.by_id.pop(asset_id, None)
@@ -137,6 +155,8 @@ class NewAsset:
     size: int
     mtime: float
     sidecars: Sequence[tuple[str, int, float]]
+    #: Taken in the pass when its identity was in question, else at READY.
+    sample: str | None = None
 
 
 @dataclass(slots=True)
@@ -155,6 +175,16 @@ class Relocation:
     new_rel: str
 
 
+@dataclass(slots=True)
+class ContentChange:
+    """A reviewed asset whose file now holds other bytes: back to DISCOVERED."""
+
+    known: Known
+    size: int
+    mtime: float
+    sample: str | None
+
+
 @dataclass
 class Plan:
     skipped_reason: str | None = None
@@ -166,6 +196,9 @@ class Plan:
     missing: list[Known] = field(default_factory=list)
     reappeared: list[Known] = field(default_factory=list)
     relocations: list[Relocation] = field(default_factory=list)
+    content_changed: list[ContentChange] = field(default_factory=list)
+    #: Missing assets whose path a new file with other bytes took: they give up the path.
+    displaced: list[Known] = field(default_factory=list)
     #: (asset id, rel, size, mtime)
     sidecar_add: list[tuple[str, str, int, float]] = field(default_factory=list)
     sidecar_update: list[tuple[str, str, int, float]] = field(default_factory=list)
@@ -183,6 +216,8 @@ class Plan:
             or self.changed
             or self.missing
             or self.relocations
+            or self.content_changed
+            or self.displaced
             or self.sidecar_add
             or self.sidecar_update
             or self.sidecar_remove
@@ -222,6 +257,34 @@ class Planner:
         self.classifier = classifier
         self.stable_after_s = stable_after_s
         self.min_present_ratio = min_present_ratio
+        #: Set for the duration of one `plan` call (with its per-pass cache).
+        self._fingerprint: Fingerprint | None = None
+        self._fp_cache: dict[str, str | None] = {}
+
+    # -- identity --------------------------------------------------------------------
+    def _fp(self, rel: str) -> str | None:
+        if self._fingerprint is None:
+            return None
+        if rel not in self._fp_cache:
+            self._fp_cache[rel] = self._fingerprint(rel)
+        return self._fp_cache[rel]
+
+    def _same_content(self, k: Known, rel: str, size: int, mtime: float) -> bool:
+        """Whether the file at `rel` holds the bytes of asset `k`.
+
+        By the sampled fingerprint; a row from before fingerprints has none, and then only
+        the same size, mtime and file name count (a copy keeps neither mtime nor, with
+        cameras restarting their numbering, a unique name: the safe answer is "new").
+        """
+        if size != k.size:
+            return False
+        if k.sample is None:
+            return (
+                abs(mtime - k.mtime) <= MTIME_EPS
+                and rel.rpartition("/")[2] == k.rel.rpartition("/")[2]
+            )
+        fp = self._fp(rel)
+        return fp is not None and fp == k.sample
 
     # -- stability -------------------------------------------------------------------
     def _known_present(
@@ -251,6 +314,8 @@ class Planner:
                 plan.changed.append(FactUpdate(k, size, mtime, 1))
             elif k.missing:
                 plan.facts.append(FactUpdate(k, size, mtime, k.stable))
+        elif not same and k.state != PROCESSING and self._fingerprint is not None:
+            self._reviewed_changed(plan, k, size, mtime)
         else:
             if not same:
                 plan.warnings.append(
@@ -262,6 +327,21 @@ class Planner:
                 plan.facts.append(FactUpdate(k, size, mtime, k.stable))
         if sidecars is not None and (sidecars or k.sidecars):
             self._sync_sidecars(plan, k, sidecars)
+
+    def _reviewed_changed(self, plan: Plan, k: Known, size: int, mtime: float) -> None:
+        """A processed (or later) asset's file changed: same bytes (a touch) or other ones."""
+        fp = self._fp(k.rel)
+        if fp is None and size == k.size:
+            # Unreadable now, or still being written: nothing is concluded this pass.
+            plan.warnings.append(
+                f"{k.rel!r} ({k.state}) changed on disk (mtime) but cannot be fingerprinted "
+                "now; checked again on the next pass"
+            )
+            return
+        if fp is not None and fp == k.sample:
+            plan.facts.append(FactUpdate(k, size, mtime, k.stable))  # same bytes: a touch
+            return
+        plan.content_changed.append(ContentChange(k, size, mtime, fp))
 
     @staticmethod
     def _sync_sidecars(plan: Plan, k: Known, current: dict[str, tuple[int, float]]) -> None:
@@ -277,8 +357,28 @@ class Planner:
                 plan.sidecar_remove.append((k.id, rel))
 
     # -- one pass --------------------------------------------------------------------
-    def plan(self, index: Index, listing: Listing, walked_areas: Iterable[str], now: float) -> Plan:
-        """The full comparison of the listing with the index."""
+    def plan(
+        self,
+        index: Index,
+        listing: Listing,
+        walked_areas: Iterable[str],
+        now: float,
+        fingerprint: Fingerprint | None = None,
+    ) -> Plan:
+        """The full comparison of the listing with the index.
+
+        `fingerprint(rel)` gives a file's sampled fingerprint (None if unreadable); without
+        it no identity can be proven by content and reviewed assets only get warnings.
+        """
+        self._fingerprint, self._fp_cache = fingerprint, {}
+        try:
+            return self._plan(index, listing, walked_areas, now)
+        finally:
+            self._fingerprint, self._fp_cache = None, {}
+
+    def _plan(
+        self, index: Index, listing: Listing, walked_areas: Iterable[str], now: float
+    ) -> Plan:
         plan = Plan()
         files = listing.files
         areas = frozenset(walked_areas)
@@ -337,6 +437,20 @@ class Planner:
                         sidecars[srel] = files[srel]
                 found = by_path.get(main)
                 size, mtime = files[main]
+                if (
+                    found is not None
+                    and found.missing
+                    and not found.busy
+                    and not self._same_content(found, main, size, mtime)
+                ):
+                    # Other bytes where a missing asset was: a new asset; the missing one
+                    # stays missing (it may still turn up elsewhere) and gives up the path.
+                    plan.displaced.append(found)
+                    plan.warnings.append(
+                        f"{main!r}: another file than the missing asset {found.id} that was "
+                        "there (content differs); recorded as a new asset"
+                    )
+                    found = None
                 if found is not None:
                     self._known_present(
                         plan,
@@ -356,6 +470,7 @@ class Planner:
                             size,
                             mtime,
                             [(s, *v) for s, v in sidecars.items()] if sidecars else (),
+                            self._fp_cache.get(main),
                         )
                     )
                 else:
@@ -373,23 +488,31 @@ class Planner:
                     continue
                 vanished.append(k)
 
-        # Reappearing elsewhere in INBOX: same file name, size and kind, one candidate.
-        pool: dict[tuple[str, int], list[Known]] = {}
+        # Reappearing elsewhere in INBOX: same size and kind, and the same content (the
+        # sampled fingerprint, taken only for these few candidates), one candidate.
+        pool: dict[int, list[Known]] = {}
         if candidates:
             for k in index.by_id.values():
                 if k.missing and not k.busy and k.area == INBOX:
-                    pool.setdefault((k.rel.rpartition("/")[2], k.size), []).append(k)
+                    pool.setdefault(k.size, []).append(k)
             for k in vanished:
                 if k.area == INBOX:
-                    pool.setdefault((k.rel.rpartition("/")[2], k.size), []).append(k)
+                    pool.setdefault(k.size, []).append(k)
         moved_ids: set[str] = set()
         if pool:
             new: list[NewAsset] = []
             for cand in candidates:
                 rel = cand.rel
-                matches = pool.get((rel.rpartition("/")[2], cand.size))
+                matches = pool.get(cand.size)
                 if matches:
-                    fitting = [m for m in matches if m.kind == cand.kind and m.id not in moved_ids]
+                    fitting = [
+                        m
+                        for m in matches
+                        if m.kind == cand.kind
+                        and m.id not in moved_ids
+                        and self._same_content(m, rel, cand.size, cand.mtime)
+                    ]
+                    cand.sample = self._fp_cache.get(rel, cand.sample)
                     if len(fitting) == 1:
                         k = fitting[0]
                         moved_ids.add(k.id)
@@ -399,7 +522,7 @@ class Planner:
                         continue
                     if len(fitting) > 1:
                         plan.warnings.append(
-                            f"{rel!r} matches {len(fitting)} missing assets by name and size; "
+                            f"{rel!r} matches {len(fitting)} missing assets by content; "
                             "recorded as a new asset (the missing ones stay missing)"
                         )
                 new.append(cand)

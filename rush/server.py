@@ -36,15 +36,26 @@ class ServerContext:
 
 def build_actors(ctx: ServerContext) -> list[Actor]:
     """Every long-lived actor of the server, in start order."""
+    from actors.backfill import SecondaryBackfill
+    from actors.hasher import HasherActor
     from actors.purger import Purger
     from actors.scanner import Scanner
+    from actors.search_indexer import SearchIndexer
+    from actors.verifier import Verifier
     from integrations.metrics import Metrics, MetricsCollector
     from web.app import WebServer
     from web.services import default_services
 
     config = ctx.config
     scanner = Scanner(config, bus=ctx.bus)
-    actors: list[Actor] = [scanner, Purger(config, bus=ctx.bus)]
+    actors: list[Actor] = [
+        scanner,
+        Purger(config, bus=ctx.bus),
+        SearchIndexer(config),
+        SecondaryBackfill(config),
+        HasherActor(config),
+        Verifier(config),
+    ]
     ctx.commands.register("scan", scan_handler(scanner))
     _register_commands(ctx)
     if config.seedbox.enabled:

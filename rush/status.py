@@ -12,6 +12,7 @@ from typing import Any
 from tortoise.functions import Count
 
 from rush.config import Config
+from rush.duplicates import duplicate_count
 from rush.lifecycle import AssetState
 from rush.models import Agent, Asset, Batch, KeyValue
 from rush.transitions import utcnow
@@ -42,6 +43,11 @@ async def collect_status(config: Config, now: datetime | None = None) -> dict[st
     snapshot["processing"] = counts[S.PROCESSING_REVIEW]
     snapshot["failed"] = await Asset.filter(failed=True).exclude(state=S.PURGED).count()
     snapshot["missing"] = await Asset.filter(missing=True).exclude(state=S.PURGED).count()
+    snapshot["duplicates"] = await duplicate_count()
+    verify = await KeyValue.get_or_none(key="last_verify")
+    verify_value: dict[str, Any] = verify.value if verify else {}
+    snapshot["last_verify"] = verify_value.get("finished_at")
+    snapshot["last_verify_problems"] = verify_value.get("problems")
     snapshot["agents_online"] = await Agent.filter(online=True).count()
     cutoff = now - timedelta(days=config.purge.after_days)
     snapshot["purge_eligible"] = await Asset.filter(
@@ -119,6 +125,7 @@ def format_status(snapshot: dict[str, Any]) -> str:
         f"Processing queue:    {snapshot['queue_depth']} ready, {snapshot['processing']} in progress,"
         f" {snapshot['failed']} failed",
         f"Missing files:       {snapshot['missing']}",
+        f"Duplicate copies:    {snapshot.get('duplicates', 0)}",
         f"Agents online:       {snapshot['agents_online']}",
         f"Purge eligible:      {snapshot['purge_eligible']}",
         f"Last scan:           {snapshot['last_scan'] or 'never'}"

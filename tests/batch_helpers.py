@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rush.batch_plan import area_of
 from rush.config import Config, DatabaseConfig, LibraryConfig
-from rush.layout import init_library
+from rush.layout import init_library, write_volume_marker
 from rush.lifecycle import AssetState, Trigger
 from rush.media import Area, MediaKind
 from rush.models import Asset, Facts, Sidecar
@@ -19,7 +19,13 @@ T = Trigger
 
 
 def make_config(root: Path, db_url: str, **library: Path) -> Config:
-    init_library(root)
+    """A new library; ARCHIVE/REJECTS volumes given here get their markers when they
+    exist (as `rush init --volume` would write them), not when they are absent."""
+    marker, _ = init_library(root)
+    for area, key in (("ARCHIVE", "archive_root"), ("REJECTS", "rejects_root")):
+        volume = library.get(key)
+        if volume is not None and volume.is_dir():
+            write_volume_marker(volume, marker.library_id, area)
     return Config(
         data_dir=root.parent / "data",
         library=LibraryConfig(root=root, **library),
@@ -89,16 +95,23 @@ async def make_asset(
                 screl.split("/", 1)[1] if strip else screl,
                 b"sidecar " + sc.encode() + data[:16],
             )
+    mtime = 0.0
+    if root is not None:
+        # As a scan would have recorded it (a differing mtime reads as a change on disk).
+        mtime = (target_root / (rel.split("/", 1)[1] if strip else rel)).stat().st_mtime
     asset = await Asset.create(
         kind=MediaKind.VIDEO,
         area=area_of(rel) or Area.INBOX,
         rel_path=rel,
         path_key=rel,
         size=len(data),
+        mtime=mtime,
         state=S.PROCESSED,
     )
     for sc in sidecars:
-        await Sidecar.create(asset=asset, rel_path=f"{folder}/{sc}")
+        await Sidecar.create(
+            asset=asset, rel_path=f"{folder}/{sc}", size=len(b"sidecar " + sc.encode() + data[:16])
+        )
     if processed:
         await Facts.create(asset=asset, version=1, data={"duration": 1.0})
     await path_to(asset.id, state)

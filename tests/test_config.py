@@ -379,8 +379,11 @@ def _example_keys(text: str) -> tuple[set[str], set[str]]:
 
     def walk(node: dict[str, Any], prefix: str) -> None:
         for key, value in node.items():
-            if isinstance(value, dict) and value:  # an empty inline table is a dict value
-                walk(value, f"{prefix}{key}.")
+            # A table is a section, unless the key is itself a field (a mapping such as
+            # transcription.models); an empty inline table is a dict value.
+            dotted = f"{prefix}{key}"
+            if isinstance(value, dict) and value and dotted not in _fields(Config):
+                walk(value, f"{dotted}.")
             else:
                 present.add(f"{prefix}{key}")
 

@@ -109,7 +109,9 @@ def all_hashes(*roots: Path) -> list[str]:
         digest(p)
         for r in roots
         for p in r.rglob("*")
-        if p.is_file() and p.name != ".rushes_db" and not p.name.endswith(".sqlite")
+        if p.is_file()
+        and p.name not in (".rushes_db", ".rushes_volume")
+        and not p.name.endswith(".sqlite")
     )
 
 

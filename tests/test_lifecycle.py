@@ -48,6 +48,18 @@ EXPECTED = {
     (S.REJECTED, S.DECISION_PENDING, T.REOPEN),
     (S.REJECTED, S.PURGED, T.PURGE),
     *{
+        # The scanner: other bytes at the path of a reviewed asset (docs/scanner.md).
+        (src, S.DISCOVERED, T.CONTENT_CHANGED)
+        for src in (
+            S.PROCESSED,
+            S.DECISION_PENDING,
+            S.DECIDED_KEEP,
+            S.DECIDED_REJECT,
+            S.ARCHIVED,
+            S.REJECTED,
+        )
+    },
+    *{
         (src, S.READY, T.REPROCESS)
         for src in (
             S.PROCESSED,

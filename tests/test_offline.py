@@ -23,7 +23,7 @@ import opentimelineio as otio
 import pytest
 
 from rush.config import load_config
-from rush.layout import derived_dir, init_library, read_marker
+from rush.layout import derived_dir, init_library, read_marker, write_volume_marker
 from rush.lifecycle import AssetState
 from rush.media import Area, MediaKind
 from rush.models import Asset, Bin, Derivative, Facts, PurgeAudit, Tag
@@ -262,6 +262,11 @@ async def test_relink_finds_originals_on_an_archive_volume(
             rel_path=new, path_key=new, state=AssetState.ARCHIVED, area=Area.ARCHIVE
         )
 
+    # An ARCHIVE volume without its marker (unmounted, or never initialised) is refused:
+    # every clip would look deleted.
+    with pytest.raises(OfflineError, match="ARCHIVE volume not mounted or not initialised"):
+        await relink_package(lib.root, dest, areas={"ARCHIVE": volume})
+    write_volume_marker(volume, read_marker(lib.root).library_id, "ARCHIVE")
     here = await relink_package(lib.root, dest, areas={"ARCHIVE": volume})
     assert here.problems() == [] and {e.status for e in here.entries} == {"moved"}
     assert all(Path(e.original or "").parent == volume / "2024-06 wedding" for e in here.entries)
@@ -606,3 +611,25 @@ async def test_odd_frame_rates_never_lose_the_package(
     assert ntsc.start_time.rate == pytest.approx(30000 / 1001)
     assert otio.opentime.to_timecode(ntsc.start_time, ntsc.start_time.rate, True) == "01:00:00;02"
     assert clips[str(ids[1])].source_range.duration == otio.opentime.RationalTime(25, 12.5)
+
+
+async def test_package_has_an_xmp_per_clip(
+    db: str, tmp_path: Path, proxy_sources: list[Path]
+) -> None:
+    from rush import decisions
+    from rush.metadata import xmp
+
+    lib = await make_library(tmp_path / "RUSHES_DB", proxy_sources, with_decisions=True)
+    keep = lib.assets[1]
+    await decisions.set_fields(keep.id, {"rating": 4, "people": ["Anna"]}, "t")
+    await decisions.add_tag(keep.id, "ceremony", "t")
+    plain = await export_selection(lib.root, Selection(uuids=(keep.id,)), tmp_path / "a")
+    side = (tmp_path / "a" / plain.clips[0].proxy_path).with_suffix(".xmp")
+    read = xmp.parse(side.read_bytes())
+    assert read.rating == 4 and {"ceremony", "Anna"} <= set(read.keywords)
+    assert read.label is None and str(keep.id) in side.read_text()  # no decision by default
+    labelled = await export_selection(
+        lib.root, Selection(uuids=(keep.id,)), tmp_path / "b", xmp_decisions=True
+    )
+    side = (tmp_path / "b" / labelled.clips[0].proxy_path).with_suffix(".xmp")
+    assert xmp.parse(side.read_bytes()).label == "Keep"

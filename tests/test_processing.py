@@ -465,15 +465,20 @@ def test_default_processors_and_capabilities(tmp_path: Path) -> None:
     config = Config()
     procs = default_processors(config)
     types = [p.job_type for p in procs]
-    assert types == [JobType.PROCESS_FOR_REVIEW, JobType.SUGGEST_TAGS]  # no vosk model configured
+    # No model configured: English through pocketsphinx's bundled model.
+    assert types == [JobType.PROCESS_FOR_REVIEW, JobType.TRANSCRIPTION, JobType.SUGGEST_TAGS]
+    assert procs[1].capabilities()["languages"] == ["en"]
     caps = procs[0].capabilities()
     assert set(caps["kinds"]) == {"video", "audio", "photo"}
     assert caps["ffmpeg"].startswith("ffmpeg version") and "libx264" in caps["encoders"]
     assert caps["heif"] is True and caps["hwaccel"] == "none" and caps["raw"] == "rawpy"
     assert caps["hdr_tonemap"] is True
-    assert procs[1].capabilities()["backend"] == "builtin"
-    config.agent.vosk_model = tmp_path / "no-such-model"
-    assert [p.job_type for p in default_processors(config)] == types
+    assert procs[2].capabilities()["backend"] == "builtin"
+    # A model that does not load: that language is not offered (logged), nothing else.
+    config.transcription.models = {"en": f"vosk:{tmp_path / 'no-such-model'}"}
+    assert [p.job_type for p in default_processors(config)] == [
+        JobType.PROCESS_FOR_REVIEW, JobType.SUGGEST_TAGS
+    ]  # fmt: skip
 
 
 class _LeaseLost(mh.Ctx):

@@ -170,13 +170,101 @@ async def test_processed_file_changes_keep_state(
     asset = await Asset.get(rel_path="INBOX/a.mp4")
     await transition(asset.id, S.READY, S.PROCESSING_REVIEW, "claim", "agent")  # type: ignore[arg-type]
     await transition(asset.id, S.PROCESSING_REVIEW, S.PROCESSED, "processed", "agent")  # type: ignore[arg-type]
+    # Touched, same bytes: the facts follow, the state stays.
+    os.utime(lib / "INBOX/a.mp4", (1_700_000_000, 1_700_000_000))
+    report = await scanner.scan_once()
+    assert report.updated == 1 and report.content_changed == 0
+    await asset.refresh_from_db()
+    assert asset.state is S.PROCESSED and asset.sample_hash is not None
+    # Other bytes: its processing was about another file, so it starts again.
     put(lib, "INBOX/a.mp4", b"123456")
     report = await scanner.scan_once()
-    assert report.updated == 1 and report.changed == 0
-    assert any("changed on disk" in w for w in report.warnings)
-    assert "changed on disk" in caplog.text
+    assert report.content_changed == 1 and report.changed == 0
+    assert "content changed on disk" in caplog.text
     await asset.refresh_from_db()
-    assert (asset.state, asset.size) == (S.PROCESSED, 6)
+    assert (asset.state, asset.size, asset.version) == (S.DISCOVERED, 6, 2)
+
+
+async def test_decided_file_changed_in_place_is_reviewed_again_without_its_decision(
+    db: str, tmp_path: Path, lib: Path
+) -> None:
+    from rush.actions import restore_decision_after_processing
+    from rush.models import AssetEvent
+
+    put(lib, "INBOX/card/C0001.MP4", b"first clip " * 100)
+    config = make_config(tmp_path, lib)
+    scanner = Scanner(config, bus=events.EventBus())
+    await scanner.scan_once()
+    await scanner.scan_once()
+    asset = await Asset.get(rel_path="INBOX/card/C0001.MP4")
+    first_sample = asset.sample_hash
+    assert asset.state is S.READY and first_sample and asset.hash_algo == "blake3"
+    for src, dst, trig in (
+        (S.READY, S.PROCESSING_REVIEW, "claim"),
+        (S.PROCESSING_REVIEW, S.PROCESSED, "processed"),
+        (S.PROCESSED, S.DECIDED_REJECT, "decide_reject"),
+    ):
+        await transition(asset.id, src, dst, trig, "alice")  # type: ignore[arg-type]
+    # Another card dumped over it: same name, same size, other bytes (its own mtime).
+    put(lib, "INBOX/card/C0001.MP4", b"other clip " * 100, mtime=OLD + 100)
+    report = await scanner.scan_once()
+    assert report.content_changed == 1
+    await asset.refresh_from_db()
+    assert (asset.state, asset.decision, asset.previous_decision) == (
+        S.DISCOVERED,
+        None,
+        "REJECT",
+    )
+    assert asset.sample_hash != first_sample
+    ev = await AssetEvent.filter(asset_id=asset.id).order_by("-id").first()
+    assert ev is not None and ev.trigger == "content_changed"
+    assert "previous decision REJECT is shown, not applied" in (ev.reason or "")
+    # Processed again, it waits for a human: the old decision is not restored.
+    await scanner.scan_once()
+    await asset.refresh_from_db()
+    assert asset.state is S.READY
+    await transition(asset.id, S.READY, S.PROCESSING_REVIEW, "claim", "agent")  # type: ignore[arg-type]
+    await transition(asset.id, S.PROCESSING_REVIEW, S.PROCESSED, "processed", "agent")  # type: ignore[arg-type]
+    assert await restore_decision_after_processing(asset.id) is None
+    assert (await Asset.get(id=asset.id)).state is S.PROCESSED
+
+
+async def test_other_bytes_at_a_missing_decided_path_are_a_new_asset(
+    db: str, tmp_path: Path, lib: Path
+) -> None:
+    put(lib, "INBOX/card/C0001.MP4", b"first clip " * 100)
+    put(lib, "INBOX/keep/other.mp4", b"x")
+    config = make_config(tmp_path, lib).model_copy(deep=True)
+    config.scanner.min_present_ratio = 0
+    scanner = Scanner(config, bus=events.EventBus())
+    await scanner.scan_once()
+    await scanner.scan_once()
+    old = await Asset.get(rel_path="INBOX/card/C0001.MP4")
+    for src, dst, trig in (
+        (S.READY, S.PROCESSING_REVIEW, "claim"),
+        (S.PROCESSING_REVIEW, S.PROCESSED, "processed"),
+        (S.PROCESSED, S.DECIDED_REJECT, "decide_reject"),
+    ):
+        await transition(old.id, src, dst, trig, "alice")  # type: ignore[arg-type]
+    (lib / "INBOX/card/C0001.MP4").unlink()
+    assert (await scanner.scan_once()).missing == 1
+    put(lib, "INBOX/card/C0001.MP4", b"other clip " * 100)  # same name and size
+    report = await scanner.scan_once()
+    assert report.new == 1 and report.reappeared == 0
+    new = await Asset.get(path_key="INBOX/card/C0001.MP4")
+    assert new.id != old.id and new.state is S.DISCOVERED and new.decision is None
+    await old.refresh_from_db()
+    assert old.missing and old.state is S.DECIDED_REJECT and old.path_key is None
+    # Its own bytes turning up elsewhere in INBOX: it is that asset again, moved.
+    put(lib, "INBOX/found/C0001.MP4", b"first clip " * 100)
+    report = await scanner.scan_once()
+    assert report.moved == 1 and report.new == 0
+    await old.refresh_from_db()
+    assert (old.rel_path, old.path_key, old.missing) == (
+        "INBOX/found/C0001.MP4",
+        "INBOX/found/C0001.MP4",
+        False,
+    )
 
 
 async def test_sidecars_follow_the_disk(db: str, tmp_path: Path, lib: Path) -> None:
@@ -364,12 +452,13 @@ async def test_concurrent_path_rewrite_is_seen(db: str, tmp_path: Path, lib: Pat
     )
     report = await scanner.scan_once()
     assert (report.new, report.missing, report.moved) == (0, 0, 0)
-    # And the scanner now watches it at its new place (its state is not the scanner's).
+    # And the scanner now watches it at its new place: other bytes there are reviewed
+    # again (docs/scanner.md, "Identity").
     put(lib, "ARCHIVE/x/f0.mp4", b"changed")
     report = await scanner.scan_once()
-    assert report.updated == 1 and report.changed == 0
+    assert report.content_changed == 1 and report.changed == 0
     await asset.refresh_from_db()
-    assert (asset.state, asset.size) == (S.ARCHIVED, 7)
+    assert (asset.state, asset.size, asset.previous_decision) == (S.DISCOVERED, 7, "KEEP")
 
 
 def _now() -> object:

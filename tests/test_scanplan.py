@@ -35,6 +35,7 @@ def known(
         int(kw.get("stable", 1)),  # type: ignore[call-overload]
         bool(kw.get("missing", False)),
         bool(kw.get("busy", False)),
+        kw.get("sample"),  # type: ignore[arg-type]
     )
     return k
 
@@ -139,16 +140,108 @@ def test_missing_rules_busy_unreadable_incomplete() -> None:
     assert planner().plan(idx, files, AREAS, NOW).missing == []
 
 
-def test_reappear_by_name_and_size_only_when_unique() -> None:
-    lost = known("INBOX/a/clip.mp4", size=7, missing=True)
-    others = [known(f"INBOX/p{i}.mp4") for i in range(3)]
+class Disk:
+    """The planner's `fingerprint` function over a dict, recording what it reads."""
+
+    def __init__(self, fps: dict[str, str | None]) -> None:
+        self.fps = fps
+        self.read: list[str] = []
+
+    def __call__(self, rel: str) -> str | None:
+        self.read.append(rel)
+        return self.fps.get(rel)
+
+
+def disk(fps: dict[str, str | None]) -> Disk:
+    return Disk(dict(fps))
+
+
+def test_reappear_elsewhere_only_with_the_same_bytes_and_only_when_unique() -> None:
+    lost = known("INBOX/a/clip.mp4", size=7, missing=True, sample="A")
+    others = [known(f"INBOX/p{i}.mp4", sample=f"p{i}") for i in range(3)]
     files = _l("INBOX/b/clip.mp4", 7, OLD, *[x for k in others for x in (k.rel, 1, OLD)])
-    plan = planner().plan(index_of(lost, *others), files, AREAS, NOW)
+    same = disk({"INBOX/b/clip.mp4": "A"})
+    plan = planner().plan(index_of(lost, *others), files, AREAS, NOW, same)
     assert [(r.known, r.new_rel) for r in plan.relocations] == [(lost, "INBOX/b/clip.mp4")]
-    assert plan.new == []
-    twin = known("INBOX/c/clip.mp4", size=7, missing=True)
-    plan = planner().plan(index_of(lost, twin, *others), files, AREAS, NOW)
+    assert plan.new == [] and same.read == ["INBOX/b/clip.mp4"]  # nothing else was read
+    # Renamed as well as moved: the bytes are what count.
+    files = _l("INBOX/b/renamed.mp4", 7, OLD, *[x for k in others for x in (k.rel, 1, OLD)])
+    plan = planner().plan(
+        index_of(lost, *others), files, AREAS, NOW, disk({"INBOX/b/renamed.mp4": "A"})
+    )
+    assert [(r.known, r.new_rel) for r in plan.relocations] == [(lost, "INBOX/b/renamed.mp4")]
+    # Two missing assets with those bytes: neither is guessed.
+    files = _l("INBOX/b/clip.mp4", 7, OLD, *[x for k in others for x in (k.rel, 1, OLD)])
+    twin = known("INBOX/c/clip.mp4", size=7, missing=True, sample="A")
+    plan = planner().plan(index_of(lost, twin, *others), files, AREAS, NOW, same)
     assert plan.relocations == [] and len(plan.new) == 1 and "matches 2" in plan.warnings[0]
+
+
+def test_same_name_and_size_elsewhere_with_other_bytes_is_a_new_asset() -> None:
+    """Cameras restart their numbering: a ZOOM0001.WAV of the same size in another folder
+    is another recording, and never inherits the missing one's decision."""
+    lost = known(
+        "INBOX/day1/ZOOM0001.WAV", "DECIDED_REJECT", size=900, missing=True, kind="audio",
+        sample="day1",
+    )  # fmt: skip
+    files = _l("INBOX/day2/ZOOM0001.WAV", 900, OLD)
+    plan = planner().plan(
+        index_of(lost), files, AREAS, NOW, disk({"INBOX/day2/ZOOM0001.WAV": "day2"})
+    )
+    assert plan.relocations == [] and plan.reappeared == []
+    assert [(n.rel, n.sample) for n in plan.new] == [("INBOX/day2/ZOOM0001.WAV", "day2")]
+    assert plan.displaced == [] and plan.missing == []  # the old one stays missing
+
+
+def test_other_bytes_at_a_missing_assets_path_are_a_new_asset() -> None:
+    lost = known("INBOX/card/C0001.MP4", "DECIDED_REJECT", size=5, missing=True, sample="old")
+    files = _l("INBOX/card/C0001.MP4", 5, OLD)
+    plan = planner().plan(index_of(lost), files, AREAS, NOW, disk({"INBOX/card/C0001.MP4": "new"}))
+    assert plan.reappeared == [] and plan.facts == [] and plan.ready == []
+    assert [n.rel for n in plan.new] == ["INBOX/card/C0001.MP4"] and plan.displaced == [lost]
+    assert "content differs" in plan.warnings[0]
+    # Whatever the size: another size is other bytes without reading anything.
+    blind = disk({})
+    plan = planner().plan(index_of(lost), _l("INBOX/card/C0001.MP4", 6, OLD), AREAS, NOW, blind)
+    assert plan.displaced == [lost] and len(plan.new) == 1
+    # The same bytes back at its path: the same asset.
+    plan = planner().plan(index_of(lost), files, AREAS, NOW, disk({"INBOX/card/C0001.MP4": "old"}))
+    assert plan.reappeared == [lost] and plan.new == [] and plan.displaced == []
+
+
+def test_rows_without_a_fingerprint_need_size_mtime_and_name() -> None:
+    """Assets recorded before fingerprints: only an unchanged size, mtime and name count."""
+    lost = known("INBOX/a/clip.mp4", "DECIDED_KEEP", size=7, missing=True)
+    blind = disk({})
+    moved = _l("INBOX/b/clip.mp4", 7, OLD)
+    plan = planner().plan(index_of(lost), moved, AREAS, NOW, blind)
+    assert [r.known for r in plan.relocations] == [lost]
+    plan = planner().plan(index_of(lost), _l("INBOX/b/clip.mp4", 7, OLD + 60), AREAS, NOW, blind)
+    assert plan.relocations == [] and len(plan.new) == 1
+    plan = planner().plan(index_of(lost), _l("INBOX/a/clip.mp4", 7, OLD + 60), AREAS, NOW, blind)
+    assert plan.displaced == [lost] and len(plan.new) == 1
+
+
+def test_reviewed_file_changed_in_place_goes_back_to_review() -> None:
+    decided = known("INBOX/a.mp4", "DECIDED_KEEP", size=9, sample="A")
+    archived = known("ARCHIVE/b.mp4", "ARCHIVED", size=9, sample="B")
+    touched = known("INBOX/c.mp4", "PROCESSED", size=9, sample="C")
+    busy = known("INBOX/d.mp4", "PROCESSING_REVIEW", size=9, sample="D")
+    files = _l(
+        "INBOX/a.mp4", 9, OLD + 5, "ARCHIVE/b.mp4", 10, OLD, "INBOX/c.mp4", 9, OLD + 5,
+        "INBOX/d.mp4", 10, OLD,
+    )  # fmt: skip
+    fps = disk({"INBOX/a.mp4": "A2", "ARCHIVE/b.mp4": "B2", "INBOX/c.mp4": "C"})
+    plan = planner().plan(index_of(decided, archived, touched, busy), files, AREAS, NOW, fps)
+    assert {c.known.rel: c.sample for c in plan.content_changed} == {
+        "INBOX/a.mp4": "A2",
+        "ARCHIVE/b.mp4": "B2",
+    }
+    assert [f.known for f in plan.facts] == [touched, busy]  # a touch; an agent holds d
+    assert any("INBOX/d.mp4" in w for w in plan.warnings)
+    # Cannot be read now (same size, new mtime): nothing concluded, said.
+    plan = planner().plan(index_of(decided), _l("INBOX/a.mp4", 9, OLD + 5), AREAS, NOW, disk({}))
+    assert plan.content_changed == [] and plan.facts == [] and "checked again" in plan.warnings[0]
 
 
 def test_unchanged_plan_matches_full_plan() -> None:

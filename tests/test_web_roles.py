@@ -43,6 +43,7 @@ def endpoints(aid: uuid.UUID) -> list[tuple[str, str, dict[str, Any]]]:
         (f"/assets/{aid}/action/reopen", "reviewer", {}),
         (f"/assets/{aid}/action/reprocess", "admin", {}),
         (f"/assets/{aid}/action/retry", "admin", {}),
+        (f"/assets/{aid}/recompute/transcription", "reviewer", {"language": "en"}),
         ("/bins", "reviewer", {"name": "b"}),
         ("/bins/1/delete", "reviewer", {}),
         ("/bins/1/export", "reviewer", {}),

@@ -169,7 +169,7 @@ async def _security_headers(request: web.Request, handler: auth.Handler) -> web.
 
 def setup_routes(app: web.Application) -> None:
     """Every route of the UI, in one place."""
-    from web import review_api, views
+    from web import review_api, secondary_views, views
 
     r = app.router
     r.add_get("/login", views.login_page, name="login")
@@ -179,6 +179,7 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/assets/{id}", views.asset_page, name="asset")
     r.add_post("/api/assets/{id}/decide", views.api_decide)
     r.add_post("/api/assets/{id}/undo", views.api_undo)
+    r.add_post("/api/assets/{id}/reject-duplicate", views.api_reject_duplicate)
     r.add_post("/api/assets/{id}/tags", views.api_tags)
     r.add_post("/api/assets/{id}/fields", views.api_fields)
     r.add_post("/api/assets/{id}/suggestions/accept", views.api_accept_suggestion)
@@ -186,6 +187,7 @@ def setup_routes(app: web.Application) -> None:
     r.add_post("/api/assets/{id}/unlink-audio", views.api_unlink_audio)
     r.add_post("/api/assets/{id}/bins", views.api_asset_bin)
     r.add_post("/assets/{id}/action/{action}", views.asset_action)
+    r.add_post("/assets/{id}/recompute/{job}", secondary_views.asset_recompute)
     r.add_get("/bins", views.bins_page, name="bins")
     r.add_post("/bins", views.bin_create)
     r.add_post("/bins/{bin}/delete", views.bin_delete)

@@ -20,7 +20,9 @@ from urllib.parse import urlencode
 
 from tortoise import connections
 
+from rush import search
 from rush.decisions import InvalidInput, parse_label
+from rush.duplicates import DUPLICATE_CONDITION, duplicate_ids
 from rush.lifecycle import AssetState
 from rush.media import MediaKind
 from rush.models import Derivative, Tag
@@ -30,12 +32,15 @@ SORTS = {
     "mtime": "a.mtime",
     "changed": "a.state_changed_at",
     "size": "a.size",
+    # When it was shot (rush/metadata/capture.py), the file date until that is known.
+    "captured": "COALESCE(a.capture_ts, a.mtime)",
     "rating": "a.rating",
     "label": "a.label",
 }
 ASSET_COLUMNS = (
     "a.id, a.kind, a.rel_path, a.state, a.size, a.mtime, a.failed, a.missing, a.decision, "
-    "a.version, a.state_changed_at, a.rating, a.label"
+    "a.version, a.state_changed_at, COALESCE(a.capture_ts, a.mtime) AS captured, "
+    "a.capture_source, a.camera, a.rating, a.label"
 )
 FILTER_KEYS = (
     "state",
@@ -47,6 +52,8 @@ FILTER_KEYS = (
     "project",
     "location",
     "person",
+    "camera",
+    "lens",
     "rating",
     "label",
     "decision",
@@ -74,13 +81,15 @@ class Filters:
     project: str = ""
     location: str = ""
     person: str = ""
+    camera: str = ""  # part of the camera's make/model, any case
+    lens: str = ""
     rating: int | None = None  # at least this many stars
     label: int | None = None  # colour label number (rush.decisions.LABELS), 0: none
     decision: str = ""  # KEEP | REJECT | none
-    q: str = ""  # transcript text
+    q: str = ""  # the search box: name, folder, tags, fields, camera, transcript
     text: str = ""  # in the path
     bin: int | None = None
-    flag: str = ""  # failed | missing
+    flag: str = ""  # failed | missing | duplicate
     sort: str = "path"
     dir: str = "asc"
     raw: tuple[tuple[str, str], ...] = field(default=(), compare=False)
@@ -104,8 +113,8 @@ class Filters:
         if decision not in ("", "KEEP", "REJECT", "none"):
             raise BadFilter("decision must be KEEP, REJECT or none")
         flag = query.get("flag", "")
-        if flag not in ("", "failed", "missing"):
-            raise BadFilter("flag must be failed or missing")
+        if flag not in ("", "failed", "missing", "duplicate"):
+            raise BadFilter("flag must be failed, missing or duplicate")
         raw = tuple(
             (k, v)
             for k in FILTER_KEYS
@@ -122,6 +131,8 @@ class Filters:
             project=query.get("project", "").strip(),
             location=query.get("location", "").strip(),
             person=query.get("person", "").strip(),
+            camera=query.get("camera", "").strip(),
+            lens=query.get("lens", "").strip(),
             rating=_int(query.get("rating", ""), "rating", 0, 5),
             label=_label(query.get("label", "")),
             decision=decision,
@@ -227,21 +238,31 @@ def where_clause(f: Filters, sql: Sql) -> str:
     if f.kind:
         conds.append(f"a.kind = {sql.p(f.kind)}")
     if f.folder:
-        conds.append(f"a.rel_path LIKE {sql.p(escape_like(f.folder) + '/%')} ESCAPE '\\'")
+        conds.append(f"a.rel_path {sql.like()} {sql.p(escape_like(f.folder) + '/%')} ESCAPE '\\'")
     if f.text:
         conds.append(
             f"a.rel_path {sql.like()} {sql.p('%' + escape_like(f.text) + '%')} ESCAPE '\\'"
         )
+    # Dates are capture dates (the file date while the capture time is unknown).
     if f.since is not None:
-        conds.append(f"a.mtime >= {sql.p(f.since)}")
+        conds.append(f"{SORTS['captured']} >= {sql.p(f.since)}")
     if f.until is not None:
-        conds.append(f"a.mtime < {sql.p(f.until)}")
+        conds.append(f"{SORTS['captured']} < {sql.p(f.until)}")
+    for column, wanted in (("a.camera", f.camera), ("a.lens", f.lens)):
+        if wanted:
+            pattern = "%" + escape_like(wanted.lower()) + "%"
+            conds.append(f"LOWER({column}) LIKE {sql.p(pattern)} ESCAPE '\\'")
+    # Tag, project and location match whatever their case ("Ceremony" finds "ceremony").
     if f.tag:
-        conds.append(f"a.id IN (SELECT t.asset_id FROM tag t WHERE t.name = {sql.p(f.tag)})")
+        conds.append(
+            f"a.id IN (SELECT t.asset_id FROM tag t WHERE LOWER(t.name) = {sql.p(f.tag.lower())})"
+        )
     if f.project:
-        conds.append(f"{sql.json_text('a.fields_data', 'project')} = {sql.p(f.project)}")
+        project = sql.json_text("a.fields_data", "project")
+        conds.append(f"LOWER({project}) = {sql.p(f.project.lower())}")
     if f.location:
-        conds.append(f"{sql.json_text('a.fields_data', 'location')} = {sql.p(f.location)}")
+        location = sql.json_text("a.fields_data", "location")
+        conds.append(f"LOWER({location}) = {sql.p(f.location.lower())}")
     if f.person:
         conds.append(sql.json_has("a.fields_data", "people", f.person))
     if f.rating is not None:
@@ -252,12 +273,9 @@ def where_clause(f: Filters, sql: Sql) -> str:
         conds.append("a.decision IS NULL")
     elif f.decision:
         conds.append(f"a.decision = {sql.p(f.decision)}")
-    if f.q:
-        pattern = "%" + escape_like(f.q) + "%"
-        conds.append(
-            "a.id IN (SELECT tr.asset_id FROM transcript tr WHERE tr.text "
-            f"{sql.like()} {sql.p(pattern)} ESCAPE '\\')"
-        )
+    for token in search.query_tokens(f.q):  # every word, anywhere in the asset's texts
+        match = search.token_match(token, sql.pg, "{}")
+        conds.append(f"a.id IN ({match.sql.format(sql.p(match.param))})")
     if f.bin is not None:
         conds.append(
             f"a.id IN (SELECT ba.asset_id FROM bin_asset ba WHERE ba.bin_id = {sql.p(f.bin)})"
@@ -266,6 +284,8 @@ def where_clause(f: Filters, sql: Sql) -> str:
         conds.append(f"a.failed = {sql.p(True)}")
     elif f.flag == "missing":
         conds.append(f"a.missing = {sql.p(True)}")
+    elif f.flag == "duplicate":
+        conds.append(DUPLICATE_CONDITION)
     return " AND ".join(conds)
 
 
@@ -407,10 +427,12 @@ async def cards(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if aid not in facts or fa["version"] > facts[aid][0]:
             data = fa["data"]
             facts[aid] = (fa["version"], json.loads(data) if isinstance(data, str) else data)
+    dups = await duplicate_ids(ids)
     for r in rows:
         b = best.get(r["id"])
         r["thumb"] = f"/derived/{r['id']}/{b[1]}" if b else None
         r["tags"] = tags.get(r["id"], [])
         data = facts.get(r["id"], (0, None))[1]
         r["facts"] = data if isinstance(data, dict) else {}
+        r["duplicate"] = r["id"] in dups
     return rows

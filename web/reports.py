@@ -65,10 +65,13 @@ def apply_plan_view(plan: dict[str, Any]) -> dict[str, Any]:
             }
         )
     sidecars = sum(1 for g in groups for f in g["files"] if f["sidecar"])
+    # Groups refused because their destination volume is not there count as left out.
+    left_out = _as_list(plan.get("skipped")) + _as_list(plan.get("refused"))
     return {
         "groups": groups,
         "noop": noop,
-        "skipped": [s for s in _as_list(plan.get("skipped")) if isinstance(s, dict)],
+        "skipped": [s for s in left_out if isinstance(s, dict)],
+        "volume_errors": _volume_errors(plan),
         "counts": {
             "groups": len(groups),
             "keep": sum(1 for g in groups if g["decision"] == "KEEP"),
@@ -77,7 +80,7 @@ def apply_plan_view(plan: dict[str, Any]) -> dict[str, Any]:
             "sidecars": sidecars,
             "collisions": sum(1 for g in groups if g["renamed"]),
             "noop": len(noop),
-            "skipped": len(_as_list(plan.get("skipped"))),
+            "skipped": len(left_out),
         },
     }
 
@@ -119,13 +122,21 @@ def purge_plan_view(plan: dict[str, Any]) -> dict[str, Any]:
             }
         )
         files += 1 + len(sidecars)
+    left_out = _as_list(plan.get("skipped")) + _as_list(plan.get("refused"))
     return {
         "assets": assets,
         "cutoff": plan.get("cutoff"),
-        "skipped": [s for s in _as_list(plan.get("skipped")) if isinstance(s, dict)],
+        "skipped": [s for s in left_out if isinstance(s, dict)],
+        "volume_errors": _volume_errors(plan),
         "counts": {
             "assets": len(assets),
             "files": files,
-            "skipped": len(_as_list(plan.get("skipped"))),
+            "skipped": len(left_out),
         },
     }
+
+
+def _volume_errors(plan: dict[str, Any]) -> list[str]:
+    """Why a destination volume is not written to (docs/batch.md, "Volume markers")."""
+    errors = plan.get("volume_errors")
+    return [str(v) for v in errors.values()] if isinstance(errors, dict) else []

@@ -30,6 +30,9 @@ REQUIRED: dict[tuple[str, str], str] = {
     ("POST", "/bins/{bin}/delete"): REVIEWER,
     ("POST", "/bins/{bin}/export"): REVIEWER,
     ("POST", "/actions/{kind}/plan"): REVIEWER,
+    # Re-running a transcription or the suggestions (in another language, say) is part
+    # of reviewing: it recomputes derived text and never touches a decision or a file.
+    ("POST", "/assets/{id}/recompute/{job}"): REVIEWER,
     ("POST", "/actions/{kind}/run"): ADMIN,
 }
 

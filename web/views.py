@@ -21,7 +21,7 @@ import aiohttp_jinja2
 from aiohttp import web
 from tortoise.exceptions import IntegrityError
 
-from rush import decisions
+from rush import decisions, duplicates
 from rush.lifecycle import REPROCESSABLE, AssetState
 from rush.models import (
     Agent,
@@ -42,7 +42,9 @@ from rush.users import authenticate
 from web import auth, flash, queries, reports, security
 from web.app import CLOSING, CODEC, CONFIG, COUNTS, LIMITER, RUNS, SERVICES, ActionRun, base_context
 from web.derived import derived_file
+from web.search_context import fresh_index, search_context
 from web.services import ActionUnavailable, jsonable
+from web.transcript_context import transcript_context
 
 log = logging.getLogger(__name__)
 
@@ -256,11 +258,13 @@ async def library(request: web.Request) -> web.StreamResponse:
     except ValueError:
         page_no = 1
     counts = request.app[COUNTS]
+    await fresh_index(f.q)
     rows = await queries.page(f, (page_no - 1) * page_size, page_size)
     total = await counts.total(f)
     per_state = await counts.per_state()
     items = await queries.cards(rows)
     bins = await Bin.all().order_by("name").values("id", "name")
+    extra = await search_context(f.q, [r["id"] for r in rows])
     return render(
         "library.html",
         request,
@@ -274,6 +278,7 @@ async def library(request: web.Request) -> web.StreamResponse:
             "states": STATES,
             "bins": bins,
             "qs": f.qs(),
+            **extra,
         },
     )
 
@@ -346,7 +351,10 @@ async def asset_page(request: web.Request) -> web.StreamResponse:
     for d in current:
         by_role.setdefault(d.role, []).append(d)
     facts = await Facts.filter(asset_id=asset_id).order_by("-version").first()
-    transcript = await Transcript.filter(asset_id=asset_id).order_by("-version", "-id").first()
+    # The clip's own subtitles ("sidecar") before a recognised transcript.
+    transcript = (
+        await Transcript.filter(asset_id=asset_id).order_by("-version", "-source", "-id").first()
+    )
     suggestions = await Suggestion.filter(asset_id=asset_id).order_by("-score", "tag")
     latest_sv = max((s.version for s in suggestions), default=0)
     tags = await decisions.tags_of(asset_id)
@@ -366,6 +374,7 @@ async def asset_page(request: web.Request) -> web.StreamResponse:
         from web.audio_links import candidates
 
         link_candidates = await candidates(asset)
+    dups = await duplicates.others_of(asset)
     bins = await Bin.all().order_by("name").values("id", "name")
     in_bins = set(await Bin.filter(assets__id=asset_id).values_list("id", flat=True))
     qs = f.qs()
@@ -399,7 +408,13 @@ async def asset_page(request: web.Request) -> web.StreamResponse:
         "can_undo": asset.state in decisions.UNDOABLE and asset.batch_id is None,
         "can_reopen": asset.state in (AssetState.ARCHIVED, AssetState.REJECTED),
         "can_reprocess": AssetState(asset.state) in REPROCESSABLE and asset.batch_id is None,
+        "duplicates": dups,
+        # Another copy is the first one (kept), so this one may be rejected as a duplicate.
+        "can_reject_duplicate": any(kept for _, _, kept in dups)
+        and asset.state in decisions.DECIDABLE
+        and asset.batch_id is None,
         "states": STATES,
+        **await transcript_context(asset, request.app[CONFIG].transcription),
     }
     return render("asset.html", request, context)
 
@@ -417,6 +432,15 @@ async def api_decide(request: web.Request) -> web.StreamResponse:
         asset = await decisions.decide(
             _asset_id(request), str(body.get("decision", "")), _actor(request)
         )
+    except decisions.ReviewError as exc:
+        raise _api_error(exc) from exc
+    request.app[COUNTS].invalidate()
+    return web.json_response(_asset_json(asset))
+
+
+async def api_reject_duplicate(request: web.Request) -> web.StreamResponse:
+    try:
+        asset = await duplicates.reject_as_duplicate(_asset_id(request), _actor(request))
     except decisions.ReviewError as exc:
         raise _api_error(exc) from exc
     request.app[COUNTS].invalidate()
@@ -654,6 +678,9 @@ async def ops_page(request: web.Request) -> web.StreamResponse:
         await Asset.filter(id__in=list({e.asset_id for e in events})).values_list("id", "rel_path")
     )
     scan = await KeyValue.get_or_none(key="last_scan")
+    verify_rows = {
+        kv.key: kv.value for kv in await KeyValue.filter(key__in=["last_verify", "verify_progress"])
+    }
     stale_after = 3 * config.leases.heartbeat_s
     now = datetime.now(UTC)
     return render(
@@ -671,6 +698,9 @@ async def ops_page(request: web.Request) -> web.StreamResponse:
             "scan": scan.value if scan else None,
             "scan_at": scan.updated_at if scan else None,
             "scan_interval": config.scanner.interval_s,
+            "verify": verify_rows.get("last_verify"),
+            "verify_progress": verify_rows.get("verify_progress"),
+            "verify_every": config.verify.interval_days,
             "online": {a.id: _online(a, now, stale_after) for a in agents},
         },
     )

@@ -86,6 +86,11 @@ def _state_sensors() -> list[SensorSpec]:
         SensorSpec("processing", "Processing now", unit="assets", icon="mdi:cog-sync"),
         SensorSpec("failed", "Failed processing", unit="assets", icon="mdi:alert-circle"),
         SensorSpec("missing", "Missing files", unit="assets", icon="mdi:file-question"),
+        SensorSpec("duplicates", "Duplicate copies", unit="assets", icon="mdi:content-duplicate"),
+        SensorSpec("last_verify", "Last verify", device_class="timestamp", state_class=None),
+        SensorSpec(
+            "last_verify_problems", "Last verify problems", unit="files", icon="mdi:shield-alert"
+        ),
         SensorSpec("agents_online", "Agents online", unit="agents", icon="mdi:server-network"),
         SensorSpec("purge_eligible", "Purge eligible", unit="assets", icon="mdi:delete-clock"),
         SensorSpec("last_scan", "Last scan", device_class="timestamp", state_class=None),

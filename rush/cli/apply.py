@@ -54,7 +54,10 @@ async def _main(args: argparse.Namespace, config: Config) -> int:
                 print(f"  collision: {c['uuid']} renamed to {c['new_base']}")
             for s in plan["skipped"]:
                 print(f"  skipped {s['rel_path']}: {s['reason']}")
-            return 0
+            for area, problem in plan["volume_errors"].items():
+                refused = sum(1 for r in plan["refused"] if r["reason"] == problem)
+                print(f"refused: {refused} group(s) for {area}: {problem}")
+            return 1 if plan["refused"] else 0
         try:
             report = await run_apply(
                 config, args.actor or default_actor(), progress=TerminalProgress()
@@ -71,8 +74,13 @@ async def _main(args: argparse.Namespace, config: Config) -> int:
                 f"batch {data['batch_id']}: {c['moved']} moved, {c['noop']} already in place, "
                 f"{c['skipped']} skipped, {c['failed']} failed"
             )
+            problems = set(data["volume_errors"].values())
             for f in data["failed"]:
-                print(f"  failed {f['uuid']}: {f['reason']}")
+                if f["reason"] not in problems:
+                    print(f"  failed {f['uuid']}: {f['reason']}")
+            for area, problem in data["volume_errors"].items():
+                refused = sum(1 for f in data["failed"] if f["reason"] == problem)
+                print(f"refused: {refused} group(s) for {area}: {problem}")
         return 1 if report.failed else 0
 
 

