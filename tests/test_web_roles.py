@@ -40,6 +40,7 @@ def endpoints(aid: uuid.UUID) -> list[tuple[str, str, dict[str, Any]]]:
         (f"/api/assets/{aid}/bins", "reviewer", {"bin": 1}),
         (f"/api/assets/{aid}/rating", "reviewer", {"rating": 1}),
         (f"/api/assets/{aid}/label", "reviewer", {"label": "red"}),
+        (f"/api/assets/{aid}/reject-duplicate", "reviewer", {}),
         (f"/assets/{aid}/action/reopen", "reviewer", {}),
         (f"/assets/{aid}/action/reprocess", "admin", {}),
         (f"/assets/{aid}/action/retry", "admin", {}),

@@ -26,6 +26,7 @@ REQUIRED: dict[tuple[str, str], str] = {
     ("POST", "/api/assets/{id}/bins"): REVIEWER,
     ("POST", "/api/assets/{id}/rating"): REVIEWER,
     ("POST", "/api/assets/{id}/label"): REVIEWER,
+    ("POST", "/api/assets/{id}/reject-duplicate"): REVIEWER,
     ("POST", "/bins"): REVIEWER,
     ("POST", "/bins/{bin}/delete"): REVIEWER,
     ("POST", "/bins/{bin}/export"): REVIEWER,
