@@ -484,9 +484,9 @@ class Scanner:
                 "INSERT INTO asset (id, kind, area, rel_path, path_key, size, mtime, state,"
                 " state_changed_at, stable_scans, missing, version, attempts, failed,"
                 " transcript_status, suggestions_status, fields_data, created_at, updated_at,"
-                " sample_hash, hash_algo)"
+                " sample_hash, hash_algo, rating, label)"
                 f" VALUES (?, ?, ?, ?, ?, ?, ?, 'DISCOVERED', {ts}, 1, {false}, 1, 0, {false},"
-                f" 'none', 'none', '{{}}', {ts}, {ts}, ?, ?) ON CONFLICT DO NOTHING"
+                f" 'none', 'none', '{{}}', {ts}, {ts}, ?, ?, 0, 0) ON CONFLICT DO NOTHING"
             )
             insert_sidecar = (
                 "INSERT INTO sidecar (asset_id, rel_path, size, mtime, missing)"

@@ -35,6 +35,11 @@ class ActionRefused(Exception):
     """The asset is not in a state that allows this action; nothing changed."""
 
 
+def _name(asset: Asset) -> str:
+    """Messages name the file, not the UUID."""
+    return str(asset.rel_path).rsplit("/", 1)[-1] or str(asset.id)
+
+
 async def _get(asset_id: uuid.UUID | str) -> Asset:
     asset = await Asset.get_or_none(id=asset_id)
     if asset is None:
@@ -48,9 +53,11 @@ async def reopen(
     """ARCHIVED/REJECTED -> DECISION_PENDING for a new decision; nothing moves now."""
     asset = await _get(asset_id)
     if asset.state not in (S.ARCHIVED, S.REJECTED):
-        raise ActionRefused(f"asset {asset_id} is {asset.state}; only ARCHIVED or REJECTED reopen")
+        raise ActionRefused(
+            f"{_name(asset)} is {asset.state}; only ARCHIVED or REJECTED assets reopen"
+        )
     if asset.batch_id is not None:
-        raise ActionRefused(f"asset {asset_id} is held by batch {asset.batch_id}")
+        raise ActionRefused(f"{_name(asset)} is held by batch {asset.batch_id}")
     await transition(
         asset.id,
         asset.state,
@@ -75,9 +82,9 @@ async def reprocess(
     """
     asset = await _get(asset_id)
     if asset.state not in REPROCESSABLE:
-        raise ActionRefused(f"asset {asset_id} is {asset.state}; it cannot be reprocessed now")
+        raise ActionRefused(f"{_name(asset)} is {asset.state}; it cannot be reprocessed now")
     if asset.batch_id is not None:
-        raise ActionRefused(f"asset {asset_id} is held by batch {asset.batch_id}")
+        raise ActionRefused(f"{_name(asset)} is held by batch {asset.batch_id}")
     old = asset.version
     decision = DECISION_OF_STATE.get(asset.state, asset.decision)
     async with in_transaction():

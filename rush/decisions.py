@@ -31,6 +31,9 @@ UNDOABLE = frozenset({S.DECIDED_KEEP, S.DECIDED_REJECT})
 DECISIONS = ("KEEP", "REJECT")
 #: Structured fields a human may set; anything else is refused (typos stay visible).
 FIELD_NAMES = ("project", "location", "people", "rating")
+#: Colour labels by number (stored in `Asset.label`), as Lightroom's keys 6-9 set them.
+LABELS = ("", "red", "yellow", "green", "blue")
+MAX_RATING = 5
 MAX_TAG_LEN = 128
 MAX_TEXT_FIELD_LEN = 256
 _SPACES = re.compile(r"\s+")
@@ -65,6 +68,35 @@ def _uuid(value: uuid.UUID | str) -> uuid.UUID:
         raise NotFound(f"no asset {value!r}") from exc
 
 
+def name_of(asset: Asset) -> str:
+    """How messages name an asset: its file name (a UUID means nothing to a person)."""
+    return str(asset.rel_path).rsplit("/", 1)[-1] or str(asset.id)
+
+
+#: States in words, for messages and pages ("Awaiting decision", not DECISION_PENDING).
+STATE_WORDS: dict[str, str] = {
+    S.DISCOVERED: "Discovered",
+    S.READY: "Waiting for processing",
+    S.PROCESSING_REVIEW: "Processing",
+    S.PROCESSED: "Ready for review",
+    S.DECISION_PENDING: "Awaiting decision",
+    S.DECIDED_KEEP: "Keep",
+    S.DECIDED_REJECT: "Reject",
+    S.MOVE_QUEUED: "Moving",
+    S.ARCHIVED: "Archived",
+    S.REJECTED: "In rejects",
+    S.PURGED: "Purged",
+}
+
+
+def state_words(state: AssetState | str) -> str:
+    """A state in a message: "waiting for processing (READY)"."""
+    words = STATE_WORDS.get(str(state))
+    if words in ("Keep", "Reject"):
+        words = f"decided {words.lower()}"
+    return f"{words.lower()} ({state})" if words else str(state)
+
+
 async def get_asset(asset_id: uuid.UUID | str) -> Asset:
     asset = await Asset.get_or_none(id=_uuid(asset_id))
     if asset is None:
@@ -83,11 +115,11 @@ async def decide(asset_id: uuid.UUID | str, decision: str, actor: str) -> Asset:
     source = AssetState(asset.state)
     if source not in DECIDABLE:
         raise WrongState(
-            f"asset {asset.id} is {source}: only PROCESSED, DECISION_PENDING or "
-            "DECIDED_* assets can be decided"
+            f"{name_of(asset)} is {state_words(source)}: only clips ready for review, "
+            "awaiting a decision or already decided can be decided"
         )
     if asset.batch_id is not None:
-        raise WrongState(f"asset {asset.id} belongs to a running batch apply")
+        raise WrongState(f"{name_of(asset)} belongs to a running batch apply")
     target = decided_state(decision)
     if source is target:
         return asset
@@ -105,7 +137,7 @@ async def decide(asset_id: uuid.UUID | str, decision: str, actor: str) -> Asset:
             at=now,
         )
     except StaleState as exc:
-        raise WrongState(f"asset {asset.id} changed meanwhile; reload and try again") from exc
+        raise WrongState(f"{name_of(asset)} changed meanwhile; reload and try again") from exc
     except AssetNotFound as exc:
         raise NotFound(str(exc)) from exc
     return await get_asset(asset.id)
@@ -116,9 +148,9 @@ async def undo_decision(asset_id: uuid.UUID | str, actor: str) -> Asset:
     asset = await get_asset(asset_id)
     source = AssetState(asset.state)
     if source not in UNDOABLE:
-        raise WrongState(f"asset {asset.id} is {source}: there is no decision to undo")
+        raise WrongState(f"{name_of(asset)} has no flag to clear: it is {state_words(source)}")
     if asset.batch_id is not None:
-        raise WrongState(f"asset {asset.id} belongs to a running batch apply")
+        raise WrongState(f"{name_of(asset)} belongs to a running batch apply")
     try:
         await transition(
             asset.id,
@@ -130,7 +162,7 @@ async def undo_decision(asset_id: uuid.UUID | str, actor: str) -> Asset:
             extra_filter={"batch_id": None},
         )
     except StaleState as exc:
-        raise WrongState(f"asset {asset.id} changed meanwhile; reload and try again") from exc
+        raise WrongState(f"{name_of(asset)} changed meanwhile; reload and try again") from exc
     return await get_asset(asset.id)
 
 
@@ -217,7 +249,7 @@ async def accept_suggestion(asset_id: uuid.UUID | str, tag: str, actor: str) -> 
         await Suggestion.filter(asset_id=asset.id, tag=tag).order_by("-version", "-id").first()
     )
     if suggestion is None:
-        raise NotFound(f"asset {asset.id} has no suggestion {tag!r}")
+        raise NotFound(f"{name_of(asset)} has no suggestion {tag!r}")
     await _ensure_tag(asset.id, normalise_tag(tag))
     await Suggestion.filter(asset_id=asset.id, tag=tag).update(accepted=True)
     await touch(asset.id)  # tags are searchable: the indexer follows updated_at
@@ -277,8 +309,49 @@ async def set_fields(
             data.pop(key, None)
         else:
             data[key] = value
-    await Asset.filter(id=asset.id).update(fields_data=data, updated_at=utcnow())
+    updates: dict[str, Any] = {"fields_data": data, "updated_at": utcnow()}
+    if "rating" in changes:
+        updates["rating"] = changes["rating"] or 0
+    await Asset.filter(id=asset.id).update(**updates)
     return data
+
+
+# --- star rating and colour label ------------------------------------------------------
+
+
+def parse_label(value: Any) -> int:
+    """A label by name ("red") or number (0-4); "" or None means no label."""
+    if value is None or value == "":
+        return 0
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(LABELS):
+        return value
+    text = str(value).strip().casefold()
+    if text in LABELS:
+        return LABELS.index(text)
+    if text.isdigit() and int(text) < len(LABELS):
+        return int(text)
+    raise InvalidInput(f"label must be one of {', '.join(n for n in LABELS if n)} or none")
+
+
+async def set_rating(asset_id: uuid.UUID | str, rating: Any, actor: str) -> Asset:
+    """Stars 0-5 (0: unrated); kept in the column and mirrored in fields_data."""
+    value = validate_fields({"rating": rating}).get("rating") or 0
+    asset = await get_asset(asset_id)
+    data = dict(asset.fields_data or {})
+    if value:
+        data["rating"] = value
+    else:
+        data.pop("rating", None)
+    await Asset.filter(id=asset.id).update(rating=value, fields_data=data, updated_at=utcnow())
+    return await get_asset(asset.id)
+
+
+async def set_label(asset_id: uuid.UUID | str, label: Any, actor: str) -> Asset:
+    """One colour label (or none); metadata only, it never moves a file."""
+    value = parse_label(label)
+    asset = await get_asset(asset_id)
+    await Asset.filter(id=asset.id).update(label=value, updated_at=utcnow())
+    return await get_asset(asset.id)
 
 
 # --- linked audio (Workflow 14) --------------------------------------------------------
@@ -289,12 +362,12 @@ async def link_audio(video_id: uuid.UUID | str, audio_id: uuid.UUID | str, actor
     video = await get_asset(video_id)
     audio = await get_asset(audio_id)
     if video.kind != MediaKind.VIDEO:
-        raise WrongKind(f"asset {video.id} is {video.kind}, not a video")
+        raise WrongKind(f"{name_of(video)} is {video.kind}, not a video")
     if audio.kind != MediaKind.AUDIO:
-        raise WrongKind(f"asset {audio.id} is {audio.kind}, not an audio recording")
+        raise WrongKind(f"{name_of(audio)} is {audio.kind}, not an audio recording")
     for asset in (video, audio):
         if asset.state == S.PURGED:
-            raise WrongState(f"asset {asset.id} is PURGED")
+            raise WrongState(f"{name_of(asset)} is purged")
     await Asset.filter(id=video.id).update(linked_audio_id=audio.id, updated_at=utcnow())
     return await get_asset(video.id)
 
@@ -302,6 +375,6 @@ async def link_audio(video_id: uuid.UUID | str, audio_id: uuid.UUID | str, actor
 async def unlink_audio(video_id: uuid.UUID | str, actor: str) -> Asset:
     video = await get_asset(video_id)
     if video.kind != MediaKind.VIDEO:
-        raise WrongKind(f"asset {video.id} is {video.kind}, not a video")
+        raise WrongKind(f"{name_of(video)} is {video.kind}, not a video")
     await Asset.filter(id=video.id).update(linked_audio_id=None, updated_at=utcnow())
     return await get_asset(video.id)

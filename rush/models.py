@@ -76,6 +76,11 @@ class Asset(Model):
     lens = fields.CharField(max_length=128, null=True)
     # Free structured fields (project, location, people, rating, ...).
     fields_data: dict[str, Any] = fields.JSONField(default=dict)
+    # Star rating 0-5 (0: unrated) and colour label (0 none, 1 red, 2 yellow, 3 green,
+    # 4 blue; `rush.decisions.LABELS`): columns, so the library filters and sorts on them
+    # with an index.  `fields_data["rating"]` mirrors the rating for older readers.
+    rating = fields.SmallIntField(default=0)
+    label = fields.SmallIntField(default=0)
     # A video's linked audio asset (Workflow 14: a logical sidecar).
     linked_audio: fields.ForeignKeyNullableRelation[Asset] = fields.ForeignKeyField(
         "rush.Asset", related_name="linked_videos", null=True, on_delete=fields.SET_NULL
@@ -98,6 +103,8 @@ class Asset(Model):
             ("mtime", "id"),
             ("state", "mtime", "id"),
             ("state", "state_changed_at", "id"),
+            ("state", "rating", "id"),
+            ("state", "label", "id"),
             # Counts per filter (state + media type) without touching the table.
             ("state", "kind"),
             ("linked_audio_id",),

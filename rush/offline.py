@@ -36,6 +36,7 @@ from typing import Any, Literal
 import opentimelineio as otio
 
 from rush import __version__
+from rush.decisions import LABELS
 from rush.layout import LibraryNotMounted, UnsafePath, read_marker, resolve, safe_relpath
 from rush.lifecycle import AssetState
 from rush.media import DERIVED_DIR, Area, MediaKind
@@ -65,6 +66,8 @@ CSV_COLUMNS = (
     "duration_s",
     "frame_rate",
     "tags",
+    "rating",
+    "label",
 )
 _IN_CHUNK = 500
 _PROBE_TIMEOUT_S = 30.0
@@ -230,6 +233,9 @@ class ClipEntry:
     frame_rate: float
     timecode: str | None = None
     tags: list[str] = field(default_factory=list)
+    #: Stars 0-5 and colour label name ("" for none), from the review desk.
+    rating: int = 0
+    label: str = ""
     #: Library-relative source of the proxy (not written to the package's CSV).
     source_rel: str = ""
 
@@ -282,6 +288,8 @@ def build_timeline(
                     "original_path": entry.original_path,
                     "kind": entry.kind,
                     "tags": list(entry.tags),
+                    "rating": entry.rating,
+                    "label": entry.label,
                 },
                 # FCP 7 XML keeps the UUID as a master comment (Resolve shows it).
                 "fcp_xml": {"comments": {"mastercomment1": f"rush:{entry.uuid}"}},
@@ -315,6 +323,8 @@ def media_csv(clips: Sequence[ClipEntry]) -> str:
                 f"{c.duration_s:.3f}",
                 f"{c.frame_rate:g}",
                 ";".join(c.tags),
+                str(c.rating),
+                c.label,
             ]
         )
     return buf.getvalue()
@@ -450,8 +460,14 @@ def plan_clip(
         frame_rate=rate,
         timecode=timecode if parse_timecode(timecode, rate) is not None else None,
         tags=sorted(tags),
+        rating=int(asset.rating or 0),
+        label=_label_name(asset.label),
         source_rel=source_rel,
     )
+
+
+def _label_name(value: object) -> str:
+    return LABELS[value] if isinstance(value, int) and 0 <= value < len(LABELS) else ""
 
 
 def probe_duration(path: Path) -> float | None:

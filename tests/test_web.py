@@ -555,7 +555,7 @@ async def test_linked_audio_shown_on_both_pages(client: TestClient) -> None:
     video = await make_asset(rel="INBOX/day1/clip.mp4")
     audio = await make_asset(rel="INBOX/day1/zoom.wav", kind=MediaKind.AUDIO)
     html = await (await client.get(f"/assets/{video.id}")).text()
-    assert f'<option value="{audio.id}">zoom.wav</option>' in html  # same-folder candidate
+    assert f'<option value="{audio.id}">zoom.wav — same folder</option>' in html  # candidate
     resp = await client.post(
         f"/api/assets/{video.id}/link-audio",
         json={"audio_id": str(audio.id)},

@@ -116,6 +116,7 @@ class Site:
     url: str
     root: Path
     assets: list[Asset]
+    bus: EventBus | None = None  # the server's bus: what it publishes, the pages see live
 
 
 @pytest.fixture
@@ -152,7 +153,8 @@ async def site(tmp_path: Path) -> AsyncIterator[Site]:
         )
         config = web_config(tmp_path, root)
         config.web.port = free_port()
-        server = WebServer(config, default_services(config, bus=EventBus()))
+        bus = EventBus()
+        server = WebServer(config, default_services(config, bus=bus))
         async with asyncio.TaskGroup() as group:
             task = group.create_task(server.run())
             for _ in range(100):
@@ -160,7 +162,7 @@ async def site(tmp_path: Path) -> AsyncIterator[Site]:
                     break
                 await asyncio.sleep(0.05)
             try:
-                yield Site(f"http://127.0.0.1:{server.port}", root, assets)
+                yield Site(f"http://127.0.0.1:{server.port}", root, assets, bus)
             finally:
                 task.cancel()
     finally:
@@ -207,6 +209,7 @@ async def test_keyboard_culling_player_and_tags(site: Site) -> None:
                 await page.wait_for_selector("#review")
                 await page.keyboard.press(key)
                 await page.wait_for_url(f"**/assets/{site.assets[i + 1].id}**")
+            await page.wait_for_selector("body:not([data-pending])")  # decisions answered
             expected = [
                 "DECIDED_KEEP",
                 "DECIDED_REJECT",
@@ -223,14 +226,14 @@ async def test_keyboard_culling_player_and_tags(site: Site) -> None:
             await page.wait_for_selector("#review")
             await page.keyboard.press("u")
             await page.wait_for_function(
-                "document.querySelector('#state-badge').textContent === 'DECISION_PENDING'"
+                "document.querySelector('#state-badge').dataset.state === 'DECISION_PENDING'"
             )
             assert await state_of(site.assets[4]) == AssetState.DECISION_PENDING
 
             # The player: keyboard seek (5 = 50 %), then a click on the waveform at 80 %.
             await page.wait_for_function("document.querySelector('#player').readyState >= 1")
             assert await page.evaluate("document.querySelector('#player').currentTime") == 0
-            await page.keyboard.press("5")
+            await page.keyboard.press("Shift+5")
             await page.wait_for_function(
                 "Math.abs(document.querySelector('#player').currentTime - 3) < 0.5"
             )
@@ -273,8 +276,12 @@ async def test_keyboard_culling_player_and_tags(site: Site) -> None:
             await page.screenshot(path=str(ARTIFACTS / "ops.png"), full_page=True)
             await page.goto(f"{site.url}/")
             await page.wait_for_selector(".card img")
-            badges = await page.locator("[data-badge]").all_inner_texts()
+            badges = await page.eval_on_selector_all(
+                "[data-badge]", "els => els.map(e => e.dataset.state)"
+            )
             assert badges[:3] == ["DECIDED_KEEP", "DECIDED_REJECT", "DECIDED_KEEP"]
+            words = await page.locator("[data-badge]").all_inner_texts()
+            assert words[:3] == ["Keep", "Reject", "Keep"]
             await page.screenshot(path=str(ARTIFACTS / "library-culled.png"), full_page=True)
         finally:
             await browser.close()
@@ -305,7 +312,7 @@ async def test_audio_asset_and_linked_audio(site: Site, tmp_path: Path) -> None:
             await page.wait_for_function("document.querySelector('#player').readyState >= 1")
             await page.keyboard.press("a")
             assert await page.evaluate("document.querySelector('#player').muted")
-            await page.keyboard.press("5")
+            await page.keyboard.press("Shift+5")
             await page.wait_for_function(
                 "Math.abs(document.querySelector('#linked-audio').currentTime - 3) < 0.5"
             )

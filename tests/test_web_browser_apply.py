@@ -233,10 +233,10 @@ async def test_cull_then_real_batch_apply_from_the_browser(lib: Lib) -> None:
             await page.press("input[name=password]", "Enter")
             await page.wait_for_url(lib.url + "/")
             await page.goto(f"{lib.url}/assets/{reopened.id}")
-            assert await page.locator("#state-badge").inner_text() == "ARCHIVED"
+            assert await page.get_attribute("#state-badge", "data-state") == "ARCHIVED"
             await page.click("form[action$='/action/reopen'] button")
             await page.wait_for_function(
-                "document.querySelector('#state-badge').textContent === 'DECISION_PENDING'"
+                "document.querySelector('#state-badge').dataset.state === 'DECISION_PENDING'"
             )
             assert "a new decision moves it only at the next batch apply" in (
                 await page.inner_text("#stays-note")
@@ -245,7 +245,7 @@ async def test_cull_then_real_batch_apply_from_the_browser(lib: Lib) -> None:
             await page.goto(f"{lib.url}/assets/{reprocessed.id}")
             await page.click("form[action$='/action/reprocess'] button")
             await page.wait_for_function(
-                "document.querySelector('#state-badge').textContent === 'READY'"
+                "document.querySelector('#state-badge').dataset.state === 'READY'"
             )
 
             # Export a bin for offline editing and download it as a browser would.

@@ -169,7 +169,7 @@ async def _security_headers(request: web.Request, handler: auth.Handler) -> web.
 
 def setup_routes(app: web.Application) -> None:
     """Every route of the UI, in one place."""
-    from web import secondary_views, views
+    from web import review_api, secondary_views, views
 
     r = app.router
     r.add_get("/login", views.login_page, name="login")
@@ -203,6 +203,7 @@ def setup_routes(app: web.Application) -> None:
     r.add_get(
         r"/derived/{asset:[0-9a-fA-F-]{32,36}}/{deriv:[0-9]{1,18}}", views.derived, name="derived"
     )
+    review_api.setup_routes(app)
     r.add_static("/static/", HERE / "static", name="static", append_version=True)
 
 

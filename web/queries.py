@@ -9,6 +9,7 @@ Totals are cached for a few seconds per filter so paging does not count 100k row
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Mapping
@@ -20,6 +21,7 @@ from urllib.parse import urlencode
 from tortoise import connections
 
 from rush import search
+from rush.decisions import InvalidInput, parse_label
 from rush.duplicates import DUPLICATE_CONDITION, duplicate_ids
 from rush.lifecycle import AssetState
 from rush.media import MediaKind
@@ -32,11 +34,13 @@ SORTS = {
     "size": "a.size",
     # When it was shot (rush/metadata/capture.py), the file date until that is known.
     "captured": "COALESCE(a.capture_ts, a.mtime)",
+    "rating": "a.rating",
+    "label": "a.label",
 }
 ASSET_COLUMNS = (
     "a.id, a.kind, a.rel_path, a.state, a.size, a.mtime, a.failed, a.missing, a.decision, "
     "a.version, a.state_changed_at, COALESCE(a.capture_ts, a.mtime) AS captured, "
-    "a.capture_source, a.camera"
+    "a.capture_source, a.camera, a.rating, a.label"
 )
 FILTER_KEYS = (
     "state",
@@ -51,6 +55,7 @@ FILTER_KEYS = (
     "camera",
     "lens",
     "rating",
+    "label",
     "decision",
     "q",
     "text",
@@ -78,7 +83,8 @@ class Filters:
     person: str = ""
     camera: str = ""  # part of the camera's make/model, any case
     lens: str = ""
-    rating: int | None = None
+    rating: int | None = None  # at least this many stars
+    label: int | None = None  # colour label number (rush.decisions.LABELS), 0: none
     decision: str = ""  # KEEP | REJECT | none
     q: str = ""  # the search box: name, folder, tags, fields, camera, transcript
     text: str = ""  # in the path
@@ -128,6 +134,7 @@ class Filters:
             camera=query.get("camera", "").strip(),
             lens=query.get("lens", "").strip(),
             rating=_int(query.get("rating", ""), "rating", 0, 5),
+            label=_label(query.get("label", "")),
             decision=decision,
             q=query.get("q", "").strip(),
             text=query.get("text", "").strip(),
@@ -157,6 +164,17 @@ def _date(value: str, *, end: bool) -> float | None:
     except ValueError as exc:
         raise BadFilter(f"dates are YYYY-MM-DD, not {value!r}") from exc
     return day.timestamp() + (86400 if end else 0)
+
+
+def _label(value: str) -> int | None:
+    if not value:
+        return None
+    if value == "none":
+        return 0
+    try:
+        return parse_label(value)
+    except InvalidInput as exc:
+        raise BadFilter(str(exc)) from exc
 
 
 def _int(value: str, name: str, lo: int, hi: int) -> int | None:
@@ -248,9 +266,9 @@ def where_clause(f: Filters, sql: Sql) -> str:
     if f.person:
         conds.append(sql.json_has("a.fields_data", "people", f.person))
     if f.rating is not None:
-        expr = sql.json_text("a.fields_data", "rating")
-        cast = f"CAST({expr} AS INTEGER)"
-        conds.append(f"{cast} >= {sql.p(f.rating)}")
+        conds.append(f"a.rating >= {sql.p(f.rating)}")
+    if f.label is not None:
+        conds.append(f"a.label = {sql.p(f.label)}")
     if f.decision == "none":
         conds.append("a.decision IS NULL")
     elif f.decision:
@@ -376,8 +394,8 @@ _CARD_ROLES = {"poster": 0, "thumb": 1, "waveform_png": 2}
 
 
 async def cards(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Attach a thumbnail (poster, else first thumb, else for sound its waveform) and the
-    tags: two queries per page."""
+    """Attach a thumbnail (poster, else first thumb, else for sound its waveform), the
+    tags and the latest facts (duration, picture, camera on the card): three queries."""
     if not rows:
         return rows
     ids = [r["id"] for r in rows]
@@ -400,10 +418,21 @@ async def cards(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             t["asset_id"] if isinstance(t["asset_id"], uuid.UUID) else uuid.UUID(str(t["asset_id"]))
         )
         tags.setdefault(aid, []).append(t["name"])
+    facts: dict[uuid.UUID, tuple[int, Any]] = {}
+    sql = Sql(dialect())
+    marks = ", ".join(sql.uid(i) for i in ids)
+    text = f"SELECT asset_id, version, data FROM facts WHERE asset_id IN ({marks})"
+    for fa in await fetch(text, sql.params):
+        aid = uuid.UUID(str(fa["asset_id"]))
+        if aid not in facts or fa["version"] > facts[aid][0]:
+            data = fa["data"]
+            facts[aid] = (fa["version"], json.loads(data) if isinstance(data, str) else data)
     dups = await duplicate_ids(ids)
     for r in rows:
         b = best.get(r["id"])
         r["thumb"] = f"/derived/{r['id']}/{b[1]}" if b else None
         r["tags"] = tags.get(r["id"], [])
+        data = facts.get(r["id"], (0, None))[1]
+        r["facts"] = data if isinstance(data, dict) else {}
         r["duplicate"] = r["id"] in dups
     return rows

@@ -371,18 +371,9 @@ async def asset_page(request: web.Request) -> web.StreamResponse:
     linked_videos = await queries.linked_videos(asset_id) if asset.kind == "audio" else []
     link_candidates: list[dict[str, Any]] = []
     if asset.kind == "video" and linked_audio is None:
-        folder = _dirname(asset.rel_path)
-        link_candidates = (
-            # A range on the indexed path ("dir/" <= p < "dir0") rather than LIKE 'dir/%'.
-            await Asset.filter(
-                rel_path__gte=folder + "/",
-                rel_path__lt=folder + "0",
-                kind="audio",
-                state__not=AssetState.PURGED,
-            )
-            .limit(20)
-            .values("id", "rel_path")
-        )
+        from web.audio_links import candidates
+
+        link_candidates = await candidates(asset)
     dups = await duplicates.others_of(asset)
     bins = await Bin.all().order_by("name").values("id", "name")
     in_bins = set(await Bin.filter(assets__id=asset_id).values_list("id", flat=True))
