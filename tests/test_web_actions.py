@@ -182,8 +182,13 @@ async def test_export_bin_as_zip_reads_the_library_only(ctx: Ctx, tiny_proxy: by
         names = set(zf.namelist())
         top = "Wedding-2026-06-offline/"
         assert {top + n for n in ("timeline.otio", "media.csv", "manifest.json")} <= names
-        proxies = sorted(n for n in names if n.startswith(top + "proxies/"))
+        packaged = sorted(n for n in names if n.startswith(top + "proxies/"))
+        proxies = [n for n in packaged if not n.endswith(".xmp")]
         assert len(proxies) == 2
+        # Each proxy travels with its XMP (rating, tags, asset UUID) and nothing else.
+        assert sorted(n for n in packaged if n.endswith(".xmp")) == sorted(
+            p.rsplit(".", 1)[0] + ".xmp" for p in proxies
+        )
         assert all(zf.read(p) == tiny_proxy for p in proxies)
         manifest = json.loads(zf.read(top + "manifest.json"))
         csv_text = zf.read(top + "media.csv").decode()

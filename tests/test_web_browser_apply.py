@@ -262,7 +262,9 @@ async def test_cull_then_real_batch_apply_from_the_browser(lib: Lib) -> None:
                 names = zf.namelist()
             top = "Wedding-keepers-offline/"
             assert {top + "timeline.otio", top + "media.csv", top + "manifest.json"} <= set(names)
-            assert len([n for n in names if n.startswith(top + "proxies/")]) == 2
+            packaged = [n for n in names if n.startswith(top + "proxies/")]
+            assert len([n for n in packaged if n.endswith(".mp4")]) == 2
+            assert len([n for n in packaged if n.endswith(".xmp")]) == 2  # one XMP per proxy
 
             # Purge, much later: the REJECTED group with two sidecars is past retention.
             purged = lib.assets["C0005.MP4"]
