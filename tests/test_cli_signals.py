@@ -109,6 +109,12 @@ async def test_sigterm_stops_purge_as_interrupted(db: str, db_url: str, tmp_path
     assert await Asset.filter(state=S.PURGED).count() == len(assets)
 
 
+_UP_THEN_RUSH = (
+    "import runpy, sys\n"
+    "sys.stderr.write('up\\n'); sys.stderr.flush()\n"
+    "sys.argv[0] = 'rush'\n"
+    "runpy.run_module('rush', run_name='__main__', alter_sys=True)\n"
+)
 _INFO_RECORD = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO) ")
 
 
@@ -116,13 +122,17 @@ _INFO_RECORD = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO) "
 def test_ctrl_c_at_start_up_prints_one_line(tmp_path: Path, delay: float) -> None:
     config = tmp_path / "config.toml"
     config.write_text(f'data_dir = "{tmp_path / "data"}"\n', encoding="utf-8")
+    # The interpreter's own start-up (the site module) is not ours to interrupt: the child
+    # says when it is up, then `python -m rush status` runs exactly as from a shell.
     proc = subprocess.Popen(
-        [sys.executable, "-m", "rush", "status", "--config", str(config)],
+        [sys.executable, "-c", _UP_THEN_RUSH, "status", "--config", str(config)],
         env=rush_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+    assert proc.stderr is not None
+    assert proc.stderr.readline() == "up\n"
     time.sleep(delay)  # somewhere in the imports, the config or the database opening
     proc.send_signal(signal.SIGINT)
     _out, err = proc.communicate(timeout=60)

@@ -55,7 +55,9 @@ async def assert_exactly_once(count: int) -> None:
 
 
 async def test_twenty_agents_process_the_pool_exactly_once(db: str, root: Path) -> None:
-    config = make_config(root, prefix=new_prefix(), quota=2, max_jobs=2)
+    # Twenty agents and the server share one event loop here: a lease as long as a real
+    # one, so that only a double claim (never a slow machine) can process an asset twice.
+    config = make_config(root, prefix=new_prefix(), quota=2, max_jobs=2, ttl=60.0)
     await make_assets(root, 60)
     processors = [TestProcessor() for _ in range(20)]
     runtimes = [AgentRuntime(config, [p], agent_id=f"ag{i:02d}") for i, p in enumerate(processors)]

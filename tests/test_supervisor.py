@@ -217,9 +217,9 @@ def _wait_for(predicate: object, timeout: float) -> bool:
 def test_rush_serve_stops_cleanly_on_signal(tmp_path: Path, sig: signal.Signals) -> None:
     proc, log = _serve(tmp_path)
     try:
-        assert _wait_for(lambda: "supervisor: started" in log.read_text(), 10), log.read_text()
+        assert _wait_for(lambda: "supervisor: started" in log.read_text(), 60), log.read_text()
         # Let the scanner do real work first (a pass that records the file).
-        assert _wait_for(lambda: "1 new" in log.read_text(), 10), log.read_text()
+        assert _wait_for(lambda: "1 new" in log.read_text(), 30), log.read_text()
         os.kill(proc.pid, sig)
         assert _wait_for(lambda: proc.poll() is not None, 12), "rush serve did not exit"
     finally:
@@ -265,7 +265,7 @@ def test_rush_serve_exits_even_with_an_actor_that_ignores_cancellation(tmp_path:
             stderr=subprocess.STDOUT,
         )
     try:
-        assert _wait_for(lambda: "supervisor: started" in log.read_text(), 10), log.read_text()
+        assert _wait_for(lambda: "supervisor: started" in log.read_text(), 60), log.read_text()
         os.kill(proc.pid, signal.SIGTERM)
         # shutdown_timeout (5 s) + the forced-exit grace (2 s), well before 15 s.
         assert _wait_for(lambda: proc.poll() is not None, 14), "rush serve hung on a stuck actor"
@@ -313,7 +313,7 @@ def test_a_second_rush_serve_on_the_same_data_refuses(tmp_path: Path) -> None:
     exits, instead of doubling every actor and fighting for the ports."""
     proc, log = _serve(tmp_path)
     try:
-        assert _wait_for(lambda: "supervisor: started" in log.read_text(), 10), log.read_text()
+        assert _wait_for(lambda: "supervisor: started" in log.read_text(), 60), log.read_text()
         second = subprocess.run(
             [sys.executable, "-m", "rush", "serve", "--config", str(tmp_path / "config.toml")],
             env=rush_env(),
