@@ -67,6 +67,14 @@ def default_agent_id() -> str:
     return name or "agent"
 
 
+def acl_hint(username: str | None, agent_id: str) -> str:
+    """What the shipped ACL expects of an agent's broker user (for the refusal warning)."""
+    rule = "the shipped ACL grants rush/agents/<username>/..., so the username must be the agent id"
+    if username and username != agent_id:
+        return f"{rule}: this agent is {agent_id!r} but connects as {username!r}"
+    return rule
+
+
 def load_processors(config: Config) -> list[Processor]:
     """Import `agent.processors` ("module:function") lazily and build the processors."""
     spec = config.agent.processors
@@ -146,6 +154,10 @@ class AgentRuntime:
             port=port or broker_port,
             identifier=f"rush-agent-{self.agent_id}-{uuid.uuid4().hex[:6]}",
             workers=1,
+            # MQTT 5: a publish the ACL refuses comes back with a reason code, where
+            # 3.1.1 would drop it silently and leave the agent waiting for ever.
+            mqtt5=True,
+            refusal_hint=acl_hint(mqtt.username, self.agent_id),
         )
         self.resend_s = resend_s
         self.params: AgentParams | None = None
@@ -284,7 +296,15 @@ class AgentRuntime:
                 timeout=NO_PARAMS_WARN_S,
                 return_when=asyncio.FIRST_COMPLETED,
             )
-            if not done:
+            if not done and self.bridge.stats.refused:
+                log.warning(
+                    "agent %s: no parameters from the server after %.0f s: the broker "
+                    "refused this agent's messages (see above); check the ACL / username. "
+                    "Still waiting.",
+                    self.agent_id,
+                    NO_PARAMS_WARN_S,
+                )
+            elif not done:
                 log.warning(
                     "agent %s: no parameters from the server after %.0f s on %s; is `rush "
                     "serve` running against this broker with mqtt.prefix = %r? Still waiting.",

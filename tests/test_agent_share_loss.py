@@ -42,7 +42,11 @@ def _umount_lazy(path: Path) -> None:
 
 
 def _mounted(path: Path) -> bool:
-    return os.path.ismount(path)
+    """Whether something is mounted on `path` (os.path.ismount misses a bind mount of a
+    folder of the same filesystem)."""
+    target = str(path.resolve())
+    with open("/proc/self/mountinfo", encoding="utf-8") as info:
+        return any(line.split()[4] == target for line in info)
 
 
 @pytest.fixture
