@@ -7,7 +7,10 @@ and with the NAS share mounted, and keeps every final result in an outbox that i
 re-sent until the server acknowledges it, so a broker restart loses nothing.  Claims
 are retried with the same `request_id`, which the server answers idempotently.
 On SIGTERM it stops claiming, lets running jobs finish for `agent.shutdown_grace_s`,
-then releases the rest (no attempt is counted for a released job).
+then releases the rest (no attempt is counted for a released job).  A share that goes
+away mid-job is this machine's problem, not the asset's: the job is released the same
+way (checked at every heartbeat and whenever a job fails), and claiming resumes once
+the share is back.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from integrations.mqtt.client import MqttBridge
+from integrations.mqtt.client import MqttBridge, _first_leaf
 from integrations.mqtt.payloads import (
     AckPayload,
     AgentParams,
@@ -46,16 +49,30 @@ log = logging.getLogger(__name__)
 NO_PARAMS_WARN_S = 15.0
 
 CLAIM_TIMEOUT_S = 5.0
+#: Longest wait for the share check of a heartbeat (a hung NFS server must not stall it).
+SHARE_CHECK_S = 10.0
 
 
 class NoProcessors(RuntimeError):
     """The configured processors could not be loaded."""
 
 
+class ShareLost(Exception):
+    """The library share went away under a running job (message: why)."""
+
+
 def default_agent_id() -> str:
     """The host name made topic-safe (the default `agent.id`)."""
     name = re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname().split(".")[0])[:64]
     return name or "agent"
+
+
+def acl_hint(username: str | None, agent_id: str) -> str:
+    """What the shipped ACL expects of an agent's broker user (for the refusal warning)."""
+    rule = "the shipped ACL grants rush/agents/<username>/..., so the username must be the agent id"
+    if username and username != agent_id:
+        return f"{rule}: this agent is {agent_id!r} but connects as {username!r}"
+    return rule
 
 
 def load_processors(config: Config) -> list[Processor]:
@@ -137,6 +154,10 @@ class AgentRuntime:
             port=port or broker_port,
             identifier=f"rush-agent-{self.agent_id}-{uuid.uuid4().hex[:6]}",
             workers=1,
+            # MQTT 5: a publish the ACL refuses comes back with a reason code, where
+            # 3.1.1 would drop it silently and leave the agent waiting for ever.
+            mqtt5=True,
+            refusal_hint=acl_hint(mqtt.username, self.agent_id),
         )
         self.resend_s = resend_s
         self.params: AgentParams | None = None
@@ -275,7 +296,15 @@ class AgentRuntime:
                 timeout=NO_PARAMS_WARN_S,
                 return_when=asyncio.FIRST_COMPLETED,
             )
-            if not done:
+            if not done and self.bridge.stats.refused:
+                log.warning(
+                    "agent %s: no parameters from the server after %.0f s: the broker "
+                    "refused this agent's messages (see above); check the ACL / username. "
+                    "Still waiting.",
+                    self.agent_id,
+                    NO_PARAMS_WARN_S,
+                )
+            elif not done:
                 log.warning(
                     "agent %s: no parameters from the server after %.0f s on %s; is `rush "
                     "serve` running against this broker with mqtt.prefix = %r? Still waiting.",
@@ -301,6 +330,8 @@ class AgentRuntime:
                     self._mount_warned = True
                 await self._sleep_or_stop(idle)
                 continue
+            if self._mount_warned:
+                log.info("agent %s: the share is back; claiming again", self.agent_id)
             self._mount_warned = False
             job = await self._claim()
             if job is None:
@@ -358,7 +389,36 @@ class AgentRuntime:
         while True:
             period = self.params.heartbeat_s if self.params else 30.0
             await asyncio.sleep(period)
+            problem = await self._share_problem()
+            if problem:
+                raise ShareLost(problem)
             await self.send_heartbeat(job, ctx.progress)
+
+    async def _share_problem(self) -> str | None:
+        """Why the share is unusable now, or None (also None when the check hangs:
+        the job itself then decides)."""
+        agent = self.config.agent
+        try:
+            return await asyncio.wait_for(
+                asyncio.to_thread(check_mount, agent.library_mount, agent.library_id),
+                SHARE_CHECK_S,
+            )
+        except TimeoutError:
+            return None
+
+    def _share_lost(self, job: JobSpec, problem: str) -> ResultPayload:
+        """The job goes back uncharged; said once until the share is back."""
+        self.released += 1
+        if not self._mount_warned:
+            log.warning(
+                "agent %s: share not mounted (%s); job %s released without charging the "
+                "asset an attempt; claiming again once the share is back",
+                self.agent_id,
+                problem,
+                job.job_id,
+            )
+            self._mount_warned = True
+        return ResultPayload(lock_token=job.lock_token, status="released")
 
     async def _run_job(self, job: JobSpec) -> None:
         root = self.config.agent.library_mount or Path(".")
@@ -374,12 +434,20 @@ class AgentRuntime:
         ctx = _Context(self, job, root, areas)
         processor = self.processors.get(job.type)
         try:
-            async with asyncio.TaskGroup() as group:
-                beats = group.create_task(self._heartbeats(job, ctx))
-                try:
-                    result = await self._process(processor, job, ctx)
-                finally:
-                    beats.cancel()
+            try:
+                async with asyncio.TaskGroup() as group:
+                    beats = group.create_task(self._heartbeats(job, ctx))
+                    try:
+                        result = await self._process(processor, job, ctx)
+                    finally:
+                        beats.cancel()
+            except BaseExceptionGroup as group_exc:
+                # Not `except*` (see integrations.mqtt.client): the heartbeat saw the
+                # share go; the processor (and its ffmpeg) has been cancelled.
+                lost, rest = group_exc.split(ShareLost)
+                if lost is None or rest is not None:
+                    raise
+                result = self._share_lost(job, str(_first_leaf(lost)))
             await self._send_result(job, result)
         except asyncio.CancelledError:
             log.info("agent %s releases job %s", self.agent_id, job.job_id)
@@ -403,10 +471,16 @@ class AgentRuntime:
         try:
             output: JobOutput = await processor.run(job, ctx)
         except JobFailed as exc:
+            # ENOENT/EIO on the input, ffmpeg's I/O errors: first ask whether the share
+            # is still there, so a healthy asset is not charged for this machine's mount.
+            if problem := await self._share_problem():
+                return self._share_lost(job, problem)
             self.failed += 1
             log.warning("job %s failed: %s", job.job_id, exc)
             return ResultPayload(lock_token=job.lock_token, status="error", error=str(exc)[:4000])
         except Exception as exc:
+            if problem := await self._share_problem():
+                return self._share_lost(job, problem)
             self.failed += 1
             log.exception("processor %s crashed on job %s", job.type, job.job_id)
             return ResultPayload(

@@ -4,12 +4,17 @@ Every file is written under a temporary name in its final folder, fsynced, then 
 so the UI and the server never see a half-written proxy.  A failed job leaves nothing:
 `DerivedWriter` removes its temporary files and whatever it had already committed.  It
 refuses to write through a symbolic link below the mount's `.derived` folder.
+
+A job that never reached its clean-up (agent killed, machine switched off) leaves
+`.tmp-*` files behind; the next writer of the same folder removes them before it starts,
+since the lease it holds makes it the folder's only owner.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import secrets
 import shutil
@@ -20,6 +25,38 @@ from rush.layout import SymlinkInPath, UnsafePath, refuse_symlinks, safe_relpath
 from rush.media import DERIVED_DIR
 
 TMP_PREFIX = ".tmp-"
+
+log = logging.getLogger(__name__)
+
+
+def remove_stale_temps(folder: Path) -> list[Path]:
+    """Remove the `.tmp-*` entries of one derived folder (`.derived/{uuid}/v{n}`); each
+    removal is logged.
+
+    Only that folder is looked at and no symbolic link is followed (a link named
+    `.tmp-*` is removed itself, never its target), so nothing outside it, least of all
+    an original, can be touched.  Other versions' folders are left alone: a job on
+    another version of the asset may be writing there right now."""
+    removed: list[Path] = []
+    try:
+        entries = [e for e in os.scandir(folder) if e.name.startswith(TMP_PREFIX)]
+    except (FileNotFoundError, NotADirectoryError):
+        return removed
+    for entry in entries:
+        path = Path(entry.path)
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            log.warning("could not remove stale temporary output %s: %s", path, exc)
+            continue
+        removed.append(path)
+        log.info("removed stale temporary output %s (left by an interrupted job)", path)
+    return removed
 
 
 def fsync_file(path: Path) -> None:
@@ -58,6 +95,7 @@ class DerivedWriter:
 
     def __enter__(self) -> DerivedWriter:
         self._refuse_links(self.root, last=True)
+        remove_stale_temps(self.root)
         self.root.mkdir(parents=True, exist_ok=True)
         self._refuse_links(self.root, last=True)
         return self

@@ -3,16 +3,24 @@
 Every child runs in its own process group so a timeout or a cancellation kills ffmpeg
 and anything it spawned, and the child is always reaped: a stuck ffmpeg can never
 outlive its job (Immich #9978: ffmpeg stuck for 10 hours).
+
+Its own session also means no signal of the agent's reaches it, so on Linux every child
+asks the kernel for SIGKILL when the agent dies (`PR_SET_PDEATHSIG`): an agent killed
+with SIGKILL, by the OOM killer or by a crash takes its ffmpeg along instead of leaving
+it to fight the next agent for the CPU for minutes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
 import json
 import logging
 import os
 import signal
+import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -47,6 +55,44 @@ async def _kill(proc: asyncio.subprocess.Process) -> None:
     await asyncio.shield(proc.wait())
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def _load_prctl() -> Callable[..., int] | None:
+    """libc's prctl, looked up once here: the child between fork and exec must not load
+    libraries or take locks (other threads of the agent may hold them)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        prctl: Callable[..., int] = libc.prctl
+    except (OSError, AttributeError):
+        return None
+    return prctl
+
+
+_PRCTL = _load_prctl()
+
+
+def _die_with_parent(parent: int) -> Callable[[], None] | None:
+    """A pre-exec hook: SIGKILL this child when the agent process dies.
+
+    The death signal is tied to the thread that forked, which is the event loop's (the
+    agent spawns only from the loop, never from worker threads).  A parent that died
+    between fork and prctl is caught by comparing the parent pid afterwards."""
+    prctl = _PRCTL
+    if prctl is None:
+        return None
+    kill = int(signal.SIGKILL)
+
+    def hook() -> None:
+        prctl(PR_SET_PDEATHSIG, kill, 0, 0, 0)
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return hook
+
+
 async def _spawn(args: list[str], stdout: int | None) -> asyncio.subprocess.Process:
     try:
         return await asyncio.create_subprocess_exec(
@@ -55,6 +101,7 @@ async def _spawn(args: list[str], stdout: int | None) -> asyncio.subprocess.Proc
             stdout=stdout,
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,
+            preexec_fn=_die_with_parent(os.getpid()),
         )
     except FileNotFoundError as exc:
         raise JobFailed(f"{args[0]} is not installed on this agent") from exc

@@ -165,12 +165,19 @@ def mosquitto_conf(
 class Mosquitto:
     """A mosquitto process of our own on a free loopback port."""
 
-    def __init__(self, workdir: Path, *, passwd: Path | None = None, acl: Path | None = None):
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        passwd: Path | None = None,
+        acl: Path | None = None,
+        port: int | None = None,
+    ):
         import subprocess
 
         self._subprocess = subprocess
         workdir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
+        self.port = port or free_port()
         self.conf = mosquitto_conf(workdir, self.port, passwd=passwd, acl=acl)
         self.log = workdir / "mosquitto.log"
         self.proc: Any = None

@@ -349,7 +349,7 @@ def test_install_agent_in_a_prefix(tmp_path: Path) -> None:
     env_path = etc / "agent.env"
     assert stat.S_IMODE(env_path.stat().st_mode) == 0o600
     env = _env_file(env_path)
-    assert env["RUSH_MQTT__USERNAME"] == "agent-pi-kitchen" and len(env["RUSH_MQTT__PASSWORD"]) > 20
+    assert env["RUSH_MQTT__USERNAME"] == "pi-kitchen" and len(env["RUSH_MQTT__PASSWORD"]) > 20
     config = load_config(etc / "agent.toml", environ=env)
     assert config.agent.id == "pi-kitchen" and config.mqtt.host == "nas.lan"
     assert str(config.agent.library_mount) == "/mnt/rushes"
@@ -398,7 +398,13 @@ def test_install_agent_dry_run_writes_nothing(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    [["--id", "bad id!"], ["--mount-type", "smb"], ["--mount", "relative"], ["--bogus"]],
+    [
+        ["--id", "bad id!"],
+        ["--mount-type", "smb"],
+        ["--mount", "relative"],
+        ["--bogus"],
+        ["--id", "pi2", "--mqtt-user", "agent-pi2"],  # the ACL's rule: username = agent id
+    ],
 )
 def test_install_agent_refuses_bad_options(bad: list[str], tmp_path: Path) -> None:
     proc = _install("--prefix", str(tmp_path / "p"), "--dry-run", *bad)

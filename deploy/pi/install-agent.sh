@@ -9,6 +9,7 @@
 #   2. a virtualenv in PREFIX/opt/rush/venv with RushCatalog installed from this checkout;
 #   3. the agent config PREFIX/etc/rush/agent.toml (strict: `rush config check` reads it);
 #   4. the agent's MQTT credentials in PREFIX/etc/rush/agent.env, mode 0600 (EnvironmentFile);
+#      the broker username is the agent id (the shipped ACL grants rush/agents/<username>/);
 #   5. the fstab line mounting the library share (printed; appended to PREFIX/etc/fstab
 #      only with --apply);
 #   6. the systemd unit PREFIX/etc/systemd/system/rush-agent.service with this machine's
@@ -48,7 +49,7 @@ Options:
   --id ID                    agent id (default: short host name)
   --mqtt-host HOST           broker host (default nas.local)
   --mqtt-port PORT           broker port (default 1883)
-  --mqtt-user USER           broker user (default agent-ID)
+  --mqtt-user USER           broker user: must be the agent id (the ACL's rule)
   --mqtt-password-file FILE  read the broker password from FILE (default: generate one)
   --share SHARE              //nas/RUSHES_DB (cifs) or nas:/volume1/RUSHES_DB (nfs)
   --mount-type cifs|nfs      how the share is mounted (default cifs)
@@ -92,7 +93,11 @@ done
 case "$MOUNT_TYPE" in cifs|nfs) ;; *) die "--mount-type must be cifs or nfs" ;; esac
 case "$HWACCEL" in none|v4l2m2m|vaapi|videotoolbox) ;; *) die "--hwaccel: unknown $HWACCEL" ;; esac
 case "$MOUNT" in /*) ;; *) die "--mount must be an absolute path" ;; esac
-[ -n "$MQTT_USER" ] || MQTT_USER="agent-$AGENT_ID"
+# Naming rule (docs/deploy.md): broker username = agent id, because the shipped ACL
+# grants the topics rush/agents/%u/... by username; any other name is refused there.
+[ -n "$MQTT_USER" ] || MQTT_USER="$AGENT_ID"
+[ "$MQTT_USER" = "$AGENT_ID" ] \
+  || die "--mqtt-user must equal --id ($AGENT_ID): the broker ACL grants rush/agents/<username>/"
 [ -z "$PREFIX" ] || PREFIX=$(realpath -m "$PREFIX")
 
 OPT="$PREFIX/opt/rush"
@@ -114,7 +119,11 @@ write_file() {
   local path=$1 mode=$2 secret=${3:-} tmp
   if [ "$DRY_RUN" -eq 1 ]; then
     echo "+ write $path (mode $mode):"
-    if [ -n "$secret" ]; then sed 's/=.*/=<redacted>/; s/^/|   /'; else sed 's/^/|   /'; fi
+    if [ -n "$secret" ]; then
+      sed '/PASSWORD\|password/s/=.*/=<redacted>/; s/^/|   /'
+    else
+      sed 's/^/|   /'
+    fi
     return
   fi
   mkdir -p "$(dirname "$path")"
@@ -181,9 +190,10 @@ if [ -n "$MQTT_PASSWORD_FILE" ]; then
   MQTT_PASSWORD=$(head -n1 "$MQTT_PASSWORD_FILE")
 else
   MQTT_PASSWORD=$("$PYTHON" -c "import secrets; print(secrets.token_urlsafe(24))")
-  say "generated an MQTT password for $MQTT_USER; on the broker host run:"
-  say "  mosquitto_passwd -b /etc/mosquitto/passwd $MQTT_USER '<password from $ETC/agent.env>'"
+  say "generated an MQTT password for $MQTT_USER"
 fi
+say "on the broker host (password file of deploy/mosquitto/mosquitto.conf), run:"
+say "  mosquitto_passwd -b /etc/mosquitto/rush.passwd $MQTT_USER '<password from $ETC/agent.env>'"
 case "$MQTT_PASSWORD" in *$'\n'*|*"'"*) die "the MQTT password may not contain quotes or newlines" ;; esac
 if [ -e "$ETC/agent.env" ]; then
   say "$ETC/agent.env exists: kept"

@@ -9,6 +9,11 @@ per round trip otherwise).
 Incoming messages are handed to per-key ordered workers: messages about one agent
 (`{prefix}/agents/{id}/…`) are handled in arrival order, different agents in parallel.
 Handlers get the broker's retain flag with each message (`rush.messaging.Handler`).
+
+A broker that refuses a publish or a subscription (the ACL) is named in the log, once
+per bridge: under MQTT 5 from the PUBACK/SUBACK reason codes, under 3.1.1 from the SUBACK
+failure code 0x80 (Mosquitto drops a refused 3.1.1 publish silently, which is why agents
+connect with MQTT 5 and fall back to 3.1.1 only when the broker refuses that version).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiomqtt
+from aiomqtt.exceptions import MqttConnectError
 
 from integrations.mqtt.payloads import encode
 from integrations.mqtt.topics import topic_matches
@@ -40,6 +46,9 @@ NODELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
 OnConnect = Callable[[], Coroutine[Any, Any, None]]
 #: Longest wait for `MqttBridge.not_before` before connecting anyway.
 NOT_BEFORE_MAX_S = 10.0
+#: CONNACK codes of a broker that does not speak the MQTT version asked for
+#: (3.1.1: 1 "unacceptable protocol version"; MQTT 5: 0x84 "unsupported protocol version").
+UNSUPPORTED_PROTOCOL = frozenset({1, 0x84})
 #: At shutdown, longest wait for the `offline` goodbye and, separately, for the
 #: DISCONNECT: together well inside the supervisor's deadline (5 s) even when the
 #: broker has stopped reading from us.
@@ -80,6 +89,36 @@ class BridgeStats:
     dropped_outgoing: int = 0
     received: int = 0
     handler_errors: int = 0
+    #: Publishes and subscriptions the broker refused (ACL).
+    refused: int = 0
+
+
+Refused = Callable[[str, str, str], None]
+
+
+def _code_value(code: Any) -> int:
+    """A SUBACK/PUBACK code as a number (paho gives ReasonCode objects or ints)."""
+    value = getattr(code, "value", code)
+    return value if isinstance(value, int) else 0
+
+
+class RushClient(aiomqtt.Client):
+    """aiomqtt's client, plus what aiomqtt drops: the PUBACK reason code of MQTT 5.
+
+    `on_refused(operation, topic, reason)` is called for a publish the broker refused."""
+
+    on_refused: Refused | None = None
+
+    def _on_publish(
+        self, client: Any, userdata: Any, mid: int, reason_code: Any, properties: Any
+    ) -> None:
+        if _code_value(reason_code) >= 0x80 and self.on_refused is not None:
+            # paho still holds the message while it calls back: its topic names the culprit.
+            out = getattr(self._client, "_out_messages", {}).get(mid)
+            topic = getattr(out, "topic", "?")
+            with contextlib.suppress(Exception):
+                self.on_refused("PUBLISH to", str(topic), str(reason_code))
+        super()._on_publish(client, userdata, mid, reason_code, properties)
 
 
 def make_client(
@@ -90,14 +129,15 @@ def make_client(
     identifier: str | None = None,
     will: aiomqtt.Will | None = None,
     max_queued_outgoing: int | None = None,
-) -> aiomqtt.Client:
+    mqtt5: bool = False,
+) -> RushClient:
     """An aiomqtt client with the project's settings (TCP_NODELAY, TLS, credentials)."""
     tls_context = None
     if config.tls:
         tls_context = ssl.create_default_context(
             cafile=str(config.ca_file) if config.ca_file else None
         )
-    client = aiomqtt.Client(
+    client = RushClient(
         host or config.host or "127.0.0.1",
         port or config.port,
         identifier=identifier,
@@ -110,6 +150,7 @@ def make_client(
         max_queued_outgoing_messages=max_queued_outgoing,
         max_inflight_messages=200,
         timeout=10,
+        protocol=aiomqtt.ProtocolVersion.V5 if mqtt5 else aiomqtt.ProtocolVersion.V311,
     )
     # Many publishes in flight are normal here (claim bursts); do not warn about them.
     client.pending_calls_threshold = 10_000
@@ -136,8 +177,15 @@ class MqttBridge:
         backoff_max: float = 10.0,
         max_inflight: int = 200,
         not_before: asyncio.Event | None = None,
+        mqtt5: bool = False,
+        refusal_hint: str = "",
     ) -> None:
         self.name = name
+        #: MQTT 5 (reason codes for refused publishes), 3.1.1 if the broker refuses it.
+        self.mqtt5 = mqtt5
+        #: Appended to the "broker refused" warning (what the ACL expects of us).
+        self.refusal_hint = refusal_hint
+        self._refusal_said = False
         #: The first connection waits for this (at most NOT_BEFORE_MAX_S): the embedded
         #: broker of the same process starting up.
         self.not_before = not_before
@@ -188,6 +236,29 @@ class MqttBridge:
     def pending(self) -> int:
         return len(self._outgoing)
 
+    def _refused(self, operation: str, topic: str, reason: str) -> None:
+        """The broker said no (ACL): say it once, then only count."""
+        self.stats.refused += 1
+        if self._refusal_said:
+            log.debug("MQTT broker refused %s %s (%s)", operation, topic, reason)
+            return
+        self._refusal_said = True
+        user = self.config.username or "(anonymous)"
+        log.warning(
+            "the broker refused %s %s (%s) from MQTT user %r: check the ACL / username%s",
+            operation,
+            topic,
+            reason,
+            user,
+            f" ({self.refusal_hint})" if self.refusal_hint else "",
+        )
+
+    async def _subscribe(self, client: aiomqtt.Client, filter_: str) -> None:
+        granted = await client.subscribe(filter_, qos=1)
+        for code in granted if isinstance(granted, list | tuple) else ():
+            if _code_value(code) >= 0x80:
+                self._refused("SUBSCRIBE to", filter_, str(code))
+
     def _enqueue(self, msg: Outgoing, *, front: bool = False) -> None:
         if len(self._outgoing) >= self.queue_limit:
             dropped = self._outgoing.popleft()
@@ -222,7 +293,9 @@ class MqttBridge:
                 port=port,
                 identifier=self.identifier,
                 will=aiomqtt.Will(self.status_topic, b"offline", qos=1, retain=True),
+                mqtt5=self.mqtt5,
             )
+            client.on_refused = self._refused
             try:
                 async with client:
                     _stop_if_cancelled()
@@ -232,7 +305,7 @@ class MqttBridge:
                     await client.publish(self.status_topic, b"online", qos=1, retain=True)
                     _stop_if_cancelled()
                     for filter_ in self._filters:
-                        await client.subscribe(filter_, qos=1)
+                        await self._subscribe(client, filter_)
                         _stop_if_cancelled()
                     while not self._new_filters.empty():
                         self._new_filters.get_nowait()
@@ -245,6 +318,14 @@ class MqttBridge:
                         self._client = None
             except aiomqtt.MqttError as exc:
                 self.connected.clear()
+                if (
+                    self.mqtt5
+                    and isinstance(exc, MqttConnectError)
+                    and _code_value(exc.rc) in UNSUPPORTED_PROTOCOL
+                ):
+                    log.info("MQTT broker %s:%d refuses MQTT 5; using 3.1.1", host, port)
+                    self.mqtt5 = False
+                    continue
                 if _cancelling():
                     # The goodbye failed (the disconnect timed out on a stalled broker):
                     # we are stopping all the same, never reconnecting.
@@ -311,7 +392,7 @@ class MqttBridge:
     async def _subscriber(self, client: aiomqtt.Client) -> None:
         while True:
             filter_ = await self._new_filters.get()
-            await client.subscribe(filter_, qos=1)
+            await self._subscribe(client, filter_)
             _stop_if_cancelled()
 
     async def _sender(self, client: aiomqtt.Client) -> None:
