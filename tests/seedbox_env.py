@@ -31,6 +31,7 @@ from tests.seedbox_support import (
     tmpfs,
     torrent_info,
 )
+from tests.support.environment import unavailable
 
 SEEDING = {"stalledUP", "uploading", "queuedUP", "forcedUP"}
 
@@ -38,9 +39,7 @@ SEEDING = {"stalledUP", "uploading", "queuedUP", "forcedUP"}
 def need_mount(what: str) -> None:
     """Skip (or fail under CI) when this process cannot mount a tmpfs."""
     if os.geteuid() != 0:
-        if os.environ.get("CI"):
-            pytest.fail(f"{what} needs root and mount (CI is set: not skipped)")
-        pytest.skip(f"{what} needs root and mount")
+        unavailable(f"{what} needs root and mount")
 
 
 def mount_tmpfs(path: Path, size_kb: int) -> None:
@@ -51,9 +50,7 @@ def mount_tmpfs(path: Path, size_kb: int) -> None:
         text=True,
     )
     if res.returncode != 0:
-        if os.environ.get("CI"):
-            pytest.fail(f"cannot mount a tmpfs on {path}: {res.stderr}")
-        pytest.skip(f"cannot mount a tmpfs: {res.stderr}")
+        unavailable(f"cannot mount a tmpfs on {path}: {res.stderr}")
 
 
 def umount(path: Path) -> None:

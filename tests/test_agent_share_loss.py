@@ -28,6 +28,7 @@ from tests.agent_support import (
     server_actors,
     wait_until,
 )
+from tests.support.environment import unavailable
 from tests.test_agent_children import children_named, long_clip
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.slow]
@@ -62,9 +63,7 @@ def share(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
         if proc.returncode != 0:
             problem = f"cannot bind-mount: {proc.stderr.strip()}"
     if problem is not None:
-        if os.environ.get("CI"):
-            pytest.fail(problem)
-        pytest.skip(problem)
+        unavailable(problem)
     try:
         yield lib, mnt
     finally:

@@ -15,6 +15,7 @@ from rush.batch import BatchBusy, plan_apply, run_apply
 from rush.lifecycle import AssetState
 from rush.models import Asset, AssetEvent, Batch, FsAction, PathChange, Sidecar
 from tests.batch_helpers import digest, make_asset, make_config, write
+from tests.support.environment import unavailable
 
 S = AssetState
 
@@ -32,7 +33,7 @@ def tmpfs(tmp_path: Path) -> Iterator[Path]:
     """A real second filesystem (tmpfs) so cross-volume moves are really cross-device."""
     mnt = tmp_path / "vol"
     if not _mount_tmpfs(mnt, "4m"):
-        pytest.skip("needs root to mount a tmpfs volume")
+        unavailable("needs root to mount a tmpfs volume")
     try:
         yield mnt
     finally:
@@ -219,7 +220,7 @@ async def test_permission_denied_on_a_sidecar_rolls_back_the_main_file(
     other = await make_asset(root, "INBOX/p/fine.mp4", S.DECIDED_REJECT)
     locked = root / "INBOX/p/clip.xmp"
     if not chattr("+i", locked):
-        pytest.skip("chattr +i is not available on this filesystem")
+        unavailable("chattr +i is not available on this filesystem")
     try:
         report = await run_apply(cfg, "frank")
     finally:
@@ -305,7 +306,7 @@ async def test_cross_volume_source_not_removable_leaves_the_group_at_its_source(
     before = files_under(root)
     locked = root / "INBOX/u/clip.xmp"
     if not chattr("+i", locked):
-        pytest.skip("chattr +i is not available on this filesystem")
+        unavailable("chattr +i is not available on this filesystem")
     try:
         report = await run_apply(cfg, "uma")
     finally:
@@ -346,7 +347,7 @@ async def test_copy_left_at_both_places_is_left_to_recovery(
     probe = tmp_path / "probe"
     probe.write_bytes(b"")
     if not chattr("+i", probe) or not chattr("-i", probe):
-        pytest.skip("chattr +i is not available on this filesystem")
+        unavailable("chattr +i is not available on this filesystem")
     try:
         report = await run_apply(cfg, "walt")
     finally:

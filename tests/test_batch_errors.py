@@ -14,6 +14,7 @@ from rush.fserrors import describe_os_error
 from rush.lifecycle import AssetState
 from rush.models import Asset
 from tests.batch_helpers import make_asset, make_config
+from tests.support.environment import unavailable
 
 S = AssetState
 
@@ -47,7 +48,7 @@ async def test_a_folder_that_cannot_be_created_is_permission_denied_not_a_missin
     if not chattr("+i", archive):
         if os.environ.get("CI"):
             pytest.fail("chattr +i is needed (root on ext4/xfs/tmpfs) and is not available")
-        pytest.skip("chattr +i is not available on this filesystem")
+        unavailable("chattr +i is not available on this filesystem")
     try:
         report = await run_apply(cfg, "hana")
     finally:

@@ -31,6 +31,7 @@ from rush.recovery import recover
 from rush.storage import close_db, init_db
 from tests.batch_helpers import digest, make_asset, make_config, write
 from tests.conftest import REPO_ROOT, rush_env
+from tests.support.environment import unavailable
 
 S = AssetState
 POINTS = 50
@@ -51,7 +52,7 @@ def volume(tmp_path: Path) -> Iterator[Path]:
     mnt.mkdir()
     r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mnt)], check=False)
     if r.returncode != 0:
-        pytest.skip("needs root to mount a tmpfs volume")
+        unavailable("needs root to mount a tmpfs volume")
     try:
         yield mnt
     finally:

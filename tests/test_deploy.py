@@ -28,6 +28,7 @@ import yaml
 from actors.supervisor import Supervisor
 from rush.config import LeaseConfig, QbittorrentConfig, WebConfig, load_config
 from tests.conftest import REPO_ROOT
+from tests.support.environment import unavailable
 
 DEPLOY = REPO_ROOT / "deploy"
 UNITS = DEPLOY / "systemd"
@@ -126,9 +127,10 @@ def test_agent_reads_originals_and_writes_only_derived() -> None:
     assert seconds(unit["Service"]["TimeoutStopSec"][0]) < LeaseConfig().ttl_s
 
 
-@pytest.mark.skipif(SYSTEMD_ANALYZE is None, reason="systemd-analyze not installed")
 @pytest.mark.parametrize("name", ["rush-serve.service", "rush-agent.service"])
 def test_systemd_analyze_verifies_units(name: str, tmp_path: Path) -> None:
+    if SYSTEMD_ANALYZE is None:
+        unavailable("systemd-analyze not installed")
     unit = _runnable_copy(UNITS / name, tmp_path)
     assert verify_unit(unit) == ""
     proc = subprocess.run(
@@ -142,9 +144,10 @@ def test_systemd_analyze_verifies_units(name: str, tmp_path: Path) -> None:
     assert float(m.group(1)) <= 3.0, f"{name} exposure {m.group(1)}"
 
 
-@pytest.mark.skipif(SYSTEMD_ANALYZE is None, reason="systemd-analyze not installed")
 def test_verify_catches_a_typo(tmp_path: Path) -> None:
     """Guards the check above: a misspelt key must show up in the verify output."""
+    if SYSTEMD_ANALYZE is None:
+        unavailable("systemd-analyze not installed")
     src = tmp_path / "src"
     src.mkdir()
     bad = src / "rush-agent.service"

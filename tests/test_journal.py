@@ -13,6 +13,7 @@ import pytest
 
 from rush import journal
 from rush.layout import UnsafePath
+from tests.support.environment import unavailable
 
 
 @pytest.fixture
@@ -20,7 +21,7 @@ def other_fs(tmp_path: Path) -> Iterator[Path]:
     mnt = tmp_path / "other"
     mnt.mkdir()
     if subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(mnt)], check=False).returncode:
-        pytest.skip("needs root to mount a tmpfs volume")
+        unavailable("needs root to mount a tmpfs volume")
     try:
         yield mnt
     finally:
@@ -137,7 +138,7 @@ def test_cross_filesystem_move_is_undone_when_the_source_cannot_be_removed(
     src.write_bytes(data)
     dst = other_fs / "clip.mp4"
     if not chattr("+i", src):  # immutable: even root cannot unlink it
-        pytest.skip("chattr +i is not available on this filesystem")
+        unavailable("chattr +i is not available on this filesystem")
     try:
         with pytest.raises(PermissionError):
             journal.move_file(src, dst)
@@ -157,7 +158,7 @@ def test_link_fallback_move_is_undone_when_the_source_cannot_be_removed(
     src, dst = folder / "a.mp4", tmp_path / "a.mp4"
     src.write_bytes(b"mine")
     if not chattr("+a", folder):  # append-only folder: entries cannot be removed
-        pytest.skip("chattr +a is not available on this filesystem")
+        unavailable("chattr +a is not available on this filesystem")
     try:
         with pytest.raises(PermissionError):
             journal.move_file(src, dst)

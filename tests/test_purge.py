@@ -12,6 +12,7 @@ from rush.lifecycle import AssetState
 from rush.models import Asset, FsAction, PurgeAudit
 from rush.purge import PurgeCandidate, PurgeNotConfirmed, plan_purge, run_purge, select_purgeable
 from tests.batch_helpers import make_asset, make_config, write
+from tests.support.environment import unavailable
 
 S = AssetState
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -142,7 +143,7 @@ async def test_partial_purge_journals_and_audits_what_was_deleted(db: str, tmp_p
     a = await rejected(root, "REJECTS/q/old.mp4", timedelta(days=200), sidecars=("old.xmp",))
     locked = root / "REJECTS/q/old.xmp"
     if not chattr("+i", locked):
-        pytest.skip("chattr +i is not available on this filesystem")
+        unavailable("chattr +i is not available on this filesystem")
     try:
         result = await run_purge(cfg, "ann", confirm=True, now=NOW)
     finally:
@@ -190,7 +191,7 @@ async def test_recovery_of_a_failing_purge_keeps_the_journal_true(db: str, tmp_p
     (root / "REJECTS/r/old.mp4").unlink()  # deleted before the crash
     locked = root / "REJECTS/r/old.xmp"
     if not chattr("+i", locked):
-        pytest.skip("chattr +i is not available on this filesystem")
+        unavailable("chattr +i is not available on this filesystem")
     try:
         out = await recover(cfg)
     finally:

@@ -26,6 +26,7 @@ from rush.lifecycle import AssetState, Trigger
 from rush.models import Asset, AssetEvent, PathChange, Sidecar
 from rush.transitions import transition
 from tests.conftest import REPO_ROOT, rush_env
+from tests.support.environment import unavailable
 
 S = AssetState
 OLD = time.time() - 3600
@@ -588,10 +589,11 @@ asyncio.run(main())
 """
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop to an unprivileged user")
 async def test_unreadable_folder_as_unprivileged_user(
     db: str, tmp_path: Path, open_lib: Path
 ) -> None:
+    if os.geteuid() != 0:
+        unavailable("needs root to drop to an unprivileged user")
     lib = open_lib / "lib"
     init_library(lib)
     for i in range(4):

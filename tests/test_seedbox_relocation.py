@@ -27,6 +27,7 @@ from tests.seedbox_env import (
 )
 from tests.seedbox_env import assert_same_data as _assert_same_data
 from tests.seedbox_support import free_port, wait_for
+from tests.support.environment import unavailable
 
 pytestmark = pytest.mark.slow
 
@@ -93,7 +94,7 @@ async def test_c03_synology_unavailable_warns_and_moves_nothing(env: Env, how: s
         (env.syno / sb.syno_marker).unlink()
     else:
         if not _mount_read_only_tmpfs(env.base / "ro", sb.syno_marker):
-            pytest.skip("a read-only tmpfs needs root and mount")
+            unavailable("a read-only tmpfs needs root and mount")
         sb.syno_root = env.base / "ro"
     try:
         report = await relocate(env.config)
@@ -289,7 +290,7 @@ async def test_move_failing_inside_qbittorrent_leaves_seed_on_nvme(env: Env) -> 
     infohash, contents = env.torrent("Stuck.mkv", {"": 20_000})
     state = env.state(infohash)
     if not _mount_read_only_tmpfs(env.syno / "tv", "unused"):
-        pytest.skip("a read-only tmpfs needs root and mount")
+        unavailable("a read-only tmpfs needs root and mount")
     try:
         report = await relocate(env.config)
     finally:
@@ -364,7 +365,7 @@ async def test_stale_synology_path_after_silent_failure_is_repaired(env: Env) ->
     missing files; it points qBittorrent back, and the run after relocates for real."""
     infohash, contents = env.torrent("Ghost.mkv", {"": 20_000})
     if not _mount_read_only_tmpfs(env.syno / "tv", "unused"):
-        pytest.skip("a read-only tmpfs needs root and mount")
+        unavailable("a read-only tmpfs needs root and mount")
     try:
         env.qbit.client().torrents_set_location(
             location=str(env.syno / "tv"), torrent_hashes=infohash

@@ -1,0 +1,1 @@
+"""Helpers shared by the test files (the machine, brokers, databases, media, configs)."""
