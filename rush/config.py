@@ -44,6 +44,8 @@ OTHER_ENV_VARIABLES = frozenset(
         "RUSH_TEST_FS_OPS_COUNT_FILE",
         "RUSH_TEST_CRASH_SIGNAL",
         "RUSH_TEST_PG",
+        # the Mosquitto of the test suite (host:port)
+        "RUSH_TEST_MQTT",
         # the number of pytest workers of scripts/test
         "RUSH_TEST_WORKERS",
         # the PostgreSQL server of the benchmarks (bench/pgdb.py)

@@ -22,6 +22,7 @@ from rush.models import Asset
 from rush.storage import close_db, init_db
 from rush.transitions import utcnow
 from tests.batch_helpers import make_asset, make_config
+from tests.support.broker import BROKER_HOST, BROKER_PORT
 
 S = AssetState
 
@@ -151,7 +152,7 @@ class EventWatcher:
         import subprocess
 
         self.prefix = prefix
-        broker = ["-h", "127.0.0.1", "-p", "1883", "-q", "1"]
+        broker = ["-h", BROKER_HOST, "-p", str(BROKER_PORT), "-q", "1"]
         self.proc = subprocess.Popen(
             ["mosquitto_sub", *broker, "-v", "-t", f"{prefix}/events/#"],
             stdout=subprocess.PIPE,
@@ -206,7 +207,7 @@ def test_cli_transitions_reach_mqtt(
     root = tmp_path / "lib"
     prefix = f"rush-cli-{uuid.uuid4().hex[:8]}"
     cfg = make_config(root, db_url).model_copy(
-        update={"mqtt": MqttConfig(host="127.0.0.1", port=1883, prefix=prefix)}
+        update={"mqtt": MqttConfig(host=BROKER_HOST, port=BROKER_PORT, prefix=prefix)}
     )
 
     async def setup() -> Asset:

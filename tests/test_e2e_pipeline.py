@@ -29,6 +29,7 @@ from rush.models import Asset, Derivative, Facts, Suggestion, Transcript
 from rush.storage import close_db, init_db
 from tests.conftest import free_port, rush_env
 from tests.media_helpers import asymmetric_photo, ffmpeg, speech
+from tests.support.broker import BROKER_HOST, BROKER_PORT
 from tests.test_transcription_languages import SENTENCES, english_speech
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.slow]
@@ -90,8 +91,8 @@ root = "{library}"
 interval_s = 1
 stable_after_s = 0
 [mqtt]
-host = "127.0.0.1"
-port = 1883
+host = "{BROKER_HOST}"
+port = {BROKER_PORT}
 prefix = "{prefix}"
 [homeassistant]
 enabled = false

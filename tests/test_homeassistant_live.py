@@ -27,11 +27,12 @@ import pytest
 from integrations.homeassistant.discovery import DiscoveryContext, build_discovery
 from rush.layout import init_library
 from tests.conftest import free_port, rush_env
+from tests.support.broker import BROKER_HOST, BROKER_PORT
 
 pytestmark = pytest.mark.mqtt
 # No agent registered and the seedbox disabled in this test.
 EXPECTED_CONFIGS = len(build_discovery(DiscoveryContext("h", "n", "r"), {}, seedbox=False))
-BROKER = ("127.0.0.1", 1883)
+BROKER = (BROKER_HOST, BROKER_PORT)
 TOPIC_RE = re.compile(
     r"^(?P<prefix>[^/]+)/(?P<component>sensor|binary_sensor|button)/"
     r"(?:(?P<node>[a-zA-Z0-9_-]+)/)?(?P<object>[a-zA-Z0-9_-]+)/config$"

@@ -23,6 +23,7 @@ import pytest
 from actors.supervisor import Supervisor
 from integrations.mqtt.client import MqttBridge
 from rush.config import MqttConfig
+from tests.support.broker import BROKER_HOST, BROKER_PORT
 
 pytestmark = pytest.mark.mqtt
 
@@ -137,8 +138,8 @@ data_dir = "{tmp_path / "data"}"
 [library]
 root = "{library}"
 [mqtt]
-host = "127.0.0.1"
-port = 1883
+host = "{BROKER_HOST}"
+port = {BROKER_PORT}
 prefix = "rush-t-{tag}"
 [homeassistant]
 discovery_prefix = "ha-t-{tag}"
@@ -175,7 +176,7 @@ port = {free_port()}
         assert "abandoning" not in text and "Traceback" not in text, (run, text[-2000:])
         assert "rush serve stopped" in text, (run, text[-2000:])
     subprocess.run(
-        ["mosquitto_sub", "-h", "127.0.0.1", "-t", f"rush-t-{tag}/#", "-t", f"ha-t-{tag}/#",
+        ["mosquitto_sub", "-h", BROKER_HOST, "-p", str(BROKER_PORT), "-t", f"rush-t-{tag}/#", "-t", f"ha-t-{tag}/#",
          "--remove-retained", "--retained-only", "-W", "1"],
         capture_output=True, timeout=10, check=False,
     )  # fmt: skip
