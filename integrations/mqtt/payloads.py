@@ -91,6 +91,8 @@ class JobAnswer(BaseModel):
     model_config = ConfigDict(extra="ignore")
     request_id: RequestId
     job: JobSpec | None
+    #: The server does not know this agent (extension): it should register again (`reregister`).
+    reregister: bool = False
 
 
 class HeartbeatPayload(Payload):
@@ -151,6 +153,9 @@ class ResultPayload(Payload):
     derivatives: list[DerivativeRef] | None = Field(None, max_length=500)
     transcript: TranscriptData | None = None
     suggestions: list[SuggestionData] | None = Field(None, max_length=200)
+    #: The asset version the job was for (`job.version`, extension): a result for an
+    #: older version than the asset's is refused.  Absent from older agents.
+    version: int | None = Field(None, ge=1)
 
 
 class AckPayload(BaseModel):
