@@ -197,8 +197,14 @@ class JobService:
         # An agent we do not know (its registration was lost: it started before us, or
         # it was removed) is asked to register again instead of claiming in vain.
         unknown_agent = job is None and not await self.dispatcher.is_registered(parsed.agent_id)
-        answer = JobAnswer(request_id=claim.request_id, job=job, reregister=unknown_agent)
-        await self.messenger.publish(self.topics.agent_job(parsed.agent_id), answer)
+        answer = JobAnswer(request_id=claim.request_id, job=job)
+        topic = self.topics.agent_job(parsed.agent_id)
+        if unknown_agent:
+            await self.messenger.publish(
+                topic, {**answer.model_dump(mode="json"), "reregister": True}
+            )
+        else:
+            await self.messenger.publish(topic, answer)
 
     async def on_job_message(self, topic: str, payload: bytes, *, retain: bool) -> None:
         parsed = self.topics.parse(topic)

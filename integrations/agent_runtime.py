@@ -28,8 +28,8 @@ from typing import Any
 from integrations.mqtt.client import MqttBridge
 from integrations.mqtt.payloads import (
     AckPayload,
+    AgentJobAnswer,
     AgentParams,
-    JobAnswer,
     ResultPayload,
     TranscriptData,
     decode,
@@ -246,7 +246,7 @@ class AgentRuntime:
 
     async def _on_answer(self, topic: str, payload: bytes, *, retain: bool) -> None:
         answer = decode(
-            JobAnswer, payload, topic=topic, max_bytes=self.config.mqtt.max_payload_bytes
+            AgentJobAnswer, payload, topic=topic, max_bytes=self.config.mqtt.max_payload_bytes
         )
         if answer is None:
             return

@@ -233,3 +233,48 @@ async def test_a_photo_only_agent_is_never_handed_a_video(
             await wait_until(lambda: _processed(video), limit_s=30)
     assert photo_only.seen == [str(photo.id)] and video_agent.seen == [str(video.id)]
     assert not await AssetEvent.filter(trigger="agent_error").exists()
+
+
+async def test_real_processors_a_photo_agent_without_ffmpeg_leaves_videos_alone(
+    db: str, root: Path
+) -> None:
+    """The shipped processor on a machine without ffmpeg advertises photos only; with
+    `max_attempts = 1` a single video handed to it would flag the asset failed for good.
+    The video waits instead, and the agent with real ffmpeg makes its proxy."""
+    from integrations.processors import ReviewProcessor, detect_ffmpeg
+    from rush.status import collect_status
+    from tests import media_helpers as mh
+
+    config = make_config(root, prefix=new_prefix(), max_attempts=1)
+    (root / "INBOX").mkdir(exist_ok=True)
+    assets = {}
+    for name, kind in (("clip.mp4", MediaKind.VIDEO), ("pic.jpg", MediaKind.PHOTO)):
+        path = root / "INBOX" / name
+        if kind is MediaKind.VIDEO:
+            mh.video(path, seconds=1)
+        else:
+            mh.asymmetric_photo(path, 1, "JPEG")
+        rel = f"INBOX/{name}"
+        assets[kind] = await Asset.create(
+            kind=kind, rel_path=rel, path_key=rel, size=path.stat().st_size,
+            state=AssetState.READY,
+        )  # fmt: skip
+    no_ffmpeg = ReviewProcessor(config.agent.proxy)
+    assert no_ffmpeg.capabilities()["kinds"] == ["photo"]
+    pi = AgentRuntime(config, [no_ffmpeg], agent_id="pi-no-ffmpeg")
+    async with server_actors(config), agents_running([pi]):
+        await wait_until(lambda: _processed(assets[MediaKind.PHOTO]), limit_s=60)
+
+        async def video_unserved() -> bool:
+            return (await collect_status(config))["queue_unserved_needs"] == "video: 1"
+
+        await wait_until(video_unserved, limit_s=30)
+        v = await Asset.get(id=assets[MediaKind.VIDEO].id)
+        assert v.state is AssetState.READY and v.attempts == 0 and not v.failed
+        assert not await Lease.filter(asset_id=v.id).exists()
+        with_ffmpeg = ReviewProcessor(config.agent.proxy, *detect_ffmpeg())
+        desk = AgentRuntime(config, [with_ffmpeg], agent_id="desk-ffmpeg")
+        async with agents_running([desk]):
+            await wait_until(lambda: _processed(v), limit_s=120)
+    leases = await Lease.filter(asset_id=assets[MediaKind.VIDEO].id)
+    assert [(x.agent_id, x.status) for x in leases] == [("desk-ffmpeg", "done")]

@@ -91,7 +91,12 @@ class JobAnswer(BaseModel):
     model_config = ConfigDict(extra="ignore")
     request_id: RequestId
     job: JobSpec | None
-    #: The server does not know this agent (extension): it should register again (`reregister`).
+
+
+class AgentJobAnswer(JobAnswer):
+    """`JobAnswer` as the agent reads it.  `reregister` (extension, only sent when
+    true): the server does not know this agent, which should register again."""
+
     reregister: bool = False
 
 
