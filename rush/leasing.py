@@ -1174,7 +1174,11 @@ async def finish_job(
         return Verdict(
             False, f"result for version {result.version}, but the job is for {lease.version}"
         )
-    current_version = await _asset_version(lease.asset_id)  # type: ignore[attr-defined]
+    # A main job holds its asset in PROCESSING_REVIEW, from which no version bump is
+    # possible (reprocess and a content change start elsewhere): only secondary jobs
+    # can be overtaken by a new version, and only they pay for this check.
+    secondary = lease.job_type != JobType.PROCESS_FOR_REVIEW
+    current_version = await _asset_version(lease.asset_id) if secondary else None  # type: ignore[attr-defined]
     if current_version is not None and current_version != lease.version:
         # Reprocessed meanwhile and not fenced yet (a lease from before this check).
         reason = superseded_verdict(lease.version, current_version).reason
