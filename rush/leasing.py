@@ -10,6 +10,10 @@ transaction; the unique `Lease.active_key` ("{asset}:{job_type}" while active) f
 second active lease even if two claims pick the same asset, and a lost race simply moves
 on to the next candidate.  Secondary jobs (transcription, tag suggestions) use the same
 leases but flip their own status column (`pending` -> `running`), never the main state.
+
+An agent is only offered what its registration says it can do (`rush.capabilities`),
+and every lease is for one asset version: a reprocess ends the older version's leases
+(`supersede_leases`) and a result for an older version is refused (`finish_job`).
 """
 
 from __future__ import annotations
