@@ -25,8 +25,9 @@ from integrations.mqtt.payloads import (
     progress_fraction,
     split_job_types,
 )
-from integrations.mqtt.topics import TopicKind, Topics
+from integrations.mqtt.topics import TopicKind, Topics, is_topic_id
 from rush import events, leasing
+from rush.capabilities import unserved_ready
 from rush.config import Config
 from rush.leasing import Dispatcher, JobResult, LeaseSettings
 from rush.messaging import Messenger
@@ -36,6 +37,8 @@ log = logging.getLogger(__name__)
 
 #: Shortest interval between two `last_seen` writes for one agent.
 SEEN_EVERY_S = 5.0
+#: How often the server looks for READY assets no online agent can process.
+UNSERVED_CHECK_S = 30.0
 
 
 class JobService:
@@ -83,7 +86,51 @@ class JobService:
 
     async def run(self) -> None:
         self.install()
-        await asyncio.Event().wait()
+        # Fresh parameters for every agent we know, at once: the retained ones on the
+        # broker were computed by the previous run, perhaps with another TTL/heartbeat.
+        pushed = await self.push_params()
+        if pushed:
+            log.info("parameters sent to %d known agent(s)", pushed)
+        await self.watch_unserved()
+
+    async def push_params(self, agent_ids: list[str] | None = None) -> int:
+        """Recompute and publish (retained) the parameters of these or all agents."""
+        fresh = await leasing.refresh_params(self.settings, agent_ids)
+        for agent_id, params in fresh.items():
+            if not is_topic_id(agent_id):
+                continue
+            self.dispatcher.forget_agent(agent_id)
+            await self.messenger.publish(self.topics.agent_config(agent_id), params, retain=True)
+        return len(fresh)
+
+    async def cmd_refresh(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """`cmd/agents/refresh` (`{"agent": id}` or `{}` for all): push parameters now,
+        after `rush agents set` changed them in the database."""
+        agent = payload.get("agent")
+        ids = [str(agent)] if isinstance(agent, str) and agent else None
+        pushed = await self.push_params(ids)
+        return {"pushed": pushed}
+
+    async def watch_unserved(self) -> None:
+        """Say (once per change) when READY assets wait that no online agent can do."""
+        last: dict[str, int] = {}
+        while True:
+            await asyncio.sleep(UNSERVED_CHECK_S)
+            try:
+                found = await unserved_ready()
+            except Exception:
+                log.exception("could not check for assets no agent can process")
+                continue
+            if set(found) != set(last):
+                if found:
+                    log.warning(
+                        "no online agent can process %s; they wait until one that can "
+                        "registers (see `rush agents list`, capabilities)",
+                        ", ".join(f"{n} {what} asset(s)" for what, n in sorted(found.items())),
+                    )
+                elif last:
+                    log.info("every READY asset has an agent that can process it again")
+            last = found
 
     # --- handlers ---------------------------------------------------------------
     async def on_status(self, topic: str, payload: bytes, *, retain: bool) -> None:
@@ -147,8 +194,17 @@ class JobService:
             job = await self.dispatcher.claim(
                 parsed.agent_id, claim.request_id, [str(t) for t in job_types]
             )
+        # An agent we do not know (its registration was lost: it started before us, or
+        # it was removed) is asked to register again instead of claiming in vain.
+        unknown_agent = job is None and not await self.dispatcher.is_registered(parsed.agent_id)
         answer = JobAnswer(request_id=claim.request_id, job=job)
-        await self.messenger.publish(self.topics.agent_job(parsed.agent_id), answer)
+        topic = self.topics.agent_job(parsed.agent_id)
+        if unknown_agent:
+            await self.messenger.publish(
+                topic, {**answer.model_dump(mode="json"), "reregister": True}
+            )
+        else:
+            await self.messenger.publish(topic, answer)
 
     async def on_job_message(self, topic: str, payload: bytes, *, retain: bool) -> None:
         parsed = self.topics.parse(topic)
@@ -212,6 +268,7 @@ def to_job_result(res: ResultPayload) -> JobResult:
         derivatives=list(res.derivatives) if res.derivatives is not None else None,
         transcript=res.transcript.model_dump() if res.transcript is not None else None,
         suggestions=[s.model_dump() for s in res.suggestions] if res.suggestions else None,
+        version=res.version,
     )
 
 

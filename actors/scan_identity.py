@@ -23,6 +23,7 @@ from rush import events
 from rush.config import Config
 from rush.fingerprint import ALGO, FileChanged, sample_fingerprint
 from rush.layout import UnsafePath, resolve
+from rush.leasing import supersede_leases
 from rush.lifecycle import DECISION_OF_STATE, AssetState, Trigger
 from rush.media import Area
 from rush.models import Asset, Suggestion, Transcript
@@ -179,6 +180,7 @@ async def send_back_to_review(
                 )
                 await Suggestion.filter(asset_id=k.id, version__lte=old, accepted=False).delete()
                 await Transcript.filter(asset_id=k.id, version__lte=old).delete()
+                await supersede_leases(k.id, old, reason=f"content changed on disk (v{old + 1})")
         except (StaleState, AssetNotFound) as exc:
             log.info("scanner: %s", exc)
             continue

@@ -1,8 +1,10 @@
 """The RushIndexer agent runtime behind `rush agent` (Workflows 2, 3, 4, 15).
 
 Why this shape: an agent runs for hours on a laptop or a Raspberry Pi whose network
-and broker come and go.  It registers on every connection, honours the parameters the
-server assigns (quota, priorities, heartbeat period), claims only with spare capacity
+and broker come and go, and whose server may start after it.  It registers on every
+connection, whenever the server says `online`, and with back-off until it has its
+parameters; it honours the parameters the server assigns (quota, priorities, heartbeat
+period) and applies new ones at once, running jobs included; it claims only with spare capacity
 and with the NAS share mounted, and keeps every final result in an outbox that is
 re-sent until the server acknowledges it, so a broker restart loses nothing.  Claims
 are retried with the same `request_id`, which the server answers idempotently.
@@ -29,8 +31,8 @@ from typing import Any
 from integrations.mqtt.client import MqttBridge, _first_leaf
 from integrations.mqtt.payloads import (
     AckPayload,
+    AgentJobAnswer,
     AgentParams,
-    JobAnswer,
     ResultPayload,
     TranscriptData,
     decode,
@@ -47,6 +49,10 @@ log = logging.getLogger(__name__)
 
 #: After this long without parameters from the server, say what may be wrong.
 NO_PARAMS_WARN_S = 15.0
+#: Without parameters, register again after this long, then twice as long each time
+#: (at most REGISTER_BACKOFF_MAX_S): the server may have started after us.
+REGISTER_BACKOFF_S = 2.0
+REGISTER_BACKOFF_MAX_S = 60.0
 
 CLAIM_TIMEOUT_S = 5.0
 #: Longest wait for the share check of a heartbeat (a hung NFS server must not stall it).
@@ -165,6 +171,10 @@ class AgentRuntime:
         self.failed = 0
         self.released = 0
         self._config_event = asyncio.Event()
+        #: Set (then replaced) whenever new parameters arrive: running jobs' heartbeat
+        #: loops wake up, beat at once and go on with the new period.
+        self._params_changed = asyncio.Event()
+        self.registrations = 0
         self._stopping = asyncio.Event()
         self._job_finished = asyncio.Event()
         self._pending_claim: tuple[str, asyncio.Future[JobSpec | None]] | None = None
@@ -188,6 +198,7 @@ class AgentRuntime:
             raise NoProcessors("no processors: nothing to run")
         t = self.topics
         self.bridge.subscribe(t.agent_config(self.agent_id), self._on_config)
+        self.bridge.subscribe(t.server_status, self._on_server_status)
         self.bridge.subscribe(t.agent_job(self.agent_id), self._on_answer)
         self.bridge.subscribe(f"{t.prefix}/agents/{self.agent_id}/jobs/+/ack", self._on_ack)
         self.bridge.add_on_connect(self._on_connect)
@@ -210,6 +221,17 @@ class AgentRuntime:
 
     # --- MQTT handlers ----------------------------------------------------------------
     async def _on_connect(self) -> None:
+        await self._register()
+        for topic, payload, _token in list(self._outbox.values()):
+            await self.bridge.publish(topic, payload)
+
+    async def _register(self) -> None:
+        """Tell the server who we are; it answers with our parameters on `…/config`.
+
+        Sent on every connection, whenever the server says `online` (it may have started
+        after us, or restarted), when it answers a claim with `reregister: true`, and with
+        back-off while no parameters came (`_wait_for_params`)."""
+        self.registrations += 1
         register = {
             "client_id": self.bridge.identifier,
             "version": __version__,
@@ -219,8 +241,11 @@ class AgentRuntime:
             "job_types": [str(t) for t in self._job_types()],
         }
         await self.bridge.publish(self.topics.agent_register(self.agent_id), register)
-        for topic, payload, _token in list(self._outbox.values()):
-            await self.bridge.publish(topic, payload)
+
+    async def _on_server_status(self, topic: str, payload: bytes, *, retain: bool) -> None:
+        if payload.strip() == b"online":
+            log.info("agent %s: the server is online; registering", self.agent_id)
+            await self._register()
 
     async def _on_config(self, topic: str, payload: bytes, *, retain: bool) -> None:
         params = decode(
@@ -228,17 +253,27 @@ class AgentRuntime:
         )
         if params is None:
             return
-        if params != self.params:
+        changed = params != self.params
+        if changed:
             log.info("agent %s parameters: %s", self.agent_id, params.model_dump(mode="json"))
         self.params = params
         self._config_event.set()
+        if changed:
+            # At once, jobs in flight included: a shorter TTL must not find us beating at
+            # the old period, and a larger quota lets the claim loop take more now.
+            event, self._params_changed = self._params_changed, asyncio.Event()
+            event.set()
+            self._job_finished.set()
 
     async def _on_answer(self, topic: str, payload: bytes, *, retain: bool) -> None:
         answer = decode(
-            JobAnswer, payload, topic=topic, max_bytes=self.config.mqtt.max_payload_bytes
+            AgentJobAnswer, payload, topic=topic, max_bytes=self.config.mqtt.max_payload_bytes
         )
         if answer is None:
             return
+        if answer.reregister:
+            log.info("agent %s: the server does not know us; registering", self.agent_id)
+            await self._register()
         pending = self._pending_claim
         if pending is not None and pending[0] == answer.request_id:
             if not pending[1].done():
@@ -288,35 +323,7 @@ class AgentRuntime:
         if problem:
             log.warning("agent %s will not claim until this is fixed: %s", self.agent_id, problem)
             self._mount_warned = True
-        stop_wait = asyncio.ensure_future(self._stopping.wait())
-        config_wait = asyncio.ensure_future(self._config_event.wait())
-        try:
-            done, _ = await asyncio.wait(
-                {stop_wait, config_wait},
-                timeout=NO_PARAMS_WARN_S,
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-            if not done and self.bridge.stats.refused:
-                log.warning(
-                    "agent %s: no parameters from the server after %.0f s: the broker "
-                    "refused this agent's messages (see above); check the ACL / username. "
-                    "Still waiting.",
-                    self.agent_id,
-                    NO_PARAMS_WARN_S,
-                )
-            elif not done:
-                log.warning(
-                    "agent %s: no parameters from the server after %.0f s on %s; is `rush "
-                    "serve` running against this broker with mqtt.prefix = %r? Still waiting.",
-                    self.agent_id,
-                    NO_PARAMS_WARN_S,
-                    self.topics.agent_config(self.agent_id),
-                    self.config.mqtt.prefix,
-                )
-                await asyncio.wait({stop_wait, config_wait}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stop_wait.cancel()
-            config_wait.cancel()
+        await self._wait_for_params()
         idle = self.config.agent.idle_poll_s
         while not self._stopping.is_set():
             if self._capacity() <= 0:
@@ -346,15 +353,55 @@ class AgentRuntime:
             )
             self._running[job.job_id] = jobs.create_task(self._run_job(job))
 
+    async def _wait_for_params(self) -> None:
+        """Until the server's parameters arrive (or stop), registering again with
+        back-off: a registration sent before `rush serve` was up reached nobody."""
+        loop = asyncio.get_running_loop()
+        warn_at = loop.time() + NO_PARAMS_WARN_S
+        delay = REGISTER_BACKOFF_S
+        next_register = loop.time() + delay
+        warned = False
+        while not (self._config_event.is_set() or self._stopping.is_set()):
+            wake = next_register if warned else min(next_register, warn_at)
+            await self._wait_either(self._config_event, within=max(0.0, wake - loop.time()))
+            if self._config_event.is_set() or self._stopping.is_set():
+                return
+            now = loop.time()
+            if not warned and now >= warn_at and self.bridge.stats.refused:
+                warned = True
+                log.warning(
+                    "agent %s: no parameters from the server after %.0f s: the broker "
+                    "refused this agent's messages (see above); check the ACL / username. "
+                    "Still waiting.",
+                    self.agent_id,
+                    NO_PARAMS_WARN_S,
+                )
+            elif not warned and now >= warn_at:
+                warned = True
+                log.warning(
+                    "agent %s: no parameters from the server after %.0f s on %s; is `rush "
+                    "serve` running against this broker with mqtt.prefix = %r? Still waiting "
+                    "(registering again now and then, and as soon as the server says online).",
+                    self.agent_id,
+                    NO_PARAMS_WARN_S,
+                    self.topics.agent_config(self.agent_id),
+                    self.config.mqtt.prefix,
+                )
+            if now >= next_register:
+                if self.bridge.connected.is_set():
+                    await self._register()
+                delay = min(REGISTER_BACKOFF_MAX_S, delay * 2)
+                next_register = now + delay
+
     async def _wait_job_or_stop(self) -> None:
         await self._wait_either(self._job_finished)
 
-    async def _wait_either(self, event: asyncio.Event) -> None:
-        """Until `event` is set or the agent is asked to stop."""
+    async def _wait_either(self, event: asyncio.Event, within: float | None = None) -> None:
+        """Until `event` is set, the agent is asked to stop, or `within` seconds passed."""
         a = asyncio.ensure_future(event.wait())
         b = asyncio.ensure_future(self._stopping.wait())
         try:
-            await asyncio.wait({a, b}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({a, b}, timeout=within, return_when=asyncio.FIRST_COMPLETED)
         finally:
             a.cancel()
             b.cancel()
@@ -386,9 +433,13 @@ class AgentRuntime:
         )
 
     async def _heartbeats(self, job: JobSpec, ctx: _Context) -> None:
+        """One heartbeat every `heartbeat_s`, and one at once when new parameters come
+        (their period applies from then on: the server's TTL may have just shrunk)."""
         while True:
             period = self.params.heartbeat_s if self.params else 30.0
-            await asyncio.sleep(period)
+            changed = self._params_changed
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), period)
             problem = await self._share_problem()
             if problem:
                 raise ShareLost(problem)
@@ -515,6 +566,8 @@ class AgentRuntime:
 
     async def _send_result(self, job: JobSpec, result: ResultPayload) -> None:
         topic = self.topics.job_result(self.agent_id, job.job_id)
+        if result.version is None:  # the server refuses a result for an older version
+            result = result.model_copy(update={"version": job.version})
         payload = encode(result.model_dump_json(exclude_none=True))
         self._outbox[job.job_id] = (topic, payload, job.lock_token)
         self._outbox_empty.clear()

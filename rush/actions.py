@@ -20,6 +20,7 @@ from rush import events, journal
 from rush.config import Config
 from rush.journal import Roots
 from rush.layout import UnsafePath
+from rush.leasing import supersede_leases
 from rush.lifecycle import DECISION_OF_STATE, REPROCESSABLE, AssetState, Trigger, decided_state
 from rush.media import DERIVED_DIR
 from rush.models import Asset, AssetEvent, Derivative, FsAction, Suggestion, Transcript
@@ -108,6 +109,8 @@ async def reprocess(
         )
         await Suggestion.filter(asset_id=asset.id, version__lte=old, accepted=False).delete()
         await Transcript.filter(asset_id=asset.id, version__lte=old).delete()
+        # A transcription or suggestion still running on the old version is fenced off.
+        await supersede_leases(asset.id, old, reason=f"superseded by reprocess (v{old + 1})")
     return old + 1
 
 

@@ -42,7 +42,17 @@ from rush.journal import Roots
 from rush.layout import UnsafePath, path_to_db
 from rush.lifecycle import AssetState, Trigger
 from rush.media import Area
-from rush.models import Asset, AssetEvent, Batch, Facts, FsAction, KeyValue, PathChange, Sidecar
+from rush.models import (
+    Asset,
+    AssetEvent,
+    Batch,
+    Facts,
+    FsAction,
+    KeyValue,
+    Lease,
+    PathChange,
+    Sidecar,
+)
 from rush.procs import pid_alive
 from rush.transitions import StaleState, transition, transition_many, utcnow
 from rush.xmp_apply import write_archive_xmps
@@ -665,6 +675,38 @@ async def _apply_chunk(ctx: _Ctx, items: list[PlanItem]) -> None:
         ctx.report.xmp.extend(await write_archive_xmps(ctx.roots, ctx.batch_id, archived))
 
 
+async def _release_leased(ctx: _Ctx, locked: list[Any]) -> list[Any]:
+    """Leave out (and let go again) the assets an agent holds a lease on.
+
+    Why after taking `batch_id`: from then on no new lease can be granted on them (every
+    claim requires `batch_id` NULL), so the leases seen here are all there are.  A
+    transcription reading a file must not see it moved under its feet; the asset is
+    skipped with the reason and moves at the next apply."""
+    held: dict[str, list[str]] = {}
+    for part in _chunks([str(i) for i in locked]):
+        rows = await Lease.filter(asset_id__in=list(part), status="active").values_list(
+            "asset_id", "job_type", "agent_id"
+        )
+        for asset_id, job_type, agent_id in rows:
+            held.setdefault(str(asset_id), []).append(f"{job_type} on agent {agent_id}")
+    if not held:
+        return locked
+    busy = [uuid.UUID(a) for a in held]
+    for part in _chunks(busy):
+        await Asset.filter(id__in=list(part), batch_id=ctx.batch_id).update(
+            batch_id=None, updated_at=utcnow()
+        )
+    for asset_id, jobs in held.items():
+        ctx.report.skipped.append(
+            {
+                "uuid": asset_id,
+                "reason": f"an agent is working on it ({', '.join(jobs)}); it moves at the "
+                "next apply, once the job is over",
+            }
+        )
+    return [i for i in locked if str(i) not in held]
+
+
 async def _lock_assets(ctx: _Ctx, plan: BatchPlan) -> list[PlanItem]:
     """Set `batch_id` (conditional update) then MOVE_QUEUED; returns the items held."""
     held: list[PlanItem] = []
@@ -682,6 +724,9 @@ async def _lock_assets(ctx: _Ctx, plan: BatchPlan) -> list[PlanItem]:
                     id__in=list(part), state=state, batch_id=ctx.batch_id
                 ).values_list("id", flat=True)
             )
+        before = {str(i) for i in locked}
+        locked = await _release_leased(ctx, locked)
+        leased = before - {str(i) for i in locked}
         queued = await transition_many(
             [uuid.UUID(str(i)) for i in locked],
             state,
@@ -694,7 +739,7 @@ async def _lock_assets(ctx: _Ctx, plan: BatchPlan) -> list[PlanItem]:
         for aid in ids:
             if aid in queued_set:
                 held.append(by_id[aid])
-            else:
+            elif str(aid) not in leased:
                 ctx.report.skipped.append(
                     {"uuid": str(aid), "reason": "changed or locked while the batch started"}
                 )

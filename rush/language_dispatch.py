@@ -50,13 +50,17 @@ def allowed(languages: set[str] | None, asset: Asset, config: TranscriptionConfi
 
 
 async def candidates(
-    languages: set[str], config: TranscriptionConfig, filters: dict[str, Any], limit: int
+    languages: set[str],
+    config: TranscriptionConfig,
+    filters: dict[str, Any],
+    limit: int,
+    *,
+    extra: Q | None = None,
 ) -> list[uuid.UUID]:
-    """Pending transcriptions in the agent's languages, oldest change first."""
-    ids = (
-        await Asset.filter(language_filter(languages, config), **filters)
-        .order_by("updated_at")
-        .limit(limit)
-        .values_list("id", flat=True)
-    )
+    """Pending transcriptions in the agent's languages, oldest change first (`extra`:
+    what else the agent needs, `rush.capabilities.Can.query`)."""
+    query = Asset.filter(language_filter(languages, config), **filters)
+    if extra is not None:
+        query = query.filter(extra)
+    ids = await query.order_by("updated_at").limit(limit).values_list("id", flat=True)
     return [i if isinstance(i, uuid.UUID) else uuid.UUID(str(i)) for i in ids]

@@ -10,6 +10,10 @@ transaction; the unique `Lease.active_key` ("{asset}:{job_type}" while active) f
 second active lease even if two claims pick the same asset, and a lost race simply moves
 on to the next candidate.  Secondary jobs (transcription, tag suggestions) use the same
 leases but flip their own status column (`pending` -> `running`), never the main state.
+
+An agent is only offered what its registration says it can do (`rush.capabilities`),
+and every lease is for one asset version: a reprocess ends the older version's leases
+(`supersede_leases`) and a result for an older version is refused (`finish_job`).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
 from rush import events, language_dispatch
+from rush.capabilities import ANY, Can, agent_can
 from rush.config import Config
 from rush.jobs import (
     SECONDARY_STATUS_FIELD,
@@ -119,6 +124,29 @@ class Verdict:
 
 REFUSED_TOKEN = Verdict(False, "unknown job, stale or wrong lock_token, or lease not active")
 
+#: Lease status of a job whose asset got a new version (reprocess, content changed).
+SUPERSEDED = "superseded"
+
+
+def superseded_verdict(lease_version: int, current: int | None) -> Verdict:
+    now = f"version {current}" if current is not None else "a newer version"
+    return Verdict(
+        False,
+        f"result for version {lease_version} refused: the asset was reprocessed ({now})",
+    )
+
+
+async def supersede_leases(asset_id: Any, old_version: int, *, reason: str) -> int:
+    """End the active leases of an asset's versions up to `old_version`, in the caller's
+    transaction (reprocess, content changed on disk); returns how many.
+
+    Why: a transcription leased before a reprocess could otherwise finish afterwards and
+    mark the new version's transcript done with the old text, and the asset would hold
+    two active leases.  Their late results are refused (`finish_job`)."""
+    return await Lease.filter(asset_id=asset_id, status="active", version__lte=old_version).update(
+        status=SUPERSEDED, active_key=None, finished_at=utcnow(), error=reason[:4000]
+    )
+
 
 @dataclass
 class JobResult:
@@ -130,6 +158,8 @@ class JobResult:
     derivatives: list[DerivativeRef] | None = None
     transcript: dict[str, Any] | None = None
     suggestions: list[dict[str, Any]] | None = None
+    #: The asset version the agent worked on (`job.version`); None from older agents.
+    version: int | None = None
 
 
 # --- agents (Workflow 2) ----------------------------------------------------------
@@ -141,16 +171,60 @@ def assign_params(
     requested_jobs: int,
     job_types: Iterable[str],
     quota_limit: int | None = None,
+    priorities: Iterable[str] | None = None,
 ) -> dict[str, Any]:
-    """The parameters an agent must honour (pure): quota never above the server's limit."""
+    """The parameters an agent must honour (pure): quota never above the server's limit
+    (the operator's `rush agents set --quota` when set, else `leases.default_quota`),
+    the operator's priorities first when set, then the server's."""
     limit = quota_limit if quota_limit is not None else settings.default_quota
     can = set(job_types)
+    order = [JobType(p) for p in priorities or () if p in JOB_TYPE_VALUES]
+    order += [t for t in settings.priorities if t not in order]
     return {
         "quota": max(1, min(requested_jobs, limit)),
-        "priorities": [str(t) for t in settings.priorities if not can or t in can],
+        "priorities": [str(t) for t in order if not can or t in can],
         "lease_ttl_s": settings.ttl_s,
         "heartbeat_s": settings.heartbeat_s,
     }
+
+
+JOB_TYPE_VALUES = frozenset(t.value for t in JobType)
+#: Keys of `Agent.params` that are not sent to the agent: what it asked for at its last
+#: registration (to compute its parameters again when the server's settings change) and
+#: what the operator set (`rush agents set`).
+STORED_KEYS = ("requested_jobs", "job_types", "quota_limit", "operator_priorities")
+
+
+def operator_settings(params: dict[str, Any]) -> tuple[int | None, list[str] | None]:
+    """(quota limit, priorities) the operator set for this agent, if any."""
+    limit = params.get("quota_limit")
+    prios = params.get("operator_priorities")
+    return (
+        int(limit) if isinstance(limit, int) and limit >= 1 else None,
+        [str(p) for p in prios] if isinstance(prios, list) else None,
+    )
+
+
+def params_for(stored: dict[str, Any], settings: LeaseSettings) -> dict[str, Any]:
+    """The parameters to send, from what is stored for the agent and today's settings."""
+    limit, prios = operator_settings(stored)
+    requested = stored.get("requested_jobs")
+    types = stored.get("job_types")
+    return assign_params(
+        settings,
+        requested_jobs=int(requested)
+        if isinstance(requested, int)
+        else int(stored.get("quota", 1) or 1),
+        job_types=[str(t) for t in types] if isinstance(types, list) else [],
+        quota_limit=limit,
+        priorities=prios,
+    )
+
+
+def _stored(params: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(params)
+    out.update({k: v for k, v in extra.items() if k in STORED_KEYS and v is not None})
+    return out
 
 
 async def register_agent(
@@ -166,15 +240,21 @@ async def register_agent(
 ) -> dict[str, Any]:
     """Store (or refresh) an agent and return its assigned parameters."""
     agent = await Agent.get_or_none(id=agent_id)
-    limit = None
-    if agent is not None and isinstance(agent.params.get("quota_limit"), int):
-        limit = int(agent.params["quota_limit"])
+    previous = dict(agent.params) if agent is not None else {}
+    limit, prios = operator_settings(previous)
+    types = [str(t) for t in job_types]
     params = assign_params(
-        settings, requested_jobs=max_jobs, job_types=job_types, quota_limit=limit
+        settings, requested_jobs=max_jobs, job_types=types, quota_limit=limit, priorities=prios
     )
-    stored = dict(params)
-    if limit is not None:
-        stored["quota_limit"] = limit
+    stored = _stored(
+        params,
+        {
+            "requested_jobs": max_jobs,
+            "job_types": types,
+            "quota_limit": limit,
+            "operator_priorities": prios,
+        },
+    )
     values: dict[str, Any] = {
         "client_id": client_id,
         "version": version,
@@ -192,6 +272,51 @@ async def register_agent(
     else:
         await Agent.filter(id=agent_id).update(**values)
     return params
+
+
+async def refresh_params(
+    settings: LeaseSettings, agent_ids: Iterable[str] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Compute every (or these) stored agent's parameters again from today's settings,
+    store them and return them by agent id, for the server to publish.
+
+    Why: parameters are retained on the broker; without this a server restarted with
+    another `leases.ttl_s` leaves its agents on the old heartbeat period (and a healthy
+    agent loses its lease), and an operator's `rush agents set` reaches nobody."""
+    query = Agent.all() if agent_ids is None else Agent.filter(id__in=list(agent_ids))
+    out: dict[str, dict[str, Any]] = {}
+    for agent in await query:
+        stored = dict(agent.params or {})
+        params = params_for(stored, settings)
+        new = _stored(params, {k: stored.get(k) for k in STORED_KEYS})
+        if new != stored:
+            await Agent.filter(id=agent.id).update(params=new)
+        out[agent.id] = params
+    return out
+
+
+async def set_operator_params(
+    agent_id: str,
+    *,
+    quota: int | None = None,
+    priorities: list[str] | None = None,
+    clear: bool = False,
+) -> dict[str, Any] | None:
+    """Store the operator's quota limit and priorities for an agent (`rush agents set`);
+    None when there is no such agent.  Returns the stored parameters."""
+    agent = await Agent.get_or_none(id=agent_id)
+    if agent is None:
+        return None
+    stored = dict(agent.params or {})
+    if clear:
+        stored.pop("quota_limit", None)
+        stored.pop("operator_priorities", None)
+    if quota is not None:
+        stored["quota_limit"] = int(quota)
+    if priorities is not None:
+        stored["operator_priorities"] = [str(JobType(p)) for p in priorities]
+    await Agent.filter(id=agent_id).update(params=stored)
+    return stored
 
 
 async def set_agent_online(agent_id: str, online: bool) -> None:
@@ -250,10 +375,10 @@ class Dispatcher:
         self.settings = settings
         self.bus = bus
         self.batch = batch
-        self._candidates: dict[JobType, collections.deque[uuid.UUID]] = {
-            t: collections.deque() for t in JobType
-        }
-        self._refill_locks: dict[JobType, asyncio.Lock] = {t: asyncio.Lock() for t in JobType}
+        #: Candidate queues per job type and capability key (`rush.capabilities.Can.key`,
+        #: a bounded set): a photo-only agent never takes, nor skips through, videos.
+        self._candidates: dict[tuple[JobType, Any], collections.deque[uuid.UUID]] = {}
+        self._refill_locks: dict[tuple[JobType, Any], asyncio.Lock] = {}
         self._answers: collections.OrderedDict[tuple[str, str], JobSpec | None] = (
             collections.OrderedDict()
         )
@@ -263,6 +388,8 @@ class Dispatcher:
         self._pending: list[_Request] = []
         self._batch_lock = asyncio.Lock()
         self._agent_params: dict[str, dict[str, Any]] = {}
+        #: What each agent can do per job type (None: it does not run that type).
+        self._agent_can: dict[str, dict[JobType, Can | None]] = {}
         #: (agent, request_id) of leases granted; None until read from the database.
         self._known_requests: collections.OrderedDict[tuple[str, str], None] | None = None
         self._known_max = known_requests
@@ -305,9 +432,17 @@ class Dispatcher:
         finally:
             self._inflight.pop(key, None)
 
+    async def is_registered(self, agent_id: str) -> bool:
+        """Whether the agent is in the database (cached once it claimed)."""
+        if agent_id in self._agent_params:
+            return True
+        return await Agent.exists(id=agent_id)
+
     def forget_agent(self, agent_id: str) -> None:
-        """Drop cached parameters (the agent registered again)."""
+        """Drop cached parameters (the agent registered again, or the operator changed
+        its quota or priorities)."""
         self._agent_params.pop(agent_id, None)
+        self._agent_can.pop(agent_id, None)
         self._active.pop(agent_id, None)
 
     async def _serve(self, batch: list[_Request]) -> None:
@@ -354,6 +489,7 @@ class Dispatcher:
         if missing:
             for agent in await Agent.filter(id__in=list(missing)):
                 self._agent_params[agent.id] = dict(agent.params)
+                self._agent_can[agent.id] = agent_can(agent.params or {}, agent.capabilities)
         active = await self._active_counts(fresh)
         moves: list[tuple[_Request, uuid.UUID]] = []
         taken: set[uuid.UUID] = set()
@@ -368,14 +504,18 @@ class Dispatcher:
             if active.get(request.agent_id, 0) >= quota:
                 self._finish(request, None)
                 continue
-            order = self._order(params, request.job_types)
+            cans = self._agent_can.get(request.agent_id, {})
+            order = [
+                t for t in self._order(params, request.job_types) if cans.get(t, ANY) is not None
+            ]
             if not order:
                 self._finish(request, None)
                 continue
             if order[0] is not JobType.PROCESS_FOR_REVIEW:
                 slow.append(request)
                 continue
-            asset_id = await self._next_candidate(JobType.PROCESS_FOR_REVIEW, taken)
+            main_can = cans.get(JobType.PROCESS_FOR_REVIEW) or ANY
+            asset_id = await self._next_candidate(JobType.PROCESS_FOR_REVIEW, taken, main_can)
             if asset_id is None:
                 slow.append(request) if len(order) > 1 else self._finish(request, None)
                 continue
@@ -478,10 +618,12 @@ class Dispatcher:
             wanted = {JobType(t) for t in job_types if t in JobType.__members__.values()}
             order = [JobType(p) for p in agent.params.get("priorities", self.settings.priorities)]
             order += [t for t in self.settings.priorities if t not in order]
+            cans = agent_can(agent.params or {}, agent.capabilities)
             for job_type in order:
-                if job_type not in wanted:
+                can = cans.get(job_type, ANY)
+                if job_type not in wanted or can is None:
                     continue
-                spec = await self._claim_type(agent_id, request_id, job_type)
+                spec = await self._claim_type(agent_id, request_id, job_type, can)
                 if spec is not None:
                     self._active.pop(agent_id, None)  # counted again when next needed
                     break
@@ -489,24 +631,29 @@ class Dispatcher:
         return spec
 
     async def _next_candidate(
-        self, job_type: JobType, exclude: set[uuid.UUID] | frozenset[uuid.UUID] = frozenset()
+        self,
+        job_type: JobType,
+        exclude: set[uuid.UUID] | frozenset[uuid.UUID] = frozenset(),
+        can: Can = ANY,
     ) -> uuid.UUID | None:
         """The next asset to try; `exclude` = assets already promised in this batch."""
-        queue = self._candidates[job_type]
+        key = (job_type, can.key)
+        queue = self._candidates.setdefault(key, collections.deque())
+        lock = self._refill_locks.setdefault(key, asyncio.Lock())
         while True:
             while queue:
                 asset_id = queue.popleft()
                 if asset_id not in exclude:
                     return asset_id
-            async with self._refill_locks[job_type]:
+            async with lock:
                 if not queue:
-                    found = await _candidates(job_type, self.batch + len(exclude))
+                    found = await _candidates(job_type, self.batch + len(exclude), can)
                     queue.extend(a for a in found if a not in exclude)
                     if not queue:
                         return None
 
     async def _claim_type(
-        self, agent_id: str, request_id: str, job_type: JobType
+        self, agent_id: str, request_id: str, job_type: JobType, can: Can = ANY
     ) -> JobSpec | None:
         languages = None
         if job_type is JobType.TRANSCRIPTION:
@@ -515,9 +662,9 @@ class Dispatcher:
         tried: set[uuid.UUID] = set()
         for _ in range(self.batch * 2):
             if languages is None:
-                asset_id = await self._next_candidate(job_type)
+                asset_id = await self._next_candidate(job_type, frozenset(), can)
             else:
-                asset_id = await self._next_in_languages(languages, tried)
+                asset_id = await self._next_in_languages(languages, tried, can)
             if asset_id is None:
                 return None
             tried.add(asset_id)
@@ -533,7 +680,7 @@ class Dispatcher:
         return None
 
     async def _next_in_languages(
-        self, languages: set[str], tried: set[uuid.UUID]
+        self, languages: set[str], tried: set[uuid.UUID], can: Can = ANY
     ) -> uuid.UUID | None:
         """The next pending transcription in one of these languages (straight from the
         database: the shared candidate queue does not know languages)."""
@@ -547,6 +694,7 @@ class Dispatcher:
                 "transcript_status": "pending",
             },
             len(tried) + 8,
+            extra=None if can.unrestricted else can.query(),
         )
         return next((a for a in found if a not in tried), None)
 
@@ -603,7 +751,7 @@ class Dispatcher:
         return build_spec(lease, asset, sidecars, inputs)
 
 
-async def _candidates(job_type: JobType, limit: int) -> list[uuid.UUID]:
+async def _candidates(job_type: JobType, limit: int, can: Can = ANY) -> list[uuid.UUID]:
     if job_type is JobType.PROCESS_FOR_REVIEW:
         query = Asset.filter(state=AssetState.READY, **CLAIMABLE).order_by("state_changed_at")
     else:
@@ -613,6 +761,8 @@ async def _candidates(job_type: JobType, limit: int) -> list[uuid.UUID]:
         ).order_by("updated_at")
         if job_type is JobType.SUGGEST_TAGS:
             query = query.filter(transcript_status__not_in=("pending", "running"))
+    if not can.unrestricted:
+        query = query.filter(can.query())
     ids = await query.limit(limit).values_list("id", flat=True)
     return [i if isinstance(i, uuid.UUID) else uuid.UUID(str(i)) for i in ids]
 
@@ -1020,7 +1170,26 @@ async def finish_job(
         )
         if done and done.status in ("done", "error", "released"):
             return Verdict(True, "already recorded", duplicate=True)
+        if done and done.status == SUPERSEDED:
+            current = await _asset_version(done.asset_id)  # type: ignore[attr-defined]
+            return superseded_verdict(done.version, current)
         return REFUSED_TOKEN
+    if result.version is not None and result.version != lease.version:
+        return Verdict(
+            False, f"result for version {result.version}, but the job is for {lease.version}"
+        )
+    # A main job holds its asset in PROCESSING_REVIEW, from which no version bump is
+    # possible (reprocess and a content change start elsewhere): only secondary jobs
+    # can be overtaken by a new version, and only they pay for this check.
+    secondary = lease.job_type != JobType.PROCESS_FOR_REVIEW
+    current_version = await _asset_version(lease.asset_id) if secondary else None  # type: ignore[attr-defined]
+    if current_version is not None and current_version != lease.version:
+        # Reprocessed meanwhile and not fenced yet (a lease from before this check).
+        reason = superseded_verdict(lease.version, current_version).reason
+        await Lease.filter(id=lease.id, status="active").update(
+            status=SUPERSEDED, active_key=None, finished_at=utcnow(), error=reason
+        )
+        return Verdict(False, reason)
     job_type = JobType(lease.job_type)
     if result.status == "released":
         await end_lease(lease, "released", settings, reason="released by the agent", bus=bus)
@@ -1043,7 +1212,10 @@ async def finish_job(
             await end_lease(lease, "error", settings, reason=loaded, bus=bus)
             return Verdict(True, loaded)
         result.transcript = loaded
-    return await _finish_secondary(lease, job_type, result, settings)
+    try:
+        return await _finish_secondary(lease, job_type, result, settings)
+    except _Superseded as exc:
+        return superseded_verdict(lease.version, exc.current)
 
 
 #: A transcript read from disk may be long (ten hours of speech is ~20 MB of JSON), but
@@ -1170,6 +1342,22 @@ async def _close_done(lease: Lease, conn: Any, now: datetime) -> bool:
     return bool(changed)
 
 
+async def _asset_version(asset_id: Any, conn: Any = None) -> int | None:
+    query = Asset.filter(id=asset_id)
+    if conn is not None:
+        query = query.using_db(conn)
+    rows = await query.values_list("version", flat=True)
+    return int(rows[0]) if rows else None  # type: ignore[call-overload]
+
+
+class _Superseded(Exception):
+    """The asset got a new version while the result was being stored (rolled back)."""
+
+    def __init__(self, current: int | None) -> None:
+        super().__init__(current)
+        self.current = current
+
+
 async def _finish_secondary(
     lease: Lease, job_type: JobType, result: JobResult, settings: LeaseSettings
 ) -> Verdict:
@@ -1210,11 +1398,14 @@ async def _finish_secondary(
                     using_db=conn,
                 )
         # updated_at: the search indexer follows it (a new transcript is searchable).
-        await (
-            Asset.filter(id=asset_id)
+        # Only for the version the job was about: a reprocess racing this result wins.
+        changed = (
+            await Asset.filter(id=asset_id, version=lease.version)
             .using_db(conn)
             .update(**{status_field: "done"}, updated_at=now)
         )
+        if not changed:
+            raise _Superseded(await _asset_version(asset_id, conn))
     return Verdict(True)
 
 

@@ -128,6 +128,8 @@ def build_mqtt_actors(ctx: ServerContext) -> list[Actor]:
     ctx.messenger = bridge
     jobs = JobService(config, bridge, bus=ctx.bus)
     jobs.install()
+    if "agents/refresh" not in ctx.commands:  # `rush agents set` asks for a push
+        ctx.commands.register("agents/refresh", jobs.cmd_refresh)
     commands = CommandService(config, bridge, ctx.commands)
     commands.install()
     actors += [bridge, jobs, LeaseKeeper(config, bus=ctx.bus), commands]

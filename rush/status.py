@@ -11,6 +11,7 @@ from typing import Any
 
 from tortoise.functions import Count
 
+from rush.capabilities import unserved_ready
 from rush.config import Config
 from rush.duplicates import duplicate_count
 from rush.lifecycle import AssetState
@@ -49,6 +50,12 @@ async def collect_status(config: Config, now: datetime | None = None) -> dict[st
     snapshot["last_verify"] = verify_value.get("finished_at")
     snapshot["last_verify_problems"] = verify_value.get("problems")
     snapshot["agents_online"] = await Agent.filter(online=True).count()
+    # READY assets that no online agent can process (they would wait in silence).
+    unserved = await unserved_ready() if snapshot["queue_depth"] else {}
+    snapshot["queue_unserved"] = sum(unserved.values())
+    snapshot["queue_unserved_needs"] = ", ".join(
+        f"{what}: {n}" for what, n in sorted(unserved.items())
+    )
     cutoff = now - timedelta(days=config.purge.after_days)
     snapshot["purge_eligible"] = await Asset.filter(
         state=S.REJECTED, state_changed_at__lte=cutoff
@@ -127,6 +134,13 @@ def format_status(snapshot: dict[str, Any]) -> str:
         f"Missing files:       {snapshot['missing']}",
         f"Duplicate copies:    {snapshot.get('duplicates', 0)}",
         f"Agents online:       {snapshot['agents_online']}",
+    ]
+    if snapshot.get("queue_unserved"):
+        lines.append(
+            f"No agent can do:     {snapshot['queue_unserved']} ready asset(s) "
+            f"({snapshot.get('queue_unserved_needs', '')}); they wait for an agent that can"
+        )
+    lines += [
         f"Purge eligible:      {snapshot['purge_eligible']}",
         f"Last scan:           {snapshot['last_scan'] or 'never'}"
         + (

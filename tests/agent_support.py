@@ -102,6 +102,10 @@ class TestProcessor:
             for i in range(steps):
                 await asyncio.sleep(total / steps)
                 await ctx.heartbeat((i + 1) / steps)
+        elif instruction.startswith("quiet="):
+            # A long step that reports nothing: only the runtime's own heartbeats (every
+            # `heartbeat_s` of the server's parameters) keep the lease alive.
+            await asyncio.sleep(float(instruction.split("=", 1)[1]))
         elif instruction == "fail":
             raise JobFailed("the test media asked to fail")
         elif instruction == "crash":
@@ -110,6 +114,28 @@ class TestProcessor:
             os._exit(3)
         refs = write_outputs(ctx.library_root, job)
         return JobOutput(facts={"test": True, "has_audio": False}, derivatives=refs)
+
+
+class KindsProcessor(TestProcessor):
+    """A `process_for_review` processor that handles only some kinds and says so in its
+    capabilities, like the real one on a machine without ffmpeg (photos only): any other
+    kind fails, as the real processor would."""
+
+    __test__ = False
+
+    def __init__(self, kinds: tuple[MediaKind, ...], **flags: Any) -> None:
+        super().__init__()
+        self.kinds = kinds
+        self.flags = flags
+
+    def capabilities(self) -> dict[str, Any]:
+        return {"kinds": [k.value for k in self.kinds], **self.flags}
+
+    async def run(self, job: JobSpec, ctx: JobContext) -> JobOutput:
+        if job.kind not in self.kinds:
+            self.seen.append(job.asset_uuid)
+            raise JobFailed(f"this agent cannot process {job.kind} (no ffmpeg)")
+        return await super().run(job, ctx)
 
 
 def processors(_config: object = None) -> list[Any]:

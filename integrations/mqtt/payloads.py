@@ -93,6 +93,13 @@ class JobAnswer(BaseModel):
     job: JobSpec | None
 
 
+class AgentJobAnswer(JobAnswer):
+    """`JobAnswer` as the agent reads it.  `reregister` (extension, only sent when
+    true): the server does not know this agent, which should register again."""
+
+    reregister: bool = False
+
+
 class HeartbeatPayload(Payload):
     lock_token: Token
     #: Expected in [0, 1]; see `progress_fraction` for other values.
@@ -151,6 +158,9 @@ class ResultPayload(Payload):
     derivatives: list[DerivativeRef] | None = Field(None, max_length=500)
     transcript: TranscriptData | None = None
     suggestions: list[SuggestionData] | None = Field(None, max_length=200)
+    #: The asset version the job was for (`job.version`, extension): a result for an
+    #: older version than the asset's is refused.  Absent from older agents.
+    version: int | None = Field(None, ge=1)
 
 
 class AckPayload(BaseModel):
