@@ -42,7 +42,7 @@ UNSERVED_CHECK_S = 30.0
 
 
 class JobService:
-    """Agent registry (Workflow 2), dispatcher (Workflow 3) and result intake."""
+    """Agent registry (docs/contract.md §9, workflow 2), dispatcher (docs/contract.md §9, workflow 3) and result intake."""
 
     name = "jobs"
 
@@ -273,7 +273,7 @@ def to_job_result(res: ResultPayload) -> JobResult:
 
 
 class LeaseKeeper:
-    """Expires leases whose TTL passed without a heartbeat (Workflow 15: locks expire)."""
+    """Expires leases whose TTL passed without a heartbeat (docs/contract.md §9, workflow 15: locks expire)."""
 
     name = "lease-keeper"
 

@@ -1,7 +1,7 @@
 """The purge policy actor: runs the purge at `purge.interval_s`, only if `purge.auto` is on.
 
 Why an actor: an explicitly enabled policy is the one case where files are deleted
-without a human at the keyboard (Workflow 10, Workflow 15).  Disabled (the default),
+without a human at the keyboard (docs/contract.md §9, workflows 10 and 15).  Disabled (the default),
 it returns at once and never deletes anything.
 """
 

@@ -1,4 +1,4 @@
-"""The scanner actor (Workflow 1): discovers media on the NAS, read-only.
+"""The scanner actor (docs/contract.md §9, workflow 1): discovers media on the NAS, read-only.
 
 Each pass lists INBOX, ARCHIVE and REJECTS (`rush.fswalk`), compares the listing with an
 in-memory index of known assets (`rush.scanplan`, pure), then writes the differences in

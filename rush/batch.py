@@ -1,4 +1,4 @@
-"""Batch apply (Workflow 7): the only code that moves media, journaled and crash-safe.
+"""Batch apply (docs/contract.md §9, workflow 7): the only code that moves media, journaled and crash-safe.
 
 Why this shape: a group (main file + sidecars) must end up complete in exactly one
 place whatever happens.  Each chunk of groups is journaled before any file moves; the

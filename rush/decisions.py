@@ -1,4 +1,4 @@
-"""Human review actions (Workflow 6 and 14): decisions, tags, structured fields, audio links.
+"""Human review actions (docs/contract.md §9, workflows 6 and 14): decisions, tags, structured fields, audio links.
 
 Pure service functions over the models, shared by the web UI and the command line.  A
 decision changes the lifecycle state, so it goes through `rush.transitions.transition`
@@ -144,7 +144,7 @@ async def decide(asset_id: uuid.UUID | str, decision: str, actor: str) -> Asset:
 
 
 async def undo_decision(asset_id: uuid.UUID | str, actor: str) -> Asset:
-    """Take a decision back (Workflow 6): the asset waits for a new one."""
+    """Take a decision back (docs/contract.md §9, workflow 6): the asset waits for a new one."""
     asset = await get_asset(asset_id)
     source = AssetState(asset.state)
     if source not in UNDOABLE:
@@ -354,7 +354,7 @@ async def set_label(asset_id: uuid.UUID | str, label: Any, actor: str) -> Asset:
     return await get_asset(asset.id)
 
 
-# --- linked audio (Workflow 14) --------------------------------------------------------
+# --- linked audio (docs/contract.md §9, workflow 14) --------------------------------------------------------
 
 
 async def link_audio(video_id: uuid.UUID | str, audio_id: uuid.UUID | str, actor: str) -> Asset:

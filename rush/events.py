@@ -1,6 +1,6 @@
 """In-process event bus: domain code announces facts, integrations listen.
 
-Why: the lifecycle must not import MQTT or the web server (STYLE §2).  A transition
+Why: the lifecycle must not import MQTT or the web server.  A transition
 publishes an `AssetTransitioned`; the MQTT bridge forwards it to `rush/events/asset`,
 the web UI pushes it to browsers, metrics count it.  Slow listeners never block the
 publisher: each subscriber has a bounded queue, and on overflow the oldest event is

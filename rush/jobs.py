@@ -43,7 +43,7 @@ class DerivativeRole(StrEnum):
 
 
 def required_roles(kind: MediaKind) -> frozenset[DerivativeRole]:
-    """Derivatives that must exist, non-empty, before an asset may be PROCESSED (SPEC §2)."""
+    """Derivatives that must exist, non-empty, before an asset may be PROCESSED (docs/contract.md §2)."""
     if kind is MediaKind.VIDEO:
         return frozenset({DerivativeRole.PROXY, DerivativeRole.THUMB})
     if kind is MediaKind.AUDIO:

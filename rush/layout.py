@@ -1,4 +1,4 @@
-"""The library layout on the NAS (SPEC §3) and safe path handling.
+"""The library layout on the NAS (docs/contract.md §3) and safe path handling.
 
 Every path stored in the database is relative to the library root.  `resolve` turns
 one back into an absolute path and refuses anything that would escape the root

@@ -76,7 +76,7 @@ SECONDARY_STATES = (
     AssetState.ARCHIVED,
     AssetState.REJECTED,
 )
-#: Eligibility of a main claim besides being READY (SPEC §2: no claim inside a batch,
+#: Eligibility of a main claim besides being READY (docs/contract.md §2: no claim inside a batch,
 #: never a failed or missing asset).
 CLAIMABLE = {"batch_id": None, "failed": False, "missing": False}
 
@@ -162,7 +162,7 @@ class JobResult:
     version: int | None = None
 
 
-# --- agents (Workflow 2) ----------------------------------------------------------
+# --- agents (docs/contract.md §9, workflow 2) ----------------------------------------------------------
 
 
 def assign_params(
@@ -339,7 +339,7 @@ async def forget_presence() -> int:
     return await Agent.filter(online=True).update(online=False)
 
 
-# --- claims (Workflow 3 and 5) ---------------------------------------------------
+# --- claims (docs/contract.md §9, workflows 3 and 5) ---------------------------------------------------
 
 
 class _Lost(Exception):
@@ -852,7 +852,7 @@ CONFLICT = (IntegrityError, sqlite3.IntegrityError)
 
 
 class MainClaimBatch:
-    """The statements of one batch of main claims (Workflow 3's hot path), for both
+    """The statements of one batch of main claims (the hot path of workflow 3, docs/contract.md §9), for both
     backends: READY -> PROCESSING_REVIEW for each asset still eligible (one
     `UPDATE … RETURNING`, see `TransitionSql`), its history rows, one active lease per
     moved asset (the unique `active_key` forbids a second) and the sidecar paths of the
@@ -1274,7 +1274,7 @@ async def _finish_main(
         return Verdict(True, str(missing))
     facts = await Facts.get_or_none(asset_id=asset_id, version=lease.version)
     if facts is None:
-        # PROCESSED means "facts stored" (SPEC §2): without them a batch apply would skip
+        # PROCESSED means "facts stored" (docs/contract.md §2): without them a batch apply would skip
         # the asset as never processed, after a human had already decided on it.
         reason = f"no facts were stored for version {lease.version}"
         await end_lease(lease, "error", settings, reason=reason, bus=bus)

@@ -67,7 +67,7 @@ T = Trigger
 
 _DECIDABLE = (S.PROCESSED, S.DECISION_PENDING)
 _DECIDED = (S.DECIDED_KEEP, S.DECIDED_REJECT)
-#: States from which a human may ask for reprocessing (SPEC §2: processed and later,
+#: States from which a human may ask for reprocessing (docs/contract.md §2: processed and later,
 #: except an asset inside a batch or already purged).
 REPROCESSABLE = frozenset(
     {S.PROCESSED, S.DECISION_PENDING, S.DECIDED_KEEP, S.DECIDED_REJECT, S.ARCHIVED, S.REJECTED}
@@ -124,7 +124,7 @@ _BY_SOURCE: dict[AssetState, frozenset[Transition]] = {
 
 #: Terminal state: nothing leaves it.
 TERMINAL = frozenset({S.PURGED})
-#: States an agent may ever be told about (it never sees decisions, SPEC §1).
+#: States an agent may ever be told about (it never sees decisions, docs/contract.md §1).
 AGENT_VISIBLE = frozenset({S.READY, S.PROCESSING_REVIEW})
 #: States in which a human decision stands and must survive reprocessing.
 DECISION_OF_STATE: dict[AssetState, str] = {

@@ -12,7 +12,7 @@ class MediaKind(StrEnum):
 
 
 class Area(StrEnum):
-    """Top-level folders of the library root (SPEC §3)."""
+    """Top-level folders of the library root (docs/contract.md §3)."""
 
     INBOX = "INBOX"
     ARCHIVE = "ARCHIVE"

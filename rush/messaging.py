@@ -1,7 +1,7 @@
 """The narrow messaging interface domain actors use (no transport imported here).
 
 Why: actors publish and subscribe through this protocol only, so they never import
-aiomqtt (STYLE §2); `integrations.mqtt.client.MqttBridge` is the one implementation.
+aiomqtt; `integrations.mqtt.client.MqttBridge` is the one implementation.
 """
 
 from __future__ import annotations

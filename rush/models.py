@@ -81,7 +81,7 @@ class Asset(Model):
     # with an index.  `fields_data["rating"]` mirrors the rating for older readers.
     rating = fields.SmallIntField(default=0)
     label = fields.SmallIntField(default=0)
-    # A video's linked audio asset (Workflow 14: a logical sidecar).
+    # A video's linked audio asset (docs/contract.md §9, workflow 14: a logical sidecar).
     linked_audio: fields.ForeignKeyNullableRelation[Asset] = fields.ForeignKeyField(
         "rush.Asset", related_name="linked_videos", null=True, on_delete=fields.SET_NULL
     )
@@ -221,6 +221,9 @@ class PurgeAudit(Model):
 
 class Agent(Model):
     """A registered processing agent (Workflow 2)."""
+
+    # The docstring is the table comment of migration 0001: "Workflow 2" is workflow 2 of
+    # docs/contract.md §9, "seed §5" below is docs/contract.md §8.5.
 
     id = fields.CharField(max_length=64, primary_key=True)
     client_id = fields.CharField(max_length=128, default="")

@@ -1,4 +1,4 @@
-"""Offline work (Workflow 11): export a selection as a local package, relink it by UUID.
+"""Offline work (docs/contract.md §9, workflow 11): export a selection as a local package, relink it by UUID.
 
 An editor leaves with a *package*: the proxies copied from `.derived/` into a local folder,
 timelines that DaVinci Resolve imports (OpenTimelineIO: `.otio`, FCP 7 XML, CMX 3600 EDL)

@@ -1,4 +1,4 @@
-"""Deferred purge of REJECTED assets (Workflow 10): destructive, so confirmed and journaled.
+"""Deferred purge of REJECTED assets (docs/contract.md §9, workflow 10): destructive, so confirmed and journaled.
 
 Why: a purge frees space by deleting originals, sidecars and `.derived/{uuid}/` of
 assets REJECTED for longer than `purge.after_days`.  It runs only when a human

@@ -1,4 +1,4 @@
-"""What one scanner pass must change, decided without any I/O (Workflow 1).
+"""What one scanner pass must change, decided without any I/O (docs/contract.md §9, workflow 1).
 
 Input: the scanner's in-memory index of known assets and a `Listing` of the library.
 Output: a `Plan` (new assets, fact updates, transitions, missing flags, sidecar changes)

@@ -1,7 +1,7 @@
 """The composition root of `rush serve`: build every actor, run them under one supervisor.
 
 Each setup step registers its teardown on one AsyncExitStack, so shutdown runs them in
-reverse order whatever failed (STYLE §6).
+reverse order whatever failed.
 """
 
 from __future__ import annotations

@@ -201,7 +201,7 @@ def test_cli_transitions_reach_mqtt(
     db_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Only `rush serve` holds an MQTT connection, yet a transition made from the shell
-    must reach `events/asset` (SPEC §5) and an apply must reach `events/batch`."""
+    must reach `events/asset` (docs/contract.md §5) and an apply must reach `events/batch`."""
     from rush.config import MqttConfig
 
     root = tmp_path / "lib"

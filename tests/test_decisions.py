@@ -1,4 +1,4 @@
-"""The review service (Workflow 6 and 14) on SQLite and PostgreSQL."""
+"""The review service (docs/contract.md §9, workflows 6 and 14) on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Workflow 12: deliverables in EXPORTS/ never enter the inventory (SPEC §1).
+"""Workflow 12 (docs/contract.md §9): deliverables in EXPORTS/ never enter the inventory (docs/contract.md §1).
 
 Runs the real `rush init` and `rush scan` commands on a library holding the same media
 file in `EXPORTS/proj/h264/` and in `INBOX/`: only the INBOX copy may become an asset.

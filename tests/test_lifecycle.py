@@ -21,7 +21,7 @@ from rush.lifecycle import (
 
 S, T = AssetState, Trigger
 
-# The SPEC §2 table, written out by hand so that a change to the code's table shows here.
+# The docs/contract.md §2 table, written out by hand so that a change to the code's table shows here.
 EXPECTED = {
     (S.DISCOVERED, S.READY, T.STABLE),
     (S.READY, S.DISCOVERED, T.CHANGED),

@@ -1,4 +1,4 @@
-"""Offline packages (Workflow 11): export a bin, import it back through OTIO, relink by UUID.
+"""Offline packages (docs/contract.md §9, workflow 11): export a bin, import it back through OTIO, relink by UUID.
 
 Real ffmpeg proxies under `.derived/`, real databases (SQLite and PostgreSQL), real OTIO
 adapters.  The library tree is hashed before and after: nothing on the NAS may change.

@@ -1,4 +1,4 @@
-"""The scanner (Workflow 1) against real files and both database backends."""
+"""The scanner (docs/contract.md §9, workflow 1) against real files and both database backends."""
 
 from __future__ import annotations
 

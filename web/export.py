@@ -1,4 +1,4 @@
-"""Download a bin as an offline package (Workflow 11) from the bins page.
+"""Download a bin as an offline package (docs/contract.md §9, workflow 11) from the bins page.
 
 Why here and shaped so: `rush.offline.export_selection` writes a package folder; the
 browser wants one file.  The package is built in a fresh temporary folder outside the

@@ -3,7 +3,7 @@
 Why an actor of its own: actors publish through the `Messenger` protocol while the
 bridge owns the connection, the reconnect loop with back-off, the retained Last Will,
 re-subscription after a reconnect and the bounded outgoing queue that absorbs a broker
-outage.  Every client sets TCP_NODELAY (SPEC §6: Nagle plus delayed ACKs cost 40-90 ms
+outage.  Every client sets TCP_NODELAY (docs/contract.md §6: Nagle plus delayed ACKs cost 40-90 ms
 per round trip otherwise).
 
 Incoming messages are handed to per-key ordered workers: messages about one agent

@@ -164,7 +164,7 @@ class ResultPayload(Payload):
 
 
 class AckPayload(BaseModel):
-    """Server -> agent on `…/jobs/{job_id}/ack` (extension of SPEC §5, see docs/mqtt.md)."""
+    """Server -> agent on `…/jobs/{job_id}/ack` (extension of docs/contract.md §5, see docs/mqtt.md)."""
 
     model_config = ConfigDict(extra="ignore")
     lock_token: str

@@ -2,7 +2,7 @@
 
 Why: only `rush serve` holds an MQTT connection, yet `rush apply`, `rush purge`,
 `rush reopen`, `rush reprocess`, `rush retry` and `rush scan` change states in their own
-process.  SPEC §5 promises `events/asset` on every transition, and Home Assistant
+process.  docs/contract.md §5 promises `events/asset` on every transition, and Home Assistant
 automations listen to `events/batch`; without this relay they would silently miss
 everything done from a shell.
 

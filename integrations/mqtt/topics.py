@@ -1,4 +1,4 @@
-"""Every MQTT topic of the contract (SPEC §5), built and parsed in one place.
+"""Every MQTT topic of the contract (docs/contract.md §5), built and parsed in one place.
 
 Why one place: a topic typo on one side of the wire is a silent, permanent outage.  The
 server and the agent runtime both build their topics here, and incoming topics are

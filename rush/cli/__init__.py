@@ -118,7 +118,7 @@ def run_async(coro: object) -> object:
 @contextlib.asynccontextmanager
 async def state_changing(config: Config) -> AsyncIterator[None]:
     """The database of a command that may change states, and the relay that carries its
-    events to MQTT (only `rush serve` is connected otherwise; SPEC §5 promises
+    events to MQTT (only `rush serve` is connected otherwise; docs/contract.md §5 promises
     `events/asset` on every transition)."""
     from integrations.mqtt.relay import CommandEventRelay
     from rush.storage import open_db

@@ -1,4 +1,4 @@
-"""`rush apply [--dry-run]`: apply standing KEEP/REJECT decisions by moving files (Workflow 7)."""
+"""`rush apply [--dry-run]`: apply standing KEEP/REJECT decisions by moving files (docs/contract.md §9, workflow 7)."""
 
 from __future__ import annotations
 

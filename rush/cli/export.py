@@ -1,4 +1,4 @@
-"""`rush export-selection` and `rush relink`: offline work away from the NAS (Workflow 11).
+"""`rush export-selection` and `rush relink`: offline work away from the NAS (docs/contract.md §9, workflow 11).
 
 Both only read the library and the database; the package is written to a local folder
 outside the library, and the relink mapping goes to stdout or `--output`.

@@ -1,4 +1,4 @@
-"""`rush purge --dry-run | --confirm`: delete long-REJECTED assets (Workflow 10)."""
+"""`rush purge --dry-run | --confirm`: delete long-REJECTED assets (docs/contract.md §9, workflow 10)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""One log file per seedbox job, rotated daily, kept `log_retention_days` (seed §5).
+"""One log file per seedbox job, rotated daily, kept `log_retention_days` (docs/contract.md §8.5).
 
 A hand-written handler rather than TimedRotatingFileHandler because the clock must be
 injectable: the rotation test (C-05) walks through days without waiting for them.

@@ -1,4 +1,4 @@
-"""The daily hot→warm relocation (seed §3): `.state` files in, torrents seeding from the
+"""The daily hot→warm relocation (docs/contract.md §8.3): `.state` files in, torrents seeding from the
 Synology out, mapping updated, `.state` files removed.
 
 Safety first (docs/seedbox.md, "Safety guarantees"): nothing moves unless the Synology

@@ -1,4 +1,4 @@
-"""Eligibility rules of the hot→warm flow (seed §4): age, category, NVMe free space. Pure.
+"""Eligibility rules of the hot→warm flow (docs/contract.md §8.4): age, category, NVMe free space. Pure.
 
 The relocator gathers facts (the `.state` files, qBittorrent's view of each torrent, the
 NVMe's disk usage) and asks `plan()` which torrents move, in which order, and why the
