@@ -14,9 +14,9 @@ from datetime import datetime
 from typing import Any
 
 from rush import events
-from rush.batch import BatchBusy
 from rush.config import Config
-from rush.purge import run_purge
+from rush.moves.lock import BatchBusy
+from rush.moves.run import run_purge
 from rush.transitions import utcnow
 
 log = logging.getLogger(__name__)

@@ -21,12 +21,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rush.batch import run_apply
 from rush.config import Config, DatabaseConfig, LibraryConfig
 from rush.layout import init_library
 from rush.lifecycle import AssetState, Trigger
 from rush.media import Area, MediaKind
 from rush.models import Asset, Facts, Sidecar
+from rush.moves.run import run_apply
 from rush.storage import close_db, init_db
 from rush.transitions import transition_many
 

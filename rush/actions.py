@@ -16,14 +16,15 @@ from pathlib import Path
 
 from tortoise.transactions import in_transaction
 
-from rush import events, journal
+from rush import events
 from rush.config import Config
-from rush.journal import Roots
 from rush.layout import UnsafePath
 from rush.leasing import supersede_leases
 from rush.lifecycle import DECISION_OF_STATE, REPROCESSABLE, AssetState, Trigger, decided_state
 from rush.media import DERIVED_DIR
 from rush.models import Asset, AssetEvent, Derivative, FsAction, Suggestion, Transcript
+from rush.moves import journal
+from rush.moves.journal import Roots
 from rush.transitions import AssetNotFound, StaleState, transition, utcnow
 
 log = logging.getLogger(__name__)

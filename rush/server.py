@@ -73,7 +73,7 @@ def build_actors(ctx: ServerContext) -> list[Actor]:
 
 def _register_commands(ctx: ServerContext) -> None:
     """`rush/cmd/{name}` triggers: dry runs unless the payload explicitly confirms."""
-    from rush.batch_commands import cmd_apply, cmd_purge
+    from rush.moves.commands import cmd_apply, cmd_purge
     from rush.seedbox.service import cmd_seedbox_run
 
     config = ctx.config
@@ -169,7 +169,7 @@ async def run_server(
         await init_db(config.database_url())
         stack.push_async_callback(close_db)
         # Before any actor starts: settle whatever a crashed apply or purge left.
-        from rush.recovery import startup
+        from rush.moves.recovery import startup
 
         await startup(config, bus=ctx.bus)
         from rush import actions, leasing

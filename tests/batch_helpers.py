@@ -6,12 +6,12 @@ import hashlib
 import os
 from pathlib import Path
 
-from rush.batch_plan import area_of
 from rush.config import Config, DatabaseConfig, LibraryConfig
 from rush.layout import init_library, write_volume_marker
 from rush.lifecycle import AssetState, Trigger
 from rush.media import Area, MediaKind
 from rush.models import Asset, Facts, Sidecar
+from rush.moves.plan import area_of
 from rush.transitions import transition
 
 S = AssetState

@@ -13,9 +13,8 @@ from pathlib import Path
 
 
 async def main(mode: str, root: str, archive: str, db_url: str) -> None:
-    from rush.batch import run_apply
     from rush.config import Config, DatabaseConfig, LibraryConfig
-    from rush.purge import run_purge
+    from rush.moves.run import run_apply, run_purge
     from rush.storage import close_db, init_db
 
     cfg = Config(
@@ -42,9 +41,7 @@ def zygote() -> None:
     import os
     import signal
 
-    import rush.batch
-    import rush.purge
-    import rush.recovery
+    import rush.moves.run
     import rush.storage  # noqa: F401
 
     for line in sys.stdin:

@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from rush import batch
-from rush.batch import BatchBusy, plan_apply, run_apply
 from rush.lifecycle import AssetState
 from rush.models import Asset, AssetEvent, Batch, FsAction, PathChange, Sidecar
+from rush.moves import lock
+from rush.moves.apply import BatchReport, plan_apply
+from rush.moves.lock import BatchBusy
+from rush.moves.run import run_apply
 from tests.batch_helpers import digest, make_asset, make_config, write
 from tests.support.environment import unavailable
 
@@ -155,11 +157,11 @@ async def test_second_concurrent_apply_is_refused(db: str, tmp_path: Path) -> No
     import uuid
 
     holder = uuid.uuid4()
-    await batch.acquire_lock(holder, "apply")
+    await lock.acquire_lock(holder, "apply")
     with pytest.raises(BatchBusy, match="another apply is running"):
         await run_apply(cfg, "carol")
     assert (await Asset.get(rel_path="INBOX/a.mp4")).state is S.DECIDED_KEEP
-    await batch.release_lock(holder)
+    await lock.release_lock(holder)
     assert len((await run_apply(cfg, "carol")).moved) == 1
 
 
@@ -169,7 +171,7 @@ async def test_two_applies_racing_one_wins(db: str, tmp_path: Path) -> None:
     for i in range(5):
         await make_asset(root, f"INBOX/r/{i}.mp4", S.DECIDED_KEEP, sidecars=(f"{i}.xmp",))
     results = await asyncio.gather(run_apply(cfg, "a"), run_apply(cfg, "b"), return_exceptions=True)
-    ok = [r for r in results if isinstance(r, batch.BatchReport)]
+    ok = [r for r in results if isinstance(r, BatchReport)]
     busy = [r for r in results if isinstance(r, BatchBusy)]
     assert len(busy) + len(ok) == 2 and sum(len(r.moved) for r in ok) == 5
     assert len(list((root / "ARCHIVE/r").iterdir())) == 10
@@ -328,8 +330,8 @@ async def test_copy_left_at_both_places_is_left_to_recovery(
 ) -> None:
     """Neither the source nor the new copy can be removed: the journal stays pending and
     the asset queued, so recovery (not a false "rolled back") settles the group."""
-    from rush import journal
-    from rush.recovery import recover
+    from rush.moves import journal
+    from rush.moves.recovery import recover
 
     root = tmp_path / "lib"
     cfg = make_config(root, db, archive_root=tmpfs)
@@ -493,10 +495,10 @@ async def test_cancelled_apply_waits_for_its_mover(
     import threading
     import time
 
-    from rush import journal
-    from rush.batch import LOCK_KEY
     from rush.models import KeyValue
-    from rush.recovery import recover
+    from rush.moves import journal
+    from rush.moves.lock import LOCK_KEY
+    from rush.moves.recovery import recover
 
     root = tmp_path / "lib"
     cfg = make_config(root, db)

@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 
 from actors.purger import Purger
-from rush.batch_commands import cmd_apply, cmd_purge
 from rush.cli import _common, asset_cmd, purge_cli
 from rush.cli import apply as apply_cli
 from rush.config import Config, PurgeConfig
 from rush.lifecycle import AssetState
 from rush.models import Asset
+from rush.moves.commands import cmd_apply, cmd_purge
 from rush.storage import close_db, init_db
 from rush.transitions import utcnow
 from tests.batch_helpers import make_asset, make_config

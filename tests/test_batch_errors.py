@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from rush.batch import run_apply
 from rush.fserrors import describe_os_error
 from rush.lifecycle import AssetState
 from rush.models import Asset
+from rush.moves.run import run_apply
 from tests.batch_helpers import make_asset, make_config
 from tests.support.environment import unavailable
 

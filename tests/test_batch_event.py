@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rush.batch import batch_event
+from rush.moves.run import batch_event
 
 
 def test_apply_report_counts() -> None:

@@ -10,9 +10,9 @@ from datetime import timedelta
 
 import pytest
 
-from rush import batch
-from rush.batch import LOCK_KEY, BatchBusy, acquire_lock, release_lock
 from rush.models import KeyValue
+from rush.moves import lock
+from rush.moves.lock import LOCK_KEY, BatchBusy, acquire_lock, release_lock
 from rush.transitions import utcnow
 
 
@@ -56,7 +56,7 @@ async def test_a_renewed_lock_of_another_host_is_respected(db: str) -> None:
 
 
 async def test_the_holder_renews_its_lease(db: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(batch, "LOCK_HEARTBEAT_S", 0.05)
+    monkeypatch.setattr(lock, "LOCK_HEARTBEAT_S", 0.05)
     mine = uuid.uuid4()
     await acquire_lock(mine, "purge")
     try:

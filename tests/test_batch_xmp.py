@@ -6,12 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from rush import decisions
-from rush.batch import run_apply
-from rush.journal import Roots
 from rush.lifecycle import AssetState
 from rush.metadata import xmp
 from rush.models import Asset, FsAction, Sidecar
-from rush.recovery import recover
+from rush.moves.journal import Roots
+from rush.moves.recovery import recover
+from rush.moves.run import run_apply
 from tests.batch_helpers import make_asset, make_config
 
 S = AssetState

@@ -22,12 +22,13 @@ from pathlib import Path
 
 import pytest
 
-from rush.batch import LOCK_KEY, run_apply
 from rush.config import Config
-from rush.journal import Roots
 from rush.lifecycle import AssetState
 from rush.models import Asset, Batch, FsAction, KeyValue, Sidecar
-from rush.recovery import recover
+from rush.moves.journal import Roots
+from rush.moves.lock import LOCK_KEY
+from rush.moves.recovery import recover
+from rush.moves.run import run_apply
 from rush.storage import close_db, init_db
 from tests.batch_helpers import digest, make_asset, make_config, write
 from tests.conftest import REPO_ROOT, rush_env
@@ -216,7 +217,7 @@ async def test_sigkill_mid_purge_then_recovery_completes(tmp_path: Path) -> None
     """Kill a confirmed purge at every step: recovery finishes what was started, and
     an asset whose purge had not started is intact; never half an asset."""
     from rush.models import PurgeAudit
-    from rush.purge import run_purge
+    from rush.moves.run import run_purge
 
     root = tmp_path / "lib"
     db_file = tmp_path / "purge.sqlite"

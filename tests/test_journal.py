@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from rush import journal
 from rush.layout import UnsafePath
+from rush.moves import journal
 from tests.support.environment import unavailable
 
 

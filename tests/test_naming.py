@@ -6,10 +6,10 @@ import uuid
 
 import pytest
 
-from rush.batch_plan import AssetSnapshot, plan_batch_moves, rebase
 from rush.lifecycle import AssetState
 from rush.media import Area
-from rush.naming import TakenNames, candidate_bases, choose_names, rename_member
+from rush.moves.naming import TakenNames, candidate_bases, choose_names, rename_member
+from rush.moves.plan import AssetSnapshot, plan_batch_moves, rebase
 
 S = AssetState
 U1 = uuid.UUID("3f2a9c1e-0000-4000-8000-000000000001")

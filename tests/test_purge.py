@@ -10,7 +10,8 @@ import pytest
 from rush.config import PurgeConfig
 from rush.lifecycle import AssetState
 from rush.models import Asset, FsAction, PurgeAudit
-from rush.purge import PurgeCandidate, PurgeNotConfirmed, plan_purge, run_purge, select_purgeable
+from rush.moves.purge import PurgeCandidate, PurgeNotConfirmed, plan_purge, select_purgeable
+from rush.moves.run import run_purge
 from tests.batch_helpers import make_asset, make_config, write
 from tests.support.environment import unavailable
 
@@ -174,7 +175,7 @@ async def test_recovery_of_a_failing_purge_keeps_the_journal_true(db: str, tmp_p
     import uuid
 
     from rush.models import Batch
-    from rush.recovery import recover
+    from rush.moves.recovery import recover
 
     root = tmp_path / "lib"
     cfg = make_config(root, db)

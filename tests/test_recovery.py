@@ -9,10 +9,10 @@ import subprocess
 import uuid
 from pathlib import Path
 
-from rush.batch import LOCK_KEY
 from rush.lifecycle import AssetState, Trigger
 from rush.models import Asset, Batch, FsAction, KeyValue, Sidecar
-from rush.recovery import recover
+from rush.moves.lock import LOCK_KEY
+from rush.moves.recovery import recover
 from rush.transitions import transition
 from tests.batch_helpers import digest, make_asset, make_config, write
 
@@ -154,7 +154,7 @@ async def test_forward_refused_by_database_rolls_back_without_losing_a_copy(
 
 async def test_startup_recovers_and_configures_cleanup(db: str, tmp_path: Path) -> None:
     from rush import actions
-    from rush.recovery import startup
+    from rush.moves.recovery import startup
 
     root = tmp_path / "lib"
     cfg = make_config(root, db)

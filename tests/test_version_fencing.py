@@ -10,12 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from rush import actions, leasing
-from rush.batch import run_apply
 from rush.jobs import JobType
 from rush.leasing import Dispatcher, JobResult, LeaseSettings
 from rush.lifecycle import AssetState
 from rush.media import MediaKind
 from rush.models import Asset, Lease, Transcript
+from rush.moves.run import run_apply
 from tests import batch_helpers
 from tests.agent_support import make_asset, make_library, write_outputs
 

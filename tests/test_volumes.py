@@ -27,7 +27,8 @@ from rush.layout import init_library, read_marker, write_volume_marker
 from rush.lifecycle import AssetState
 from rush.media import VOLUME_MARKER_FILE
 from rush.models import Asset
-from rush.purge import plan_purge, run_purge
+from rush.moves.purge import plan_purge
+from rush.moves.run import run_purge
 from rush.storage import close_db, init_db
 from rush.transitions import utcnow
 from rush.volumes import VolumeError, check_volumes, init_volume
@@ -144,7 +145,8 @@ def test_apply_to_an_unmounted_archive_mount_point_moves_nothing(
 
 
 async def test_a_volume_of_another_library_is_refused(db: str, tmp_path: Path) -> None:
-    from rush.batch import plan_apply, run_apply
+    from rush.moves.apply import plan_apply
+    from rush.moves.run import run_apply
 
     root = tmp_path / "lib"
     volume = tmp_path / "vol"
@@ -255,7 +257,7 @@ def test_a_new_library_marks_its_own_areas_only(tmp_path: Path) -> None:
 
 
 async def test_the_ui_dry_run_shows_the_refused_volume(db: str, tmp_path: Path) -> None:
-    from rush.batch import plan_apply
+    from rush.moves.apply import plan_apply
     from web.reports import apply_plan_view
 
     root = tmp_path / "lib"

@@ -1,7 +1,7 @@
 """Actions and exports over HTTP with the real modules behind the UI (both backends).
 
 The purge page end to end (dry run, confirmation, live report, idempotence) with the real
-`rush.purge`; a bin downloaded as an offline package through the real
+`rush.moves` purge; a bin downloaded as an offline package through the real
 `rush.offline.export_selection`, with the library left byte for byte as it was.
 """
 

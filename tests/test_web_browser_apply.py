@@ -1,6 +1,6 @@
 """The real batch apply from a real Chromium: cull by keyboard, dry run, confirm, verify disk.
 
-Everything behind the UI is real: `default_services` binds `rush.batch`, `rush.purge` and
+Everything behind the UI is real: `default_services` binds `rush.moves` and
 `rush.actions`; the library is a temporary folder with original files, sidecars, real
 derivatives made by ffmpeg and one name already taken in ARCHIVE; the database is SQLite.
 Screenshots of the dry run and of the final report land in `test-artifacts/`.

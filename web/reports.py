@@ -11,9 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rush.batch_plan import rebase
 from rush.layout import UnsafePath, resolve
 from rush.media import Area
+from rush.moves.plan import rebase
 
 DECISION_OF_AREA = {"ARCHIVE": "KEEP", "REJECTS": "REJECT"}
 

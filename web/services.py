@@ -1,16 +1,14 @@
 """What the web UI needs from the rest of the server, as narrow interfaces.
 
-Batch apply, purge, reopen, reprocess and retry live in their own modules (`rush.batch`,
-`rush.purge`, `rush.actions`).  The UI talks to them only through `ActionService`, so the
-pages work against any implementation; `ModuleActions` binds the real modules when they
-are installed and reports a clear "not available" otherwise.
+Batch apply, purge, reopen, reprocess and retry live in their own modules (`rush.moves`,
+`rush.actions`).  The UI talks to them only through `ActionService`, so the pages work
+against any implementation; `ModuleActions` binds the real modules, and a build without
+one raises `ActionUnavailable`, which the pages report as "not available".
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import inspect
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,8 +18,11 @@ from pathlib import PurePath
 from typing import Any, Protocol
 
 from integrations.metrics import Metrics
-from rush import events
+from rush import actions, events
 from rush.config import Config
+from rush.moves.apply import plan_apply
+from rush.moves.purge import plan_purge
+from rush.moves.run import run_apply, run_purge
 
 
 class ActionUnavailable(Exception):
@@ -50,49 +51,32 @@ class ActionService(Protocol):
     async def retry_failed(self, asset_id: uuid.UUID, actor: str) -> Any: ...
 
 
-async def _maybe_await(value: Any) -> Any:
-    return await value if inspect.isawaitable(value) else value
-
-
 class ModuleActions:
-    """`ActionService` over `rush.batch`, `rush.purge` and `rush.actions`, imported lazily."""
+    """`ActionService` over `rush.moves` (apply, purge) and `rush.actions`."""
 
     def __init__(self, config: Config) -> None:
         self.config = config
 
-    def _fn(self, module: str, name: str) -> Any:
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-            raise ActionUnavailable(f"{module} is not installed in this build") from exc
-        fn = getattr(mod, name, None)
-        if fn is None:
-            raise ActionUnavailable(f"{module}.{name} is not available in this build")
-        return fn
-
     async def plan_apply(self) -> Any:
-        return await _maybe_await(self._fn("rush.batch", "plan_apply")(self.config))
+        return await plan_apply(self.config)
 
     async def run_apply(self, actor: str) -> Any:
-        return await _maybe_await(self._fn("rush.batch", "run_apply")(self.config, actor))
+        return await run_apply(self.config, actor)
 
     async def plan_purge(self) -> Any:
-        return await _maybe_await(self._fn("rush.purge", "plan_purge")(self.config))
+        return await plan_purge(self.config)
 
     async def run_purge(self, actor: str, confirm: bool) -> Any:
-        fn = self._fn("rush.purge", "run_purge")
-        return await _maybe_await(fn(self.config, actor, confirm=confirm))
+        return await run_purge(self.config, actor, confirm=confirm)
 
     async def reopen(self, asset_id: uuid.UUID, actor: str) -> Any:
-        return await _maybe_await(self._fn("rush.actions", "reopen")(asset_id, actor))
+        return await actions.reopen(asset_id, actor)
 
     async def reprocess(self, asset_id: uuid.UUID, actor: str) -> Any:
-        return await _maybe_await(self._fn("rush.actions", "reprocess")(asset_id, actor))
+        return await actions.reprocess(asset_id, actor)
 
     async def retry_failed(self, asset_id: uuid.UUID, actor: str) -> Any:
-        return await _maybe_await(self._fn("rush.actions", "retry_failed")(asset_id, actor))
+        return await actions.retry_failed(asset_id, actor)
 
 
 @dataclass

@@ -32,9 +32,11 @@ def default_actor() -> str:
 
 
 async def _main(args: argparse.Namespace, config: Config) -> int:
-    from rush.batch import BatchBusy, plan_apply, run_apply
     from rush.cli import state_changing
     from rush.cli.progress import TerminalProgress
+    from rush.moves.apply import plan_apply
+    from rush.moves.lock import BatchBusy
+    from rush.moves.run import run_apply
 
     async with state_changing(config):
         if args.dry_run:

@@ -25,11 +25,12 @@ def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> Non
 
 
 async def _main(args: argparse.Namespace, config: Config) -> int:
-    from rush.batch import BatchBusy
     from rush.cli import state_changing
     from rush.cli.apply import default_actor
     from rush.cli.progress import TerminalProgress
-    from rush.purge import plan_purge, run_purge
+    from rush.moves.lock import BatchBusy
+    from rush.moves.purge import plan_purge
+    from rush.moves.run import run_purge
 
     async with state_changing(config):
         if not args.confirm:

@@ -12,9 +12,11 @@ import logging
 from typing import Any
 
 from rush import events
-from rush.batch import BatchBusy, Progress, plan_apply, run_apply
 from rush.config import Config
-from rush.purge import PurgeNotConfirmed, plan_purge, run_purge
+from rush.moves.apply import plan_apply
+from rush.moves.lock import BatchBusy, Progress
+from rush.moves.purge import PurgeNotConfirmed, plan_purge
+from rush.moves.run import run_apply, run_purge
 
 log = logging.getLogger(__name__)
 

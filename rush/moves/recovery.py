@@ -16,29 +16,26 @@ import logging
 import os
 import uuid
 from enum import StrEnum
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
 
-from rush import events, journal
-from rush.batch import (
-    LOCK_KEY,
-    BatchBusy,
-    BatchReport,
-    _Ctx,
-    _finalize,
-    acquire_lock,
-    in_worker,
-    item_from_journal,
-    queued_from_state,
-    release_lock,
-)
+from rush import events
+from rush.actions import complete_interrupted_cleanups, configure
 from rush.config import Config
-from rush.journal import Roots, tmp_name
 from rush.layout import UnsafePath, path_to_db
 from rush.lifecycle import AssetState, Trigger
-from rush.models import Asset, Batch, FsAction, KeyValue
+from rush.media import Area
+from rush.models import Asset, AssetEvent, Batch, FsAction, KeyValue
+from rush.moves import journal
+from rush.moves.apply import ApplyContext, BatchReport, finalize
+from rush.moves.journal import Roots, tmp_name
+from rush.moves.lock import LOCK_KEY, BatchBusy, acquire_lock, in_worker, release_lock
+from rush.moves.plan import FileMove, PlanItem, area_of
+from rush.moves.purge import complete_interrupted_purges
+from rush.moves.xmp import ACTION as WRITE_XMP
+from rush.moves.xmp import settle_interrupted
 from rush.transitions import StaleState, transition, utcnow
 
 log = logging.getLogger(__name__)
@@ -80,6 +77,38 @@ def _checked_pairs(roots: Roots, pairs: list[tuple[str, str]]) -> list[tuple[Pat
     return [(roots.checked(s), roots.checked(d)) for s, d in pairs]
 
 
+def target_of_area(area: Area | None) -> AssetState | None:
+    if area is Area.ARCHIVE:
+        return S.ARCHIVED
+    if area is Area.REJECTS:
+        return S.REJECTED
+    return None
+
+
+async def queued_from_state(asset_id: uuid.UUID | str) -> AssetState | None:
+    """The DECIDED_* state an asset had when it was taken into its batch."""
+    ev = await AssetEvent.filter(asset_id=asset_id, to_state=S.MOVE_QUEUED).order_by("-id").first()
+    return S(ev.from_state) if ev is not None else None
+
+
+def item_from_journal(
+    asset_id: uuid.UUID, state: AssetState, pairs: list[tuple[str, str]]
+) -> PlanItem | None:
+    """Rebuild a plan item from the journal (main file first) for recovery."""
+    if not pairs:
+        return None
+    src_area = area_of(pairs[0][0])
+    dst_area = area_of(pairs[0][1])
+    target = target_of_area(dst_area)
+    if src_area is None or dst_area is None or target is None:
+        return None
+    moves = [FileMove(s, d, sidecar=i > 0) for i, (s, d) in enumerate(pairs)]
+    renamed = PurePosixPath(pairs[0][0]).name != PurePosixPath(pairs[0][1]).name
+    return PlanItem(
+        asset_id, state, target, src_area, dst_area, moves, "recovered" if renamed else None
+    )
+
+
 async def _recover_group(
     roots: Roots, asset: Asset, batch_id: uuid.UUID, bus: events.EventBus | None
 ) -> dict[str, Any]:
@@ -110,7 +139,7 @@ async def _recover_group(
         log.error("asset %s: files not found at source nor destination: %s", asset.id, lost)
         return {"uuid": str(asset.id), "outcome": "lost", "files": lost}
     report = BatchReport(batch_id)
-    ctx = _Ctx(Config(), roots, batch_id, ACTOR, bus, report)
+    ctx = ApplyContext(Config(), roots, batch_id, ACTOR, bus, report)
     item = item_from_journal(asset.id, from_state, pairs)
     forward = bool(pairs) and all(w in (Where.DST, Where.BOTH_SAME) for w in where)
     if forward and item is not None:
@@ -121,7 +150,7 @@ async def _recover_group(
                 await in_worker(journal.fsync_dir, asrc.parent)
                 await journal.finish([row.id])
         try:
-            await _finalize(ctx, [item])
+            await finalize(ctx, [item])
             return {"uuid": str(asset.id), "outcome": "rolled_forward"}
         except (IntegrityError, StaleState) as exc:
             log.error("asset %s: database refused the new paths (%s); rolling back", asset.id, exc)
@@ -218,14 +247,8 @@ async def _recover(
             exists = False
         await journal.finish([row.id], "done" if exists else "void")
     # XMP writes of `[apply] write_xmp`: done if the file is there, else void.
-    from rush.xmp_apply import ACTION as WRITE_XMP
-    from rush.xmp_apply import settle_interrupted
-
     for row in await FsAction.filter(status="pending", action=WRITE_XMP):
         await journal.finish([row.id], settle_interrupted(roots, row.dst))
-    from rush.actions import complete_interrupted_cleanups
-    from rush.purge import complete_interrupted_purges
-
     outcome["purges"] = await complete_interrupted_purges(config, bus=bus)
     outcome["cleanups"] = await complete_interrupted_cleanups(config)
     # Anything still pending belongs to a settled group (already reflected on disk).
@@ -258,8 +281,6 @@ async def _recover(
 
 async def startup(config: Config, *, bus: events.EventBus | None = None) -> dict[str, Any]:
     """What `rush serve` runs after opening the database and before any actor starts."""
-    from rush.actions import configure
-
     configure(config)
     outcome = await recover(config, bus=bus)
     if outcome.get("busy"):

@@ -2,7 +2,7 @@
 
 Why: users' media is irreplaceable.  Every action is written to `FsAction` before it
 happens and marked after, so a crash at any point leaves enough on record for
-`rush.recovery` to bring each group back to exactly one complete location.
+`rush.moves.recovery` to bring each group back to exactly one complete location.
 
 Moves never overwrite.  On one filesystem a move is `renameat2(RENAME_NOREPLACE)`
 (called through ctypes: atomic, refuses an existing destination).  Where the kernel or

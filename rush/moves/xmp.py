@@ -21,12 +21,12 @@ from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from rush import journal
-from rush.journal import Roots
 from rush.lifecycle import AssetState
 from rush.media import Area
 from rush.metadata import xmp_write
 from rush.models import Asset, Sidecar, Tag
+from rush.moves import journal
+from rush.moves.journal import Roots
 from rush.transitions import utcnow
 
 log = logging.getLogger(__name__)

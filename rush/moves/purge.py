@@ -5,13 +5,14 @@ assets REJECTED for longer than `purge.after_days`.  It runs only when a human
 confirms or when `purge.auto` is explicitly enabled; it never touches ARCHIVED or any
 path outside REJECTS and `.derived/{uuid}/`; every deletion is journaled first and
 a `PurgeAudit` row is kept for ever.  A second run, or one after a crash, completes
-cleanly (a file already gone counts as deleted).
+cleanly (a file already gone counts as deleted).  The run itself (lock, recovery,
+batch row, event) is `run_purge` in rush/moves/run.py; `complete_interrupted_purges`
+is what recovery calls.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from dataclasses import dataclass, field
@@ -21,17 +22,18 @@ from typing import Any
 
 from tortoise.transactions import in_transaction
 
-from rush import events, journal
-from rush.batch import Progress, acquire_lock, in_worker, release_lock
-from rush.batch_plan import area_of
+from rush import events
 from rush.config import Config
-from rush.fserrors import describe_os_error
-from rush.journal import Roots
 from rush.layout import UnsafePath, safe_relpath
 from rush.lifecycle import AssetState, Trigger
 from rush.media import DERIVED_DIR, Area
 from rush.models import Asset, Batch, FsAction, PurgeAudit, Sidecar
+from rush.moves import journal
+from rush.moves.journal import Roots
+from rush.moves.lock import in_worker
+from rush.moves.plan import area_of
 from rush.transitions import StaleState, transition, utcnow
+from rush.volumes import check_volumes
 
 log = logging.getLogger(__name__)
 S = AssetState
@@ -108,7 +110,7 @@ def select_purgeable(
     return eligible, skipped, cutoff
 
 
-async def _candidates(**filters: Any) -> list[PurgeCandidate]:
+async def candidates(**filters: Any) -> list[PurgeCandidate]:
     rows = await Asset.filter(state=S.REJECTED, **filters).values(
         "id", "rel_path", "state_changed_at"
     )
@@ -132,10 +134,8 @@ async def _candidates(**filters: Any) -> list[PurgeCandidate]:
 
 async def plan_purge(config: Config, now: datetime | None = None) -> PurgePlan:
     """Dry run: which REJECTED assets a purge would delete now."""
-    from rush.volumes import check_volumes
-
     eligible, skipped, cutoff = select_purgeable(
-        await _candidates(batch_id=None), now or utcnow(), config.purge.after_days
+        await candidates(batch_id=None), now or utcnow(), config.purge.after_days
     )
     plan = PurgePlan(eligible, skipped, cutoff)
     if eligible:
@@ -177,7 +177,7 @@ def _delete(
     return gone, error
 
 
-async def _purge_one(
+async def purge_one(
     roots: Roots,
     c: PurgeCandidate,
     batch_id: uuid.UUID,
@@ -253,77 +253,6 @@ async def _record_partial(
         await journal.finish_where("failed", str(error), batch_id=batch_id, asset_id=c.id)
 
 
-async def run_purge(
-    config: Config,
-    actor: str,
-    *,
-    confirm: bool,
-    now: datetime | None = None,
-    progress: Progress | None = None,
-    bus: events.EventBus | None = None,
-) -> dict[str, Any]:
-    """Delete eligible REJECTED assets; refuses unless confirmed or `purge.auto` is on."""
-    if not (confirm or config.purge.auto):
-        raise PurgeNotConfirmed("purge is destructive: confirm it (--confirm) or enable purge.auto")
-    from rush.recovery import recover
-
-    batch_id = uuid.uuid4()
-    await acquire_lock(batch_id, "purge")
-    roots = Roots.from_config(config)
-    result: dict[str, Any] = {"batch_id": str(batch_id), "purged": [], "skipped": [], "failed": []}
-    try:
-        await recover(config, bus=bus, holding=batch_id)
-        batch = await Batch.create(id=batch_id, kind="purge", actor=actor, status="running")
-        plan = await plan_purge(config, now)
-        result["skipped"] = plan.skipped
-        result["volume_errors"] = plan.volume_errors
-        result["failed"].extend(
-            {"uuid": str(c.id), "rel_path": c.rel_path, "reason": plan.volume_errors["REJECTS"]}
-            for c in plan.refused
-        )
-        total = len(plan.eligible)
-        for n, c in enumerate(plan.eligible, 1):
-            held = await Asset.filter(id=c.id, state=S.REJECTED, batch_id=None).update(
-                batch_id=batch_id, updated_at=utcnow()
-            )
-            if not held:
-                result["skipped"].append({"uuid": str(c.id), "reason": "changed meanwhile"})
-                continue
-            try:
-                await _purge_one(roots, c, batch_id, actor, bus)
-            except (OSError, UnsafePath, StaleState) as exc:
-                reason = describe_os_error(exc) if isinstance(exc, OSError) else str(exc)
-                log.error("purge of %s (%s) failed: %s", c.rel_path, c.id, reason)
-                await journal.finish_where("failed", reason, batch_id=batch_id, asset_id=c.id)
-                await Asset.filter(id=c.id, batch_id=batch_id).update(batch_id=None)
-                result["failed"].append(
-                    {"uuid": str(c.id), "rel_path": c.rel_path, "reason": reason}
-                )
-                continue
-            result["purged"].append({"uuid": str(c.id), "rel_path": c.rel_path})
-            if progress:
-                progress(n, total, "purge")
-        batch.status = "done"
-        batch.finished_at = utcnow()
-        batch.report = result
-        await batch.save()
-    except asyncio.CancelledError:
-        # Stopped on purpose (SIGTERM, Ctrl-C, shutdown): "interrupted", not "crashed";
-        # recovery completes the confirmed purge at the next start either way.
-        with contextlib.suppress(Exception):
-            await asyncio.shield(
-                Batch.filter(id=batch_id, status="running").update(status="interrupted")
-            )
-        raise
-    finally:
-        await release_lock(batch_id)
-        journal.report_steps()
-    from rush.batch import batch_event
-
-    (bus or events.bus).publish("batch", batch_event("purge", result))
-    return result
-
-
 async def complete_interrupted_purges(
     config: Config, *, bus: events.EventBus | None = None
 ) -> list[dict[str, Any]]:
@@ -347,9 +276,9 @@ async def complete_interrupted_purges(
         if asset.state is not S.REJECTED or not started:
             await Asset.filter(id=asset.id, batch_id=batch_id).update(batch_id=None)
             continue
-        cands = await _candidates(id=asset.id)
+        cands = await candidates(id=asset.id)
         try:
-            await _purge_one(roots, cands[0], batch_id, "system:recovery", bus)
+            await purge_one(roots, cands[0], batch_id, "system:recovery", bus)
         except (OSError, UnsafePath, StaleState) as exc:
             log.error("completing the purge of %s failed: %s", asset.id, exc)
             await journal.finish_where("failed", str(exc), batch_id=batch_id, asset_id=asset.id)

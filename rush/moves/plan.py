@@ -2,7 +2,7 @@
 
 Why pure: the dry run, the apply and its crash recovery must agree on every name, and
 the rules (eligibility, destination area, collisions) deserve exhaustive unit tests
-that need no disk and no database.  `rush.batch` gathers the inputs and executes.
+that need no disk and no database.  `rush.moves.apply` gathers the inputs and executes.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 from rush.layout import UnsafePath, safe_relpath
 from rush.lifecycle import DECISION_OF_STATE, AssetState, moved_state
 from rush.media import Area
-from rush.naming import TakenNames, choose_names
+from rush.moves.naming import TakenNames, choose_names
 
 #: Destination area of each decision.
 AREA_OF_DECISION = {"KEEP": Area.ARCHIVE, "REJECT": Area.REJECTS}

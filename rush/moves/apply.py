@@ -4,73 +4,54 @@ Why this shape: a group (main file + sidecars) must end up complete in exactly o
 place whatever happens.  Each chunk of groups is journaled before any file moves; the
 files move; the folders are fsynced; then one database transaction records the new
 paths and states.  A failed group is rolled back at once (journaled).  A crash at any
-point is repaired by `recover()`, which reads the journal and looks at the disk.
+point is repaired by `recover()` (rush/moves/recovery.py), which reads the journal,
+looks at the disk and records a rolled-forward group through `finalize` here.  The run
+itself (lock, recovery, batch row, event) is `run_apply` in rush/moves/run.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import re
-import socket
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path, PurePosixPath
-from typing import Any, TypeVar
+from typing import Any
 
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from rush import events, journal
-from rush.batch_plan import (
-    AssetSnapshot,
-    BatchPlan,
-    FileMove,
-    PlanItem,
-    area_of,
-    destination_dirs,
-    plan_batch_moves,
-)
+from rush import events
 from rush.config import Config
 from rush.fserrors import describe_os_error
-from rush.journal import Roots
 from rush.layout import UnsafePath, path_to_db
 from rush.lifecycle import AssetState, Trigger
 from rush.media import Area
-from rush.models import (
-    Asset,
-    AssetEvent,
-    Batch,
-    Facts,
-    FsAction,
-    KeyValue,
-    Lease,
-    PathChange,
-    Sidecar,
+from rush.models import Asset, Facts, FsAction, Lease, PathChange, Sidecar
+from rush.moves import journal
+from rush.moves.journal import Roots
+from rush.moves.lock import in_worker
+from rush.moves.plan import (
+    AssetSnapshot,
+    BatchPlan,
+    PlanItem,
+    destination_dirs,
+    plan_batch_moves,
 )
-from rush.procs import pid_alive
+from rush.moves.xmp import write_archive_xmps
 from rush.transitions import StaleState, transition, transition_many, utcnow
-from rush.xmp_apply import write_archive_xmps
+from rush.volumes import check_volumes
 
 log = logging.getLogger(__name__)
 
 S = AssetState
-#: One filesystem-changing run at a time (apply or purge): a row in `kv`.
-LOCK_KEY = "fs_lock"
+#: Groups per journaled chunk.
 CHUNK = 200
 _IN = 500
-
-Progress = Callable[[int, int, str], None]
-T = TypeVar("T")
-
-
-class BatchBusy(RuntimeError):
-    """Another apply or purge holds the batch lock; nothing was done."""
 
 
 @dataclass
@@ -104,142 +85,10 @@ class BatchReport:
         }
 
 
-def batch_event(kind: str, report: dict[str, Any]) -> dict[str, Any]:
-    """The `batch` bus event (forwarded to MQTT `events/batch` for automations)."""
-    counts = report.get("counts") or {}
-
-    def count(name: str) -> int:
-        value = counts.get(name, report.get(name, 0))
-        return len(value) if isinstance(value, list) else int(value or 0)
-
-    failed = report.get("failed") or []
-    return {
-        "kind": kind,
-        "batch_id": str(report.get("batch_id", "")),
-        "moved": count("moved") if kind == "apply" else count("purged"),
-        "failed": count("failed"),
-        "skipped": count("skipped"),
-        "finished_at": utcnow().isoformat(),
-        "errors": [str(f.get("reason", f)) if isinstance(f, dict) else str(f) for f in failed][:20],
-    }
-
-
-# --- the lock ----------------------------------------------------------------------
-
-
-#: The batch lock is a lease (docs/batch.md): its holder renews it every
-#: LOCK_HEARTBEAT_S; a holder on another host that has not renewed it for `lease_s`
-#: (written in the lock) is taken for dead.
-LOCK_LEASE_S = 60.0
-LOCK_HEARTBEAT_S = 10.0
-_renewals: dict[str, asyncio.Task[None]] = {}
-
-
-def lock_is_live(
-    value: dict[str, Any], renewed_at: datetime | None = None, now: datetime | None = None
-) -> bool:
-    """A lock is live unless its holder was a process of this host that is gone, or a
-    process of another host that stopped renewing its lease.
-
-    Why: a SIGKILLed apply leaves its lock row; recovery may take over only when the
-    holder is certainly dead.  On this host the pid says so; another host (a shared
-    PostgreSQL) is judged by the lease.  A lock without `lease_s` was written by a
-    version that did not renew it: its holder on another host is assumed alive.
-    """
-    if value.get("host") != socket.gethostname():
-        lease = value.get("lease_s")
-        if renewed_at is None or not isinstance(lease, int | float):
-            return True
-        return ((now or utcnow()) - renewed_at).total_seconds() < float(lease)
-    pid = value.get("pid")
-    return isinstance(pid, int) and pid_alive(pid)
-
-
-async def _renew_lock(batch_id: uuid.UUID) -> None:
-    """Renew our lease until `release_lock` cancels this; stop if someone took it."""
-    while True:
-        await asyncio.sleep(LOCK_HEARTBEAT_S)
-        try:
-            held = await KeyValue.get_or_none(key=LOCK_KEY)
-            if held is None or held.value.get("batch_id") != str(batch_id):
-                log.error("batch %s lost its lock (taken over?); not renewing it", batch_id)
-                return
-            await KeyValue.filter(key=LOCK_KEY, updated_at=held.updated_at).update(
-                updated_at=utcnow()
-            )
-        except Exception as exc:  # a database hiccup: try again at the next beat
-            log.warning("could not renew the batch lock of %s: %s", batch_id, exc)
-
-
-def _start_renewing(batch_id: uuid.UUID) -> None:
-    _renewals[str(batch_id)] = asyncio.get_running_loop().create_task(
-        _renew_lock(batch_id), name=f"batch-lock-{batch_id}"
-    )
-
-
-async def acquire_lock(batch_id: uuid.UUID, kind: str) -> None:
-    """Take the one filesystem lock, or take over a lock left by a dead process.
-
-    The takeover is a conditional update on the stale row's `updated_at`, so of two
-    processes finding the same stale lock only one wins; the other gets BatchBusy.
-    """
-    value = {
-        "batch_id": str(batch_id),
-        "kind": kind,
-        "pid": os.getpid(),
-        "host": socket.gethostname(),
-        "since": utcnow().isoformat(),
-        "lease_s": LOCK_LEASE_S,
-    }
-    try:
-        await KeyValue.create(key=LOCK_KEY, value=value)
-        _start_renewing(batch_id)
-        return
-    except IntegrityError:
-        pass
-    held = await KeyValue.get_or_none(key=LOCK_KEY)
-    if held is None:
-        try:
-            await KeyValue.create(key=LOCK_KEY, value=value)
-            _start_renewing(batch_id)
-            return
-        except IntegrityError:
-            held = await KeyValue.get_or_none(key=LOCK_KEY)
-    detail = held.value if held else {}
-    if held is not None and not lock_is_live(detail, held.updated_at):
-        taken = await KeyValue.filter(key=LOCK_KEY, updated_at=held.updated_at).update(
-            value=value, updated_at=utcnow()
-        )
-        if taken:
-            log.warning(
-                "took over the batch lock of process %s on %s (dead, or its lease expired)",
-                detail.get("pid"),
-                detail.get("host"),
-            )
-            _start_renewing(batch_id)
-            return
-    raise BatchBusy(
-        f"another {detail.get('kind', 'batch')} is running (batch {detail.get('batch_id')}, "
-        f"pid {detail.get('pid')} on {detail.get('host')}, since {detail.get('since')}); "
-        "nothing was done"
-    )
-
-
-async def release_lock(batch_id: uuid.UUID) -> None:
-    renewal = _renewals.pop(str(batch_id), None)
-    if renewal is not None:
-        renewal.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await renewal
-    held = await KeyValue.get_or_none(key=LOCK_KEY)
-    if held is not None and held.value.get("batch_id") == str(batch_id):
-        await held.delete()
-
-
 # --- planning ----------------------------------------------------------------------
 
 
-def _chunks(seq: Sequence[Any], size: int = _IN) -> Iterable[Sequence[Any]]:
+def chunks(seq: Sequence[Any], size: int = _IN) -> Iterable[Sequence[Any]]:
     for start in range(0, len(seq), size):
         yield seq[start : start + size]
 
@@ -254,7 +103,7 @@ async def snapshots(
     ids = [r["id"] for r in rows]
     facts: set[tuple[str, int]] = set()
     sidecars: dict[str, list[str]] = {}
-    for part in _chunks(ids):
+    for part in chunks(ids):
         for aid, version in await Facts.filter(asset_id__in=list(part)).values_list(
             "asset_id", "version"
         ):
@@ -311,8 +160,6 @@ async def existing_destination_names(roots: Roots, snaps: list[AssetSnapshot]) -
 
 async def plan_apply(config: Config) -> BatchPlan:
     """Dry run: what `run_apply` would do now; touches nothing."""
-    from rush.volumes import check_volumes
-
     roots = Roots.from_config(config)
     snaps = await snapshots()
     plan = plan_batch_moves(snaps, await existing_destination_names(roots, snaps))
@@ -339,30 +186,6 @@ class _Moved:
     done: int
     error: str | None = None
     settled: bool = True
-
-
-async def in_worker(fn: Callable[..., T], *args: Any, stop: threading.Event | None = None) -> T:
-    """Run `fn(*args)` in a worker thread; if cancelled, wait for it before re-raising.
-
-    Why: the thread moves or deletes files under the batch lock, which the caller
-    releases in its `finally`; it must not be released while files still move.  `stop`
-    (also passed to `fn` by the caller) asks a long worker to stop at its next safe
-    point, between groups.
-    """
-    future = asyncio.ensure_future(asyncio.to_thread(fn, *args))
-    try:
-        return await asyncio.shield(future)
-    except asyncio.CancelledError:
-        if stop is not None:
-            stop.set()
-        while not future.done():
-            try:
-                await asyncio.wait({future})
-            except asyncio.CancelledError:
-                continue  # cancelled again: still wait, then re-raise below
-        if not future.cancelled() and future.exception() is not None:
-            log.warning("worker %s failed while cancelled: %s", fn.__name__, future.exception())
-        raise
 
 
 def _move_groups(
@@ -415,7 +238,9 @@ def _move_back(pairs: list[tuple[Path, Path]]) -> str | None:
 
 
 @dataclass
-class _Ctx:
+class ApplyContext:
+    """What one apply (or recovery settling a group) works with."""
+
     config: Config
     roots: Roots
     batch_id: uuid.UUID
@@ -442,7 +267,7 @@ def _uid(conn: Any, value: uuid.UUID) -> Any:
     return value if conn.capabilities.dialect == "postgres" else str(value)
 
 
-async def _finalize(ctx: _Ctx, items: list[PlanItem]) -> None:
+async def finalize(ctx: ApplyContext, items: list[PlanItem]) -> None:
     """One transaction: new paths, sidecars, path history, states, journal done.
 
     Why bulk statements: a 10,000-asset batch must not cost 30,000 round trips.  Paths
@@ -483,7 +308,7 @@ async def _finalize(ctx: _Ctx, items: list[PlanItem]) -> None:
                 )
             # Verify every path update hit its row (the lock guarantees it; be sure anyway).
             ok = 0
-            for part in _chunks(moved):
+            for part in chunks(moved):
                 ok += await Asset.filter(
                     id__in=[it.asset_id for it in part],
                     batch_id=ctx.batch_id,
@@ -517,7 +342,7 @@ async def _finalize(ctx: _Ctx, items: list[PlanItem]) -> None:
         ]
         if changes:
             await PathChange.bulk_create(changes, batch_size=500)
-        for part in _chunks([it.asset_id for it in moved]):
+        for part in chunks([it.asset_id for it in moved]):
             await journal.finish_where(
                 "done", batch_id=ctx.batch_id, asset_id__in=list(part), action="move"
             )
@@ -536,7 +361,7 @@ async def _finalize(ctx: _Ctx, items: list[PlanItem]) -> None:
             ctx.report.noop.append(str(it.asset_id))
 
 
-async def _fail(ctx: _Ctx, it: PlanItem, reason: str, moved: int) -> None:
+async def _fail(ctx: ApplyContext, it: PlanItem, reason: str, moved: int) -> None:
     """Roll a group back (journaled) and return the asset to its DECIDED_* state."""
     back = list(reversed(it.moves[:moved]))
     if back:
@@ -600,7 +425,7 @@ def _refused(roots: Roots, items: list[PlanItem]) -> dict[uuid.UUID, str]:
     return out
 
 
-async def _apply_chunk(ctx: _Ctx, items: list[PlanItem]) -> None:
+async def apply_chunk(ctx: ApplyContext, items: list[PlanItem]) -> None:
     roots = ctx.roots
     moving = [it for it in items if it.moves]
     refused = await asyncio.to_thread(_refused, roots, moving)
@@ -662,20 +487,20 @@ async def _apply_chunk(ctx: _Ctx, items: list[PlanItem]) -> None:
         else:
             ok.append(it)
     try:
-        await _finalize(ctx, ok)
+        await finalize(ctx, ok)
     except (IntegrityError, StaleState) as exc:
         log.warning("chunk finalisation failed (%s); finalising one by one", exc)
         for it in ok:
             try:
-                await _finalize(ctx, [it])
+                await finalize(ctx, [it])
             except (IntegrityError, StaleState) as one:
                 await _fail(ctx, it, f"database refused the new path: {one}", len(it.moves))
-    if ctx.config.apply.write_xmp:  # opt-in, journaled, ARCHIVE only (rush/xmp_apply.py)
+    if ctx.config.apply.write_xmp:  # opt-in, journaled, ARCHIVE only (rush/moves/xmp.py)
         archived = [it.asset_id for it in ok if it.dst_area is Area.ARCHIVE]
         ctx.report.xmp.extend(await write_archive_xmps(ctx.roots, ctx.batch_id, archived))
 
 
-async def _release_leased(ctx: _Ctx, locked: list[Any]) -> list[Any]:
+async def _release_leased(ctx: ApplyContext, locked: list[Any]) -> list[Any]:
     """Leave out (and let go again) the assets an agent holds a lease on.
 
     Why after taking `batch_id`: from then on no new lease can be granted on them (every
@@ -683,7 +508,7 @@ async def _release_leased(ctx: _Ctx, locked: list[Any]) -> list[Any]:
     transcription reading a file must not see it moved under its feet; the asset is
     skipped with the reason and moves at the next apply."""
     held: dict[str, list[str]] = {}
-    for part in _chunks([str(i) for i in locked]):
+    for part in chunks([str(i) for i in locked]):
         rows = await Lease.filter(asset_id__in=list(part), status="active").values_list(
             "asset_id", "job_type", "agent_id"
         )
@@ -692,7 +517,7 @@ async def _release_leased(ctx: _Ctx, locked: list[Any]) -> list[Any]:
     if not held:
         return locked
     busy = [uuid.UUID(a) for a in held]
-    for part in _chunks(busy):
+    for part in chunks(busy):
         await Asset.filter(id__in=list(part), batch_id=ctx.batch_id).update(
             batch_id=None, updated_at=utcnow()
         )
@@ -707,18 +532,18 @@ async def _release_leased(ctx: _Ctx, locked: list[Any]) -> list[Any]:
     return [i for i in locked if str(i) not in held]
 
 
-async def _lock_assets(ctx: _Ctx, plan: BatchPlan) -> list[PlanItem]:
+async def lock_assets(ctx: ApplyContext, plan: BatchPlan) -> list[PlanItem]:
     """Set `batch_id` (conditional update) then MOVE_QUEUED; returns the items held."""
     held: list[PlanItem] = []
     by_id = {it.asset_id: it for it in plan.items}
     for state in (S.DECIDED_KEEP, S.DECIDED_REJECT):
         ids = [it.asset_id for it in plan.items if it.state is state]
-        for part in _chunks(ids):
+        for part in chunks(ids):
             await Asset.filter(id__in=list(part), state=state, batch_id=None).update(
                 batch_id=ctx.batch_id, updated_at=utcnow()
             )
         locked = []
-        for part in _chunks(ids):
+        for part in chunks(ids):
             locked.extend(
                 await Asset.filter(
                     id__in=list(part), state=state, batch_id=ctx.batch_id
@@ -750,94 +575,3 @@ async def _lock_assets(ctx: _Ctx, plan: BatchPlan) -> list[PlanItem]:
             )
     journal.step("queued")
     return held
-
-
-async def run_apply(
-    config: Config,
-    actor: str,
-    *,
-    progress: Progress | None = None,
-    bus: events.EventBus | None = None,
-) -> BatchReport:
-    """Apply every standing decision: move groups, update paths and states, report."""
-    from rush.recovery import recover
-
-    batch_id = uuid.uuid4()
-    await acquire_lock(batch_id, "apply")
-    report = BatchReport(batch_id)
-    ctx = _Ctx(config, Roots.from_config(config), batch_id, actor, bus, report)
-    try:
-        await recover(config, bus=bus, holding=batch_id)
-        batch = await Batch.create(id=batch_id, kind="apply", actor=actor, status="running")
-        plan = await plan_apply(config)
-        report.skipped.extend(s.to_dict() for s in plan.skipped)
-        report.failed.extend(
-            {"uuid": str(s.asset_id), "rel_path": s.rel_path, "reason": s.reason}
-            for s in plan.refused
-        )
-        report.volume_errors = plan.volume_errors
-        held = await _lock_assets(ctx, plan)
-        total = len(held)
-        if progress:
-            progress(0, total, "apply")
-        for start in range(0, total, CHUNK):
-            await _apply_chunk(ctx, held[start : start + CHUNK])
-            if progress:
-                progress(min(total, start + CHUNK), total, "apply")
-        batch.status = "done"
-        batch.finished_at = utcnow()
-        batch.report = report.to_dict()
-        await batch.save()
-    except asyncio.CancelledError:
-        # Stopped on purpose (shutdown): say so in the history, not "crashed".  Recovery
-        # settles the unfinished groups at the next start either way.
-        with contextlib.suppress(Exception):
-            await asyncio.shield(
-                Batch.filter(id=batch_id, status="running").update(status="interrupted")
-            )
-        raise
-    finally:
-        await release_lock(batch_id)
-        journal.report_steps()
-    log.info(
-        "batch %s: %d moved, %d no-op, %d skipped, %d failed",
-        batch_id,
-        len(report.moved),
-        len(report.noop),
-        len(report.skipped),
-        len(report.failed),
-    )
-    (bus or events.bus).publish("batch", batch_event("apply", report.to_dict()))
-    return report
-
-
-def target_of_area(area: Area | None) -> AssetState | None:
-    if area is Area.ARCHIVE:
-        return S.ARCHIVED
-    if area is Area.REJECTS:
-        return S.REJECTED
-    return None
-
-
-async def queued_from_state(asset_id: uuid.UUID | str) -> AssetState | None:
-    """The DECIDED_* state an asset had when it was taken into its batch."""
-    ev = await AssetEvent.filter(asset_id=asset_id, to_state=S.MOVE_QUEUED).order_by("-id").first()
-    return S(ev.from_state) if ev is not None else None
-
-
-def item_from_journal(
-    asset_id: uuid.UUID, state: AssetState, pairs: list[tuple[str, str]]
-) -> PlanItem | None:
-    """Rebuild a plan item from the journal (main file first) for recovery."""
-    if not pairs:
-        return None
-    src_area = area_of(pairs[0][0])
-    dst_area = area_of(pairs[0][1])
-    target = target_of_area(dst_area)
-    if src_area is None or dst_area is None or target is None:
-        return None
-    moves = [FileMove(s, d, sidecar=i > 0) for i, (s, d) in enumerate(pairs)]
-    renamed = PurePosixPath(pairs[0][0]).name != PurePosixPath(pairs[0][1]).name
-    return PlanItem(
-        asset_id, state, target, src_area, dst_area, moves, "recovered" if renamed else None
-    )
