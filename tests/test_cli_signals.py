@@ -3,7 +3,7 @@ prints one line.
 
 Real processes (`python -m rush …`), a real SQLite or PostgreSQL database and real files.
 The signal comes from the journal's test hook at a chosen filesystem step, so it always
-lands in the middle of the batch (`RUSH_TEST_CRASH_SIGNAL`, see `rush/journal.py`).
+lands in the middle of the batch (`RUSH_TEST_CRASH_SIGNAL`, see `rush/moves/journal.py`).
 """
 
 from __future__ import annotations
