@@ -36,7 +36,8 @@ from rush.transitions import transition
 from rush.users import add_user
 from tests.webutil import add_derivative, csrf_of, login, make_asset, web_config
 from web import auth
-from web.app import CONFIG, create_app
+from web.app import create_app
+from web.keys import CONFIG
 from web.services import ActionUnavailable, WebServices, default_services
 
 
@@ -574,7 +575,7 @@ async def test_linked_audio_shown_on_both_pages(client: TestClient) -> None:
 
 
 def test_facts_table_leaves_out_what_the_file_does_not_have() -> None:
-    from web.views import _flatten
+    from web.asset_context import flatten as _flatten
 
     facts = {"width": 1600, "lens_model": None, "tags": [], "streams": [{"codec": "h264"}]}
     assert _flatten(facts) == [("width", "1600"), ("streams[0].codec", "h264")]

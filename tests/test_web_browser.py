@@ -319,7 +319,8 @@ async def test_audio_asset_and_linked_audio(site: Site, tmp_path: Path) -> None:
             await page.goto(f"{site.url}/assets/{audio.id}")
             assert await page.is_visible(f"a[href='/assets/{video.id}']")
             await page.click(f"[data-unlink='{video.id}']")
-            await page.wait_for_load_state("load")
+            # The page re-renders in place (no navigation): wait for the link to go.
+            await page.wait_for_selector(f"[data-unlink='{video.id}']", state="detached")
             assert (await Asset.get(id=video.id)).linked_audio_id is None  # type: ignore[attr-defined]
         finally:
             await browser.close()

@@ -127,3 +127,17 @@ async def test_offline_export_carries_rating_and_label(db: str) -> None:
     timeline = offline.build_timeline("t", [entry], {entry.uuid: "proxies/x.mp4"}, "lib")
     clip = next(iter(timeline.find_clips()))
     assert (clip.metadata["rush"]["rating"], clip.metadata["rush"]["label"]) == (4, "red")
+
+
+async def test_desk_domain_errors_are_json_with_their_status(client: TestClient) -> None:
+    """The error middleware answers the desk's routes as their own handlers did:
+    `{"error": message}` as JSON, 404 for no such asset, 400 for a bad value."""
+    h = {"X-CSRF-Token": await login(client)}
+    a = await make_asset(rel="INBOX/e/a.mp4")
+    missing = "00000000-0000-4000-8000-000000000000"
+    resp = await client.post(f"/api/assets/{missing}/rating", json={"rating": 3}, headers=h)
+    assert resp.status == 404 and resp.content_type == "application/json"
+    assert "error" in await resp.json()
+    resp = await client.post(f"/api/assets/{a.id}/label", json={"label": "mauve"}, headers=h)
+    assert resp.status == 400 and resp.content_type == "application/json"
+    assert "label must be one of" in (await resp.json())["error"]

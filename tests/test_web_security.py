@@ -17,7 +17,8 @@ from rush.models import Asset
 from rush.users import add_user
 from tests.webutil import csrf_of, login, make_asset, web_config
 from web import auth, security
-from web.app import CONFIG, create_app
+from web.app import create_app
+from web.keys import CONFIG
 from web.services import default_services
 
 

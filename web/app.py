@@ -1,6 +1,7 @@
-"""The web UI application: factory, typed app keys, routes and the supervisor actor.
+"""The web UI application: factory (middlewares, templates, resources) and the supervisor actor.
 
-`create_app(config, services)` builds a plain `web.Application`; the database is opened
+`create_app(config, services)` builds a plain `web.Application` (its keys are in
+`web/keys.py`, its routes in `web/routes.py`); the database is opened
 by whoever owns the process (`rush serve`, a test fixture).  `WebServer` runs it inside the
 supervisor with `AppRunner`/`TCPSite`, so the web UI starts and stops with the other actors.
 """
@@ -11,50 +12,25 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
+from rush import decisions
 from rush.config import Config
-from web import auth, flash, security
+from web import auth, flash, roles, security, words
+from web.errors import domain_errors
+from web.keys import CLOSING, CODEC, CONFIG, COUNTS, LIMITER, RUNS, SERVICES, RunRegistry
 from web.queries import CountCache
+from web.routes import setup_routes
 from web.services import WebServices
+from web.template_filters import FILTERS
 
 log = logging.getLogger(__name__)
 
 HERE = Path(__file__).resolve().parent
-
-
-@dataclass
-class ActionRun:
-    """One batch apply or purge started from the UI, followed live on its page."""
-
-    id: str
-    kind: str
-    actor: str
-    status: str = "running"  # running | done | error
-    report: Any = None
-    error: str | None = None
-    task: asyncio.Task[None] | None = field(default=None, repr=False)
-
-
-@dataclass
-class RunRegistry:
-    runs: dict[str, ActionRun] = field(default_factory=dict)
-    group: asyncio.TaskGroup | None = None
-
-
-CONFIG = web.AppKey("config", Config)
-SERVICES = web.AppKey("services", WebServices)
-CODEC = web.AppKey("codec", auth.SessionCodec)
-LIMITER = web.AppKey("limiter", security.StoredLoginLimiter)
-COUNTS = web.AppKey("counts", CountCache)
-CLOSING = web.AppKey("closing", asyncio.Event)
-RUNS = web.AppKey("runs", RunRegistry)
 
 
 def _codec_of(request: web.Request) -> auth.SessionCodec:
@@ -107,7 +83,14 @@ async def _on_shutdown(app: web.Application) -> None:
 def create_app(config: Config, services: WebServices) -> web.Application:
     """Build the web UI (no I/O here: secrets and background tasks start in cleanup_ctx)."""
     app = web.Application(
-        middlewares=[_security_headers, auth.make_middleware(_codec_of)],
+        # Outermost first: headers, login and CSRF, role, then domain errors nearest the
+        # handler so they are raised as the handler's own HTTP error.
+        middlewares=[
+            _security_headers,
+            auth.make_middleware(_codec_of),
+            roles.role_middleware,
+            domain_errors,
+        ],
         client_max_size=1024 * 1024,
     )
     app[CONFIG] = config
@@ -123,28 +106,20 @@ def create_app(config: Config, services: WebServices) -> web.Application:
         autoescape=jinja2.select_autoescape(["html"]),
         default_helpers=False,
     )
-    from web import views
-
-    env.filters.update(views.FILTERS)
+    env.filters.update(FILTERS)
     env.globals["static"] = lambda name: str(app.router["static"].url_for(filename=name))
+    # What the review desk's templates show: label names, state words, fact summaries.
+    env.globals["labels"] = decisions.LABELS
+    env.globals["state_words"] = words.STATE_WORDS
+    env.globals["fact_summary"] = words.summary
+    env.globals["card_facts"] = words.card_facts
+    env.filters.update(words.FILTERS)
     app.cleanup_ctx.append(_session_secret)
     app.cleanup_ctx.append(_count_invalidation)
     app.cleanup_ctx.append(_action_runs)
     app.on_shutdown.append(_on_shutdown)
     setup_routes(app)
     return app
-
-
-def base_context(request: web.Request) -> dict[str, Any]:
-    session: auth.Session | None = request.get(auth.SESSION)
-    return {
-        "session": session,
-        "user": session.user if session else None,
-        "csrf": session.csrf if session else "",
-        "path": request.path,
-        "request": request,
-        "flashes": flash.take(request),
-    }
 
 
 @web.middleware
@@ -165,46 +140,6 @@ async def _security_headers(request: web.Request, handler: auth.Handler) -> web.
         "script-src 'self'; connect-src 'self'; frame-ancestors 'none'; form-action 'self'",
     )
     return response
-
-
-def setup_routes(app: web.Application) -> None:
-    """Every route of the UI, in one place."""
-    from web import review_api, secondary_views, views
-
-    r = app.router
-    r.add_get("/login", views.login_page, name="login")
-    r.add_post("/login", views.login_submit)
-    r.add_post("/logout", views.logout)
-    r.add_get("/", views.library, name="library")
-    r.add_get("/assets/{id}", views.asset_page, name="asset")
-    r.add_post("/api/assets/{id}/decide", views.api_decide)
-    r.add_post("/api/assets/{id}/undo", views.api_undo)
-    r.add_post("/api/assets/{id}/reject-duplicate", views.api_reject_duplicate)
-    r.add_post("/api/assets/{id}/tags", views.api_tags)
-    r.add_post("/api/assets/{id}/fields", views.api_fields)
-    r.add_post("/api/assets/{id}/suggestions/accept", views.api_accept_suggestion)
-    r.add_post("/api/assets/{id}/link-audio", views.api_link_audio)
-    r.add_post("/api/assets/{id}/unlink-audio", views.api_unlink_audio)
-    r.add_post("/api/assets/{id}/bins", views.api_asset_bin)
-    r.add_post("/assets/{id}/action/{action}", views.asset_action)
-    r.add_post("/assets/{id}/recompute/{job}", secondary_views.asset_recompute)
-    r.add_get("/bins", views.bins_page, name="bins")
-    r.add_post("/bins", views.bin_create)
-    r.add_post("/bins/{bin}/delete", views.bin_delete)
-    r.add_post("/bins/{bin}/export", views.bin_export)
-    r.add_get("/ops", views.ops_page, name="ops")
-    r.add_get("/events", views.event_stream)
-    r.add_get("/metrics", views.metrics)
-    r.add_get("/actions", views.actions_page, name="actions")
-    r.add_post("/actions/{kind}/plan", views.action_plan)
-    r.add_post("/actions/{kind}/run", views.action_run)
-    r.add_get("/actions/runs/{run}", views.action_run_page)
-    r.add_get("/actions/runs/{run}/report", views.action_run_report)
-    r.add_get(
-        r"/derived/{asset:[0-9a-fA-F-]{32,36}}/{deriv:[0-9]{1,18}}", views.derived, name="derived"
-    )
-    review_api.setup_routes(app)
-    r.add_static("/static/", HERE / "static", name="static", append_version=True)
 
 
 class WebServer:

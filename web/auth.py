@@ -27,11 +27,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 
 from rush.config import Config
 from rush.models import WebSession
+from web import security
 
 log = logging.getLogger(__name__)
 
@@ -242,43 +244,15 @@ def make_middleware(codec_of: Callable[[web.Request], SessionCodec]) -> Any:
             token = await csrf_token_of(request)
             if session is None or not token or not hmac.compare_digest(token, session.csrf):
                 raise web.HTTPForbidden(text="missing or invalid CSRF token; reload the page")
-            if not is_public(path):
-                _check_role(request, role)
         return await handler(request)
 
     return auth_middleware
 
 
 def _safe_next(target: str) -> str:
-    from urllib.parse import quote
-
     return quote(safe_redirect_target(target), safe="")
 
 
 def safe_redirect_target(target: str | None) -> str:
     """Only same-origin paths (see `web.security.safe_redirect_target`)."""
-    from web.security import safe_redirect_target as check
-
-    return check(target)
-
-
-def _check_role(request: web.Request, role: str | None) -> None:
-    """Refuse a state-changing request the user's role does not allow (web/roles.py):
-    a form post goes back to its page with the reason, an API call gets a JSON 403."""
-    from rush.roles import allows
-    from web.roles import required_role
-
-    needed = required_role(request)
-    if needed is None or allows(role, needed):
-        return
-    text = f"Your role ({role}) cannot do this: it needs {needed}. Ask an admin."
-    log.warning("refused %s %s to a %s", request.method, request.path, role)
-    if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        from urllib.parse import urlsplit
-
-        from web.flash import back_with
-
-        referer = urlsplit(request.headers.get("Referer", "/"))
-        same_site = not referer.netloc or referer.netloc == request.host
-        raise back_with(request, text, referer.path if same_site else "/")
-    raise web.HTTPForbidden(text=json.dumps({"error": text}), content_type="application/json")
+    return security.safe_redirect_target(target)

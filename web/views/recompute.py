@@ -13,7 +13,7 @@ from aiohttp import web
 
 from rush import secondary
 from web import auth
-from web.app import CONFIG, COUNTS
+from web.keys import CONFIG, COUNTS
 
 
 def _asset_id(request: web.Request) -> uuid.UUID:

@@ -13,18 +13,16 @@ position, and three small queries for the pictures, proxies and facts of the win
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterable
 from typing import Any
 
-import aiohttp_jinja2
 from aiohttp import web
 
 from rush import decisions
 from rush.models import Derivative, Facts
-from web import queries, words
-from web.app import COUNTS
+from web import auth, queries
+from web.keys import COUNTS
 
 #: Clips listed on each side of the current one.
 WINDOW = 8
@@ -242,16 +240,7 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
     return data
 
 
-def _error(exc: decisions.ReviewError) -> web.HTTPException:
-    cls: type[web.HTTPException] = (
-        web.HTTPNotFound if isinstance(exc, decisions.NotFound) else web.HTTPBadRequest
-    )
-    return cls(text=json.dumps({"error": str(exc)}), content_type="application/json")
-
-
 def _actor(request: web.Request) -> str:
-    from web import auth
-
     session = request.get(auth.SESSION)
     return f"user:{session.user}" if session is not None else "user:?"
 
@@ -259,24 +248,16 @@ def _actor(request: web.Request) -> str:
 async def set_rating(request: web.Request) -> web.StreamResponse:
     """`{"rating": 0-5}` (keys 0-5 on the review desk)."""
     body = await _json_body(request)
-    try:
-        asset = await decisions.set_rating(
-            request.match_info["id"], body.get("rating"), _actor(request)
-        )
-    except decisions.ReviewError as exc:
-        raise _error(exc) from exc
+    asset = await decisions.set_rating(
+        request.match_info["id"], body.get("rating"), _actor(request)
+    )
     return web.json_response(_marks(asset))
 
 
 async def set_label(request: web.Request) -> web.StreamResponse:
     """`{"label": "red" | "yellow" | "green" | "blue" | ""}` (keys 6-9)."""
     body = await _json_body(request)
-    try:
-        asset = await decisions.set_label(
-            request.match_info["id"], body.get("label"), _actor(request)
-        )
-    except decisions.ReviewError as exc:
-        raise _error(exc) from exc
+    asset = await decisions.set_label(request.match_info["id"], body.get("label"), _actor(request))
     return web.json_response(_marks(asset))
 
 
@@ -287,17 +268,3 @@ def _marks(asset: Any) -> dict[str, Any]:
         "label": decisions.LABELS[asset.label],
         "state": asset.state,
     }
-
-
-def setup_routes(app: web.Application) -> None:
-    """The review desk's routes, and the label names its templates show."""
-    env = aiohttp_jinja2.get_env(app)
-    env.globals["labels"] = decisions.LABELS
-    env.globals["state_words"] = words.STATE_WORDS
-    env.globals["fact_summary"] = words.summary
-    env.globals["card_facts"] = words.card_facts
-    env.filters.update(words.FILTERS)
-    app.router.add_get("/api/assets/names", asset_names)
-    app.router.add_get("/api/review/queue", review_queue)
-    app.router.add_post("/api/assets/{id}/rating", set_rating)
-    app.router.add_post("/api/assets/{id}/label", set_label)
