@@ -34,7 +34,7 @@ from integrations.mqtt.payloads import (
     encode,
 )
 from integrations.mqtt.topics import TopicKind, Topics
-from rush import __version__
+from rush import __version__, names
 from rush.config import Config
 from rush.jobs import DerivativeRole, JobFailed, JobOutput, JobSpec, JobType, Processor
 from rush.layout import LibraryNotMounted, read_marker, resolve
@@ -374,12 +374,17 @@ class AgentRuntime:
         ctx = _Context(self, job, root, areas)
         processor = self.processors.get(job.type)
         try:
-            async with asyncio.TaskGroup() as group:
-                beats = group.create_task(self._heartbeats(job, ctx))
-                try:
-                    result = await self._process(processor, job, ctx)
-                finally:
-                    beats.cancel()
+            try:
+                async with asyncio.TaskGroup() as group:
+                    beats = group.create_task(self._heartbeats(job, ctx))
+                    try:
+                        result = await self._process(processor, job, ctx)
+                    finally:
+                        beats.cancel()
+            except Exception as exc:  # one bad job never stops the agent
+                self.failed += 1
+                log.exception("agent %s: job %s broke", self.agent_id, job.job_id)
+                result = _error(job, f"agent error: {type(exc).__name__}: {exc}")
             await self._send_result(job, result)
         except asyncio.CancelledError:
             log.info("agent %s releases job %s", self.agent_id, job.job_id)
@@ -404,40 +409,52 @@ class AgentRuntime:
             output: JobOutput = await processor.run(job, ctx)
         except JobFailed as exc:
             self.failed += 1
-            log.warning("job %s failed: %s", job.job_id, exc)
-            return ResultPayload(lock_token=job.lock_token, status="error", error=str(exc)[:4000])
+            log.warning("job %s failed: %s", job.job_id, names.safe_text(str(exc)))
+            return _error(job, str(exc))
         except Exception as exc:
             self.failed += 1
             log.exception("processor %s crashed on job %s", job.type, job.job_id)
-            return ResultPayload(
-                lock_token=job.lock_token,
-                status="error",
-                error=f"processor crashed: {type(exc).__name__}: {exc}"[:4000],
-            )
+            return _error(job, f"processor crashed: {type(exc).__name__}: {exc}")
         token = job.lock_token
-        if output.facts is not None:
-            await self.bridge.publish(
-                self.topics.job_facts(self.agent_id, job.job_id),
-                {"lock_token": token, "facts": output.facts},
+        try:
+            # Everything is encoded before anything is sent: a result that JSON cannot
+            # carry (a name that is not valid UTF-8, as a lone surrogate) fails this job
+            # with a clear error instead of reaching the broker half-sent.
+            facts = None
+            if output.facts is not None:
+                facts = encode({"lock_token": token, "facts": output.facts})
+            derivatives = None
+            if output.derivatives:
+                derivatives = encode(
+                    {
+                        "lock_token": token,
+                        "derivatives": [d.model_dump(mode="json") for d in output.derivatives],
+                    }
+                )
+            data: dict[str, Any] = {
+                "lock_token": token,
+                "status": "ok",
+                "facts": output.facts,
+                "derivatives": output.derivatives,
+                "transcript": output.transcript,
+                "suggestions": output.suggestions,
+            }
+            result = fit_result(
+                ResultPayload.model_validate(data), self.config.mqtt.max_payload_bytes
             )
-        if output.derivatives:
+            result.model_dump_json(exclude_none=True)
+        except (TypeError, ValueError) as exc:
+            self.failed += 1
+            log.warning("job %s: result cannot be encoded: %s", job.job_id, exc)
+            return _error(job, f"the result cannot be encoded (sent as JSON): {exc}")
+        if facts is not None:
+            await self.bridge.publish(self.topics.job_facts(self.agent_id, job.job_id), facts)
+        if derivatives is not None:
             await self.bridge.publish(
-                self.topics.job_derivatives(self.agent_id, job.job_id),
-                {
-                    "lock_token": token,
-                    "derivatives": [d.model_dump(mode="json") for d in output.derivatives],
-                },
+                self.topics.job_derivatives(self.agent_id, job.job_id), derivatives
             )
         self.completed += 1
-        data: dict[str, Any] = {
-            "lock_token": token,
-            "status": "ok",
-            "facts": output.facts,
-            "derivatives": output.derivatives,
-            "transcript": output.transcript,
-            "suggestions": output.suggestions,
-        }
-        return fit_result(ResultPayload.model_validate(data), self.config.mqtt.max_payload_bytes)
+        return result
 
     async def _send_result(self, job: JobSpec, result: ResultPayload) -> None:
         topic = self.topics.job_result(self.agent_id, job.job_id)
@@ -468,6 +485,14 @@ class AgentRuntime:
             task.cancel()
         if pending:
             await asyncio.wait(pending)
+
+
+def _error(job: JobSpec, message: str) -> ResultPayload:
+    """An error result; the message made encodable (it may quote a file name that is not
+    valid UTF-8) and bounded."""
+    return ResultPayload(
+        lock_token=job.lock_token, status="error", error=names.safe_text(message)[:4000]
+    )
 
 
 def fit_result(result: ResultPayload, max_bytes: int) -> ResultPayload:

@@ -20,6 +20,7 @@ from integrations import ffcmd, ffrun, photo, transcribe, waveform
 from integrations import transcribe_engines as engines_mod
 from integrations.derived import DerivedWriter
 from integrations.suggester import Suggester, SuggestInput, make_suggester
+from rush import names
 from rush.config import Config, ConfigError, ProxyConfig
 from rush.jobs import (
     DerivativeRole,
@@ -127,7 +128,7 @@ class ReviewProcessor:
     async def _photo(self, job: JobSpec, ctx: JobContext, src: Path) -> JobOutput:
         facts = await asyncio.to_thread(photo.photo_facts, src)
         facts["kind"] = job.kind.value
-        facts["file_name"] = src.name
+        facts["file_name"] = names.from_fs(src.name)  # the stored form: JSON-safe, exact
         thumbs = await asyncio.to_thread(photo.photo_thumbnails, src, self.cfg.photo_sizes)
         with DerivedWriter(ctx, job.derived_dir) as out:
             for size, data in thumbs:
@@ -143,7 +144,7 @@ class ReviewProcessor:
         probe = await ffrun.probe(str(src), timeout_s=self.cfg.timeout_base_s)
         facts = ffcmd.facts_from_probe(probe)
         facts["kind"] = job.kind.value
-        facts["file_name"] = src.name
+        facts["file_name"] = names.from_fs(src.name)  # the stored form: JSON-safe, exact
         duration = facts["duration_s"]
         if job.kind is MediaKind.VIDEO and not facts["has_video"]:
             raise JobFailed("no video stream found in this video file")
