@@ -109,3 +109,43 @@ async def test_an_unencodable_result_fails_that_job_and_the_agent_goes_on(
     failed = await Asset.get(id=bad.id)
     assert "cannot be encoded" in (failed.last_error or ""), failed.last_error
     assert runtime.failed == 1 and runtime.completed == 1
+
+
+async def test_the_web_ui_shows_names_readably_and_the_exact_name_recoverably(
+    db: str, tmp_path: Path
+) -> None:
+    import html
+
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from rush.layout import init_library
+    from rush.users import add_user
+    from tests.webutil import login, web_config
+    from tests.webutil import make_asset as make_web_asset
+    from web.app import create_app
+    from web.services import default_services
+
+    root = tmp_path / "lib"
+    init_library(root)
+    config = web_config(tmp_path, root)
+    await add_user("alice", "correct horse")
+    bad = await make_web_asset(rel=names.from_bytes(b"INBOX/caf\xe9/bad\xff\xfe.mp4"))
+    newline = await make_web_asset(rel="INBOX/s/new\nline.mp4")
+    async with TestClient(TestServer(create_app(config, default_services(config)))) as client:
+        await login(client)
+        page = html.unescape(await (await client.get(f"/assets/{bad.id}")).text())
+        # Readable: replacement characters, never the private-use stand-ins.
+        assert "bad\ufffd\ufffd.mp4" in page and "INBOX/caf\ufffd/" in page
+        assert "\uf7ff" not in page and "\uf7e9" not in page
+        # Recoverable: the exact name, escaped, from which `names.unescape` gives the bytes.
+        assert "INBOX/caf\\xe9/bad\\xff\\xfe.mp4" in page
+        exact = names.unescape("INBOX/caf\\xe9/bad\\xff\\xfe.mp4")
+        assert names.to_bytes(exact) == b"INBOX/caf\xe9/bad\xff\xfe.mp4"
+        page = html.unescape(await (await client.get(f"/assets/{newline.id}")).text())
+        assert "new\\nline.mp4" in page
+        library = html.unescape(await (await client.get("/")).text())
+        assert "bad\ufffd\ufffd.mp4" in library and "\uf7ff" not in library
+        resp = await client.get(f"/api/review/queue?state=PROCESSED&at={bad.id}&n=10")
+        items = (await resp.json())["items"]
+        shown = {it["name"] for it in items}
+        assert "bad\ufffd\ufffd.mp4" in shown and "new\\nline.mp4" in shown

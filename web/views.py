@@ -21,7 +21,7 @@ import aiohttp_jinja2
 from aiohttp import web
 from tortoise.exceptions import IntegrityError
 
-from rush import decisions, duplicates
+from rush import decisions, duplicates, names
 from rush.lifecycle import REPROCESSABLE, AssetState
 from rush.models import (
     Agent,
@@ -92,11 +92,21 @@ def _dt(value: Any) -> str:
 
 
 def _basename(path: str) -> str:
-    return path.rsplit("/", 1)[-1]
+    """The file name as shown (`names.display`: bytes that are not UTF-8 as U+FFFD)."""
+    return names.display(path.rsplit("/", 1)[-1])
 
 
 def _dirname(path: str) -> str:
-    return path.rsplit("/", 1)[0] if "/" in path else ""
+    return names.display(path.rsplit("/", 1)[0]) if "/" in path else ""
+
+
+def _shown(path: Any) -> str:
+    """A stored path as people read it; `_exact` gives the name that can be typed back."""
+    return names.display(str(path or ""))
+
+
+def _exact(path: Any) -> str:
+    return names.escape(str(path or ""))
 
 
 def _clock(seconds: Any) -> str:
@@ -115,6 +125,8 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "dt": _dt,
     "basename": _basename,
     "dirname": _dirname,
+    "shown": _shown,
+    "exact": _exact,
     "clock": _clock,
 }
 
