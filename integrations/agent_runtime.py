@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from integrations import memory
 from integrations.mqtt.client import MqttBridge
 from integrations.mqtt.payloads import (
     AckPayload,
@@ -395,6 +396,9 @@ class AgentRuntime:
             raise
         finally:
             self._running.pop(job.job_id, None)
+            if not self._running:
+                # What the job decoded goes back to the system, not only to the heap.
+                memory.release()
             self._job_finished.set()
 
     async def _process(
