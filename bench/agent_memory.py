@@ -1,6 +1,6 @@
 """Agent memory benchmark: idle RSS of a real `rush agent`, and its peak RSS per job.
 
-A real `rush serve` (SQLite, the broker at RUSH_BENCH_MQTT or 127.0.0.1:1883, a random
+A real `rush serve` (SQLite, the broker given by `--broker`, default 127.0.0.1:1883, a random
 topic prefix) and a real `rush agent` run on a generated library.  The agent's RSS is
 read once it has been connected and idle for 60 s (10 s with `--quick`); then one file
 at a time is dropped into INBOX and the agent's peak RSS *with its children* (ffmpeg) is
@@ -212,9 +212,10 @@ def measure(agent: int, db: Path, staged: Path, inbox: Path, limit_s: float) -> 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="10 s idle, a 5 s clip")
+    parser.add_argument("--broker", default="127.0.0.1:1883", help="MQTT broker HOST:PORT")
     args = parser.parse_args()
     idle_s, clip_s = (10, 5) if args.quick else (60, 30)
-    host, _, port = os.environ.get("RUSH_BENCH_MQTT", "127.0.0.1:1883").partition(":")
+    host, _, port = str(args.broker).partition(":")
     from rush.layout import init_library
 
     with tempfile.TemporaryDirectory(prefix="rush-bench-mem-") as tmp_name:
