@@ -149,3 +149,23 @@ async def test_the_web_ui_shows_names_readably_and_the_exact_name_recoverably(
         items = (await resp.json())["items"]
         shown = {it["name"] for it in items}
         assert "bad\ufffd\ufffd.mp4" in shown and "new\\nline.mp4" in shown
+
+
+def test_exports_point_at_the_exact_bytes_and_name_clips_readably() -> None:
+    from rush.offline import ClipEntry, _path_url, build_timeline
+
+    stored = names.from_bytes(b"/mnt/nas/ARCHIVE/bad\xff\xfe.mp4")
+    assert _path_url(stored) == "file:///mnt/nas/ARCHIVE/bad%FF%FE.mp4"
+    clip = ClipEntry(
+        uuid="u1",
+        kind="video",
+        original_path=names.from_bytes(b"ARCHIVE/bad\xff\xfe.mp4"),
+        proxy_path="proxies/bad_u1.mp4",
+        proxy_role="proxy",
+        duration_s=2.0,
+        frame_rate=25.0,
+    )
+    timeline = build_timeline("t", [clip], {"u1": "proxies/bad_u1.mp4"}, "lib")
+    (only,) = list(timeline.find_clips())
+    assert only.name == "bad\ufffd\ufffd.mp4"
+    assert names.to_bytes(only.metadata["rush"]["original_path"]) == b"ARCHIVE/bad\xff\xfe.mp4"
