@@ -45,6 +45,8 @@ log = logging.getLogger(__name__)
 
 #: After this long without parameters from the server, say what may be wrong.
 NO_PARAMS_WARN_S = 15.0
+#: Until the server answers, the registration is sent again this often.
+REGISTER_AGAIN_S = 5.0
 
 CLAIM_TIMEOUT_S = 5.0
 
@@ -190,6 +192,11 @@ class AgentRuntime:
 
     # --- MQTT handlers ----------------------------------------------------------------
     async def _on_connect(self) -> None:
+        await self._register()
+        for topic, payload, _token in list(self._outbox.values()):
+            await self.bridge.publish(topic, payload)
+
+    async def _register(self) -> None:
         register = {
             "client_id": self.bridge.identifier,
             "version": __version__,
@@ -199,8 +206,6 @@ class AgentRuntime:
             "job_types": [str(t) for t in self._job_types()],
         }
         await self.bridge.publish(self.topics.agent_register(self.agent_id), register)
-        for topic, payload, _token in list(self._outbox.values()):
-            await self.bridge.publish(topic, payload)
 
     async def _on_config(self, topic: str, payload: bytes, *, retain: bool) -> None:
         params = decode(
@@ -271,21 +276,30 @@ class AgentRuntime:
         stop_wait = asyncio.ensure_future(self._stopping.wait())
         config_wait = asyncio.ensure_future(self._config_event.wait())
         try:
-            done, _ = await asyncio.wait(
-                {stop_wait, config_wait},
-                timeout=NO_PARAMS_WARN_S,
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-            if not done:
-                log.warning(
-                    "agent %s: no parameters from the server after %.0f s on %s; is `rush "
-                    "serve` running against this broker with mqtt.prefix = %r? Still waiting.",
-                    self.agent_id,
-                    NO_PARAMS_WARN_S,
-                    self.topics.agent_config(self.agent_id),
-                    self.config.mqtt.prefix,
+            waited = 0.0
+            while True:
+                done, _ = await asyncio.wait(
+                    {stop_wait, config_wait},
+                    timeout=REGISTER_AGAIN_S,
+                    return_when=asyncio.FIRST_COMPLETED,
                 )
-                await asyncio.wait({stop_wait, config_wait}, return_when=asyncio.FIRST_COMPLETED)
+                if done:
+                    break
+                waited += REGISTER_AGAIN_S
+                if waited >= NO_PARAMS_WARN_S > waited - REGISTER_AGAIN_S:
+                    log.warning(
+                        "agent %s: no parameters from the server after %.0f s on %s; is "
+                        "`rush serve` running against this broker with mqtt.prefix = %r? "
+                        "Still waiting.",
+                        self.agent_id,
+                        NO_PARAMS_WARN_S,
+                        self.topics.agent_config(self.agent_id),
+                        self.config.mqtt.prefix,
+                    )
+                # A registration sent before the server subscribed is lost (an agent
+                # that starts faster than the server): say it again until answered.
+                if self.bridge.connected.is_set():
+                    await self._register()
         finally:
             stop_wait.cancel()
             config_wait.cancel()

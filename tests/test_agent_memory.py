@@ -152,3 +152,37 @@ def test_facts_of_an_image_too_big_to_decode_do_not_decode_it(tmp_path: Path) ->
         photo.set_memory_budget(768)
     assert (facts["width"], facts["height"]) == (5000, 5000)
     assert loads == []
+
+
+@pytest.mark.mqtt
+async def test_an_agent_that_starts_before_the_server_registers_again(
+    db: str, tmp_path: Path
+) -> None:
+    """A lean agent is connected before a starting server subscribes: the registration it
+    sent then is lost, so it sends it again until the server answers with parameters."""
+    import asyncio
+
+    from integrations.agent_runtime import AgentRuntime
+    from tests.agent_support import (
+        TestProcessor,
+        agents_running,
+        make_config,
+        make_library,
+        new_prefix,
+        server_actors,
+        wait_until,
+    )
+
+    root = tmp_path / "lib"
+    make_library(root)
+    config = make_config(root, prefix=new_prefix())
+    runtime = AgentRuntime(config, [TestProcessor()], agent_id="early")
+    async with agents_running([runtime]):
+        await asyncio.wait_for(runtime.bridge.connected.wait(), 30)
+        await asyncio.sleep(0.5)  # its first registration is gone: nobody listened
+        async with server_actors(config):
+
+            async def has_params() -> bool:
+                return runtime.params is not None
+
+            await wait_until(has_params, limit_s=30)
