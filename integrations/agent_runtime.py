@@ -411,8 +411,9 @@ class AgentRuntime:
         finally:
             self._running.pop(job.job_id, None)
             if not self._running:
-                # What the job decoded goes back to the system, not only to the heap.
-                memory.release()
+                # What the job decoded goes back to the system, not only to the heap; in
+                # a worker thread (malloc_trim releases the GIL), never blocking the loop.
+                asyncio.get_running_loop().run_in_executor(None, memory.release)
             self._job_finished.set()
 
     async def _process(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import gc
 import importlib.util
 import logging
 
@@ -56,10 +55,10 @@ _trim: object = None
 
 
 def release() -> None:
-    """Collect garbage and hand freed heap memory back to the system (glibc
-    `malloc_trim`; a no-op elsewhere)."""
+    """Hand freed heap memory back to the system (glibc `malloc_trim`; a no-op
+    elsewhere).  No `gc.collect()`: it would hold the GIL, and a job's pixels are freed
+    by reference counting as soon as its images are closed."""
     global _trim
-    gc.collect()
     if _trim is None:
         _trim = False
         name = ctypes.util.find_library("c")
