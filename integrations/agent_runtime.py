@@ -49,6 +49,8 @@ NO_PARAMS_WARN_S = 15.0
 REGISTER_AGAIN_S = 5.0
 
 CLAIM_TIMEOUT_S = 5.0
+#: Idle this long after its last job, the agent gives freed memory back to the system.
+IDLE_TRIM_S = 1.0
 
 
 class NoProcessors(RuntimeError):
@@ -155,6 +157,7 @@ class AgentRuntime:
         self._outbox_empty = asyncio.Event()
         self._outbox_empty.set()
         self._mount_warned = False
+        self._trim_handle: asyncio.TimerHandle | None = None
 
     # --- public -------------------------------------------------------------------
     def stop(self) -> None:
@@ -411,10 +414,23 @@ class AgentRuntime:
         finally:
             self._running.pop(job.job_id, None)
             if not self._running:
-                # What the job decoded goes back to the system, not only to the heap; in
-                # a worker thread (malloc_trim releases the GIL), never blocking the loop.
-                asyncio.get_running_loop().run_in_executor(None, memory.release)
+                self._trim_when_idle()
             self._job_finished.set()
+
+    def _trim_when_idle(self) -> None:
+        """Once the agent has been idle for a second, what its jobs decoded goes back to
+        the system, not only to the heap (in a worker thread: malloc_trim releases the
+        GIL; never between two jobs of a busy agent)."""
+        if self._trim_handle is not None:
+            self._trim_handle.cancel()
+        loop = asyncio.get_running_loop()
+
+        def trim() -> None:
+            self._trim_handle = None
+            if not self._running:
+                loop.run_in_executor(None, memory.release)
+
+        self._trim_handle = loop.call_later(IDLE_TRIM_S, trim)
 
     async def _process(
         self, processor: Processor | None, job: JobSpec, ctx: _Context
