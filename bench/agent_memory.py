@@ -293,6 +293,7 @@ idle_poll_s = 0.5
             print(f"  idle RSS {figures['idle_rss_mb']} MB", flush=True)
             db = tmp / "data" / "rush.db"
             for key, path in media.items():
+                time.sleep(3)  # idle: the previous job's memory goes back to the system
                 peak, outcome = measure(agent, db, path, inbox, limit_s=600)
                 figures[f"peak_{key}_mb"] = round(peak, 1)
                 print(f"  {path.name}: peak {peak:.1f} MB ({outcome[:300]})", flush=True)
