@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from integrations import memory
 from integrations.mqtt.client import MqttBridge, _first_leaf
 from integrations.mqtt.payloads import (
     AckPayload,
@@ -39,7 +40,7 @@ from integrations.mqtt.payloads import (
     encode,
 )
 from integrations.mqtt.topics import TopicKind, Topics
-from rush import __version__
+from rush import __version__, names
 from rush.config import Config
 from rush.jobs import DerivativeRole, JobFailed, JobOutput, JobSpec, JobType, Processor
 from rush.layout import LibraryNotMounted, read_marker, resolve
@@ -57,6 +58,8 @@ REGISTER_BACKOFF_MAX_S = 60.0
 CLAIM_TIMEOUT_S = 5.0
 #: Longest wait for the share check of a heartbeat (a hung NFS server must not stall it).
 SHARE_CHECK_S = 10.0
+#: Idle this long after its last job, the agent gives freed memory back to the system.
+IDLE_TRIM_S = 1.0
 
 
 class NoProcessors(RuntimeError):
@@ -183,6 +186,7 @@ class AgentRuntime:
         self._outbox_empty = asyncio.Event()
         self._outbox_empty.set()
         self._mount_warned = False
+        self._trim_handle: asyncio.TimerHandle | None = None
 
     # --- public -------------------------------------------------------------------
     def stop(self) -> None:
@@ -492,13 +496,20 @@ class AgentRuntime:
                         result = await self._process(processor, job, ctx)
                     finally:
                         beats.cancel()
-            except BaseExceptionGroup as group_exc:
-                # Not `except*` (see integrations.mqtt.client): the heartbeat saw the
-                # share go; the processor (and its ffmpeg) has been cancelled.
-                lost, rest = group_exc.split(ShareLost)
-                if lost is None or rest is not None:
-                    raise
-                result = self._share_lost(job, str(_first_leaf(lost)))
+            except Exception as exc:  # one bad job never stops the agent
+                # Not `except*` (see integrations.mqtt.client).  A group holding only
+                # ShareLost: the heartbeat saw the share go and the processor (and its
+                # ffmpeg) has been cancelled; anything else fails this job alone.
+                lost, rest = (
+                    exc.split(ShareLost) if isinstance(exc, ExceptionGroup) else (None, exc)
+                )
+                if lost is not None and rest is None:
+                    result = self._share_lost(job, str(_first_leaf(lost)))
+                else:
+                    leaf = _first_leaf(exc) if isinstance(exc, ExceptionGroup) else exc
+                    self.failed += 1
+                    log.exception("agent %s: job %s broke", self.agent_id, job.job_id)
+                    result = _error(job, f"agent error: {type(leaf).__name__}: {leaf}")
             await self._send_result(job, result)
         except asyncio.CancelledError:
             log.info("agent %s releases job %s", self.agent_id, job.job_id)
@@ -509,7 +520,24 @@ class AgentRuntime:
             raise
         finally:
             self._running.pop(job.job_id, None)
+            if not self._running:
+                self._trim_when_idle()
             self._job_finished.set()
+
+    def _trim_when_idle(self) -> None:
+        """Once the agent has been idle for a second, what its jobs decoded goes back to
+        the system, not only to the heap (in a worker thread: malloc_trim releases the
+        GIL; never between two jobs of a busy agent)."""
+        if self._trim_handle is not None:
+            self._trim_handle.cancel()
+        loop = asyncio.get_running_loop()
+
+        def trim() -> None:
+            self._trim_handle = None
+            if not self._running:
+                loop.run_in_executor(None, memory.release)
+
+        self._trim_handle = loop.call_later(IDLE_TRIM_S, trim)
 
     async def _process(
         self, processor: Processor | None, job: JobSpec, ctx: _Context
@@ -527,42 +555,54 @@ class AgentRuntime:
             if problem := await self._share_problem():
                 return self._share_lost(job, problem)
             self.failed += 1
-            log.warning("job %s failed: %s", job.job_id, exc)
-            return ResultPayload(lock_token=job.lock_token, status="error", error=str(exc)[:4000])
+            log.warning("job %s failed: %s", job.job_id, names.safe_text(str(exc)))
+            return _error(job, str(exc))
         except Exception as exc:
             if problem := await self._share_problem():
                 return self._share_lost(job, problem)
             self.failed += 1
             log.exception("processor %s crashed on job %s", job.type, job.job_id)
-            return ResultPayload(
-                lock_token=job.lock_token,
-                status="error",
-                error=f"processor crashed: {type(exc).__name__}: {exc}"[:4000],
-            )
+            return _error(job, f"processor crashed: {type(exc).__name__}: {exc}")
         token = job.lock_token
-        if output.facts is not None:
-            await self.bridge.publish(
-                self.topics.job_facts(self.agent_id, job.job_id),
-                {"lock_token": token, "facts": output.facts},
+        try:
+            # Everything is encoded before anything is sent: a result that JSON cannot
+            # carry (a name that is not valid UTF-8, as a lone surrogate) fails this job
+            # with a clear error instead of reaching the broker half-sent.
+            facts = None
+            if output.facts is not None:
+                facts = encode({"lock_token": token, "facts": output.facts})
+            derivatives = None
+            if output.derivatives:
+                derivatives = encode(
+                    {
+                        "lock_token": token,
+                        "derivatives": [d.model_dump(mode="json") for d in output.derivatives],
+                    }
+                )
+            data: dict[str, Any] = {
+                "lock_token": token,
+                "status": "ok",
+                "facts": output.facts,
+                "derivatives": output.derivatives,
+                "transcript": output.transcript,
+                "suggestions": output.suggestions,
+            }
+            result = fit_result(
+                ResultPayload.model_validate(data), self.config.mqtt.max_payload_bytes
             )
-        if output.derivatives:
+            result.model_dump_json(exclude_none=True)
+        except (TypeError, ValueError) as exc:
+            self.failed += 1
+            log.warning("job %s: result cannot be encoded: %s", job.job_id, exc)
+            return _error(job, f"the result cannot be encoded (sent as JSON): {exc}")
+        if facts is not None:
+            await self.bridge.publish(self.topics.job_facts(self.agent_id, job.job_id), facts)
+        if derivatives is not None:
             await self.bridge.publish(
-                self.topics.job_derivatives(self.agent_id, job.job_id),
-                {
-                    "lock_token": token,
-                    "derivatives": [d.model_dump(mode="json") for d in output.derivatives],
-                },
+                self.topics.job_derivatives(self.agent_id, job.job_id), derivatives
             )
         self.completed += 1
-        data: dict[str, Any] = {
-            "lock_token": token,
-            "status": "ok",
-            "facts": output.facts,
-            "derivatives": output.derivatives,
-            "transcript": output.transcript,
-            "suggestions": output.suggestions,
-        }
-        return fit_result(ResultPayload.model_validate(data), self.config.mqtt.max_payload_bytes)
+        return result
 
     async def _send_result(self, job: JobSpec, result: ResultPayload) -> None:
         topic = self.topics.job_result(self.agent_id, job.job_id)
@@ -595,6 +635,14 @@ class AgentRuntime:
             task.cancel()
         if pending:
             await asyncio.wait(pending)
+
+
+def _error(job: JobSpec, message: str) -> ResultPayload:
+    """An error result; the message made encodable (it may quote a file name that is not
+    valid UTF-8) and bounded."""
+    return ResultPayload(
+        lock_token=job.lock_token, status="error", error=names.safe_text(message)[:4000]
+    )
 
 
 def fit_result(result: ResultPayload, max_bytes: int) -> ResultPayload:

@@ -203,7 +203,8 @@ async def probe(path: str, timeout_s: float) -> dict[str, Any]:
     if proc.returncode != 0:
         raise JobFailed(f"not a readable media file: {_tail(err) or 'ffprobe failed'}")
     try:
-        data = json.loads(out)
+        # ffprobe echoes the file name and tags byte for byte: not always UTF-8.
+        data = json.loads(out.decode("utf-8", "replace"))
     except ValueError as exc:
         raise JobFailed(f"ffprobe returned unreadable output: {exc}") from exc
     if not isinstance(data, dict) or not data.get("streams"):

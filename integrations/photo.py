@@ -18,7 +18,7 @@ from typing import Any
 
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
-from integrations import raw_containers
+from integrations import memory, raw_containers
 from rush.jobs import JobFailed
 
 try:  # HEIC/HEIF support; registered once at import.
@@ -33,8 +33,20 @@ RAW_EXTENSIONS = frozenset(
     {"cr2", "cr3", "nef", "nrw", "arw", "dng", "raf", "orf", "rw2", "pef", "srw", "gpr"}
 )
 
-# Decompression-bomb guard stays on, but real 100+ MP panoramas must still open.
-Image.MAX_IMAGE_PIXELS = 400_000_000
+#: The agent's memory budget (`agent.max_memory_mb`), set by the processor before each job.
+MAX_MEMORY_MB = 768
+
+
+def set_memory_budget(max_memory_mb: int) -> None:
+    """Decode within `max_memory_mb`: Pillow's decompression-bomb guard follows it (real
+    100+ MP JPEG panoramas still open, they decode at a reduced scale)."""
+    global MAX_MEMORY_MB
+    MAX_MEMORY_MB = max_memory_mb
+    # Pillow refuses above twice this (and warns between once and twice).
+    Image.MAX_IMAGE_PIXELS = memory.pixel_limit(max_memory_mb) // 2
+
+
+set_memory_budget(MAX_MEMORY_MB)
 
 _T = ExifTags.Base
 
@@ -257,11 +269,21 @@ def photo_facts(path: Path) -> dict[str, Any]:
             "width": img.width,
             "height": img.height,
         }
-        facts.update(exif_facts(img.getexif()))
+        facts.update(exif_facts(_exif_within_budget(img)))
         if img.format == "TIFF" and facts["orientation"] in (5, 6, 7, 8):
             # Pillow's TIFF reader already reports the displayed size: keep stored pixels here.
             facts["width"], facts["height"] = img.height, img.width
     return _display(facts)
+
+
+def _exif_within_budget(img: Image.Image) -> Image.Exif:
+    """The image's EXIF without decoding it when that would not fit the budget: Pillow
+    decodes a whole PNG to look for an eXIf chunk after the pixels."""
+    if img.format == "PNG" and "exif" not in img.info:
+        need = memory.decoded_bytes(img.width, img.height, img.mode)
+        if need > memory.pixel_budget_bytes(MAX_MEMORY_MB):
+            return Image.Exif()
+    return img.getexif()
 
 
 def _display(facts: dict[str, Any]) -> dict[str, Any]:
@@ -275,8 +297,11 @@ def _display(facts: dict[str, Any]) -> dict[str, Any]:
 def photo_thumbnails(path: Path, sizes: list[int], quality: int = 82) -> list[tuple[int, bytes]]:
     """JPEG thumbnails whose longest side is each of `sizes`, upright (EXIF orientation).
 
-    The largest size is made first and smaller ones from it: on JPEG sources `draft`
-    lets libjpeg decode at a reduced scale, which is most of the speed.
+    Memory is bounded by `MAX_MEMORY_MB`: a JPEG is decoded at a reduced scale (`draft`:
+    libjpeg scales by 1/2, 1/4 or 1/8 while decoding, which is also most of the speed);
+    an image that can only be decoded at full size (PNG, TIFF, HEIF...) is refused with
+    the reason when its pixels alone would not fit.  The image is reduced before it is
+    turned upright or converted, so no second full-size copy is ever made.
     """
     opened = _open_raw(path) if is_raw(path) else None
     img = opened[0] if opened is not None else open_photo(path)
@@ -284,13 +309,19 @@ def photo_thumbnails(path: Path, sizes: list[int], quality: int = 82) -> list[tu
         biggest = max(sizes)
         if img.format == "JPEG":
             img.draft("RGB", (biggest, biggest))
+        _check_budget(img, path)
         try:
             img.load()
         except (OSError, SyntaxError, ValueError) as exc:
             raise JobFailed(f"corrupt or truncated image {path.name}: {exc}") from exc
-        upright = ImageOps.exif_transpose(img)
-        if upright.mode not in ("RGB", "L"):
-            upright = upright.convert("RGB")
+        orientation = img.getexif().get(_T.Orientation, 1)
+        if img.mode not in ("RGB", "L"):
+            img = _replace(img, img.convert("RGB"))
+        if max(img.size) > biggest:
+            scale = biggest / max(img.size)
+            target = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+            img = _replace(img, img.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0))
+        upright = _TURN.get(orientation, lambda im: im)(img)
         out: list[tuple[int, bytes]] = []
         current = upright
         for size in sorted(set(sizes), reverse=True):
@@ -302,3 +333,34 @@ def photo_thumbnails(path: Path, sizes: list[int], quality: int = 82) -> list[tu
         return sorted(out)
     finally:
         img.close()
+
+
+def _replace(old: Image.Image, new: Image.Image) -> Image.Image:
+    """`new` in place of `old`, whose pixels are freed at once."""
+    old.close()
+    return new
+
+
+def _check_budget(img: Image.Image, path: Path) -> None:
+    need = memory.decoded_bytes(img.width, img.height, img.mode)
+    budget = memory.pixel_budget_bytes(MAX_MEMORY_MB)
+    if need > budget:
+        raise JobFailed(
+            f"{path.name}: a {img.width}x{img.height} {img.format or ''} image needs about "
+            f"{need >> 20} MB to decode at full size ({img.format or 'this format'} cannot be "
+            f"decoded at a reduced scale), over this agent's budget of {budget >> 20} MB for "
+            f"one image (half of agent.max_memory_mb = {MAX_MEMORY_MB}); give an agent "
+            "with more memory a larger agent.max_memory_mb, or store the image as JPEG"
+        )
+
+
+#: EXIF orientation -> the transposition that makes the image upright.
+_TURN = {
+    2: lambda im: im.transpose(Image.Transpose.FLIP_LEFT_RIGHT),
+    3: lambda im: im.transpose(Image.Transpose.ROTATE_180),
+    4: lambda im: im.transpose(Image.Transpose.FLIP_TOP_BOTTOM),
+    5: lambda im: im.transpose(Image.Transpose.TRANSPOSE),
+    6: lambda im: im.transpose(Image.Transpose.ROTATE_270),
+    7: lambda im: im.transpose(Image.Transpose.TRANSVERSE),
+    8: lambda im: im.transpose(Image.Transpose.ROTATE_90),
+}

@@ -14,12 +14,11 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
-
-from integrations import ffcmd, ffrun, photo, transcribe, waveform
+from integrations import ffcmd, ffrun, memory, transcribe
 from integrations import transcribe_engines as engines_mod
 from integrations.derived import DerivedWriter
 from integrations.suggester import Suggester, SuggestInput, make_suggester
+from rush import names
 from rush.config import Config, ConfigError, ProxyConfig
 from rush.jobs import (
     DerivativeRole,
@@ -88,8 +87,11 @@ class ReviewProcessor:
         ffmpeg_version: str | None = None,
         encoders: set[str] | None = None,
         filters: set[str] | None = None,
+        max_memory_mb: int = 768,
     ) -> None:
         self.cfg = proxy
+        #: `agent.max_memory_mb`: what a photo may take to decode (integrations/memory.py).
+        self.max_memory_mb = max_memory_mb
         self.ffmpeg_version = ffmpeg_version
         self.encoders = encoders or set()
         self.filters = filters or set()
@@ -108,8 +110,8 @@ class ReviewProcessor:
             "hwaccel": self.cfg.hwaccel,
             "hw_encoder_built": bool(hw and hw in self.encoders),
             "hdr_tonemap": self.can_tonemap,
-            "heif": photo.HEIF_OK,
-            "raw": "rawpy" if photo.rawpy_available() else "pillow-tiff-only",
+            "heif": memory.installed("pillow_heif"),
+            "raw": "rawpy" if memory.installed("rawpy") else "pillow-tiff-only",
         }
 
     async def run(self, job: JobSpec, ctx: JobContext) -> JobOutput:
@@ -125,9 +127,12 @@ class ReviewProcessor:
     # --- photo ----------------------------------------------------------------------------
 
     async def _photo(self, job: JobSpec, ctx: JobContext, src: Path) -> JobOutput:
+        from integrations import photo  # Pillow and pillow-heif: imported by the first photo
+
+        photo.set_memory_budget(self.max_memory_mb)
         facts = await asyncio.to_thread(photo.photo_facts, src)
         facts["kind"] = job.kind.value
-        facts["file_name"] = src.name
+        facts["file_name"] = names.from_fs(src.name)  # the stored form: JSON-safe, exact
         thumbs = await asyncio.to_thread(photo.photo_thumbnails, src, self.cfg.photo_sizes)
         with DerivedWriter(ctx, job.derived_dir) as out:
             for size, data in thumbs:
@@ -143,7 +148,7 @@ class ReviewProcessor:
         probe = await ffrun.probe(str(src), timeout_s=self.cfg.timeout_base_s)
         facts = ffcmd.facts_from_probe(probe)
         facts["kind"] = job.kind.value
-        facts["file_name"] = src.name
+        facts["file_name"] = names.from_fs(src.name)  # the stored form: JSON-safe, exact
         duration = facts["duration_s"]
         if job.kind is MediaKind.VIDEO and not facts["has_video"]:
             raise JobFailed("no video stream found in this video file")
@@ -228,6 +233,8 @@ class ReviewProcessor:
     async def _audio(
         self, src: Path, facts: dict[str, Any], ctx: JobContext, out: DerivedWriter
     ) -> dict[str, Any]:
+        from integrations import waveform  # Pillow: imported by the first sound
+
         duration = float(facts["duration_s"])
         proxy = out.tmp("proxy.m4a")
         timeout = ffcmd.proxy_timeout(self.cfg, duration)
@@ -268,6 +275,8 @@ def _check_complete(decoded_s: float, duration_s: float) -> None:
 
 def _sprite(frames: list[Path]) -> bytes:
     """The thumbnails side by side in one JPEG (the UI scrubs through it)."""
+    from PIL import Image
+
     images = [Image.open(f) for f in frames]
     try:
         w = max(i.width for i in images)
@@ -444,7 +453,9 @@ def default_processors(config: Config) -> list[Processor]:
     version, encoders, filters = detect_ffmpeg()
     if version is None:
         log.warning("ffmpeg not found: only photos can be processed on this agent")
-    processors: list[Processor] = [ReviewProcessor(config.agent.proxy, version, encoders, filters)]
+    processors: list[Processor] = [
+        ReviewProcessor(config.agent.proxy, version, encoders, filters, config.agent.max_memory_mb)
+    ]
     if version is None:
         log.warning("transcription disabled: ffmpeg is needed to decode audio")
     else:

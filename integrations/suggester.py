@@ -17,8 +17,6 @@ from datetime import datetime
 from pathlib import PurePosixPath
 from typing import Any, Protocol
 
-import aiohttp
-
 from rush.config import SuggesterConfig
 from rush.jobs import JobFailed
 from rush.media import Area, split_name
@@ -285,6 +283,8 @@ class OpenAISuggester:
                 {"role": "user", "content": build_prompt(item, max_tags)},
             ],
         }
+        import aiohttp  # only this backend needs it: an idle agent never imports it
+
         url = chat_url(self.cfg.url)
         timeout = aiohttp.ClientTimeout(total=self.cfg.timeout_s)
         try:

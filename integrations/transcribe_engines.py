@@ -11,9 +11,11 @@ docs/processing.md, "Transcription".
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import logging
 import re
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -73,12 +75,27 @@ class VoskSession:
 
 
 class VoskEngine:
+    """The model is loaded by the first job that needs it, not at start-up: an idle agent
+    keeps neither vosk nor a model of hundreds of megabytes in memory."""
+
     def __init__(self, model_ref: str, language: str) -> None:
         self.path = resolve_model_dir(model_ref)
-        self.model = transcribe.load_model(self.path)
+        if importlib.util.find_spec("vosk") is None:
+            raise ValueError("vosk is not installed (pip install vosk)")
+        if not self.path.is_dir():
+            raise ValueError(f"vosk model directory {self.path} does not exist")
+        self._model: Any = None
+        self._lock = threading.Lock()
         self.language = language
         shown = self.path.parent.name if self.path.name == "model" else self.path.name
         self.name = f"vosk:{shown}"
+
+    @property
+    def model(self) -> Any:
+        with self._lock:
+            if self._model is None:
+                self._model = transcribe.load_model(self.path)
+            return self._model
 
     def session(self) -> Session:
         return VoskSession(self.model)
@@ -160,28 +177,43 @@ class PocketsphinxSession:
 
 
 class PocketsphinxEngine:
+    """Checked at start-up without importing pocketsphinx; the decoder configuration is
+    built by the first job (an idle agent keeps none of it in memory)."""
+
     def __init__(self, model_ref: str, language: str) -> None:
-        try:
-            import pocketsphinx
-        except ImportError as exc:
-            raise ValueError("pocketsphinx is not installed (pip install pocketsphinx)") from exc
-        self._ps = pocketsphinx
-        bundled = Path(pocketsphinx.get_model_path())
+        spec = importlib.util.find_spec("pocketsphinx")
+        if spec is None or spec.origin is None:
+            raise ValueError("pocketsphinx is not installed (pip install pocketsphinx)")
+        bundled = Path(spec.origin).parent / "model"
         path = bundled / model_ref if (bundled / model_ref).is_dir() else Path(model_ref)
         if not path.is_dir():
             raise ValueError(f"pocketsphinx model {model_ref!r} not found (bundled: en-us)")
-        kwargs: dict[str, Any] = {"samprate": SAMPLE_RATE, "loglevel": "FATAL"}
-        if path != bundled / "en-us":
-            kwargs.update(_model_files(path))
-        try:
-            self._config = pocketsphinx.Config(**kwargs)
-            self._decoder = pocketsphinx.Decoder(self._config)
-        except (RuntimeError, ValueError) as exc:
-            raise ValueError(f"pocketsphinx could not load the model at {path}: {exc}") from exc
+        self._path, self._bundled = path, bundled
+        self._ps: Any = None
+        self._config: Any = None
+        self._lock = threading.Lock()
         self.language = language
         self.name = f"pocketsphinx:{model_ref if path.parent == bundled else path.name}"
 
+    def _load(self) -> None:
+        import pocketsphinx
+
+        kwargs: dict[str, Any] = {"samprate": SAMPLE_RATE, "loglevel": "FATAL"}
+        if self._path != self._bundled / "en-us":
+            kwargs.update(_model_files(self._path))
+        try:
+            config = pocketsphinx.Config(**kwargs)
+            pocketsphinx.Decoder(config)  # refuses a broken model here, with its reason
+        except (RuntimeError, ValueError) as exc:
+            raise ValueError(
+                f"pocketsphinx could not load the model at {self._path}: {exc}"
+            ) from exc
+        self._ps, self._config = pocketsphinx, config
+
     def session(self) -> Session:
+        with self._lock:
+            if self._config is None:
+                self._load()
         # A decoder per session: sessions of concurrent jobs must not share one.
         decoder = self._ps.Decoder(self._config)
         return PocketsphinxSession(decoder, self._ps.Endpointer(sample_rate=SAMPLE_RATE))

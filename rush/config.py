@@ -240,6 +240,10 @@ class AgentConfig(Section):
     processors: str = "integrations.processors:default_processors"
     #: On SIGTERM, running jobs get this long to finish before they are released.
     shutdown_grace_s: float = Field(30.0, ge=0)
+    #: Memory this agent may use, in MB (the default suits a Raspberry Pi 4 with 2 GB):
+    #: half of it bounds one decoded image, and images that could only be decoded above
+    #: that are refused with the reason (docs/agents.md, "Memory budget").
+    max_memory_mb: int = Field(768, ge=128, le=1 << 20)
 
     @field_validator("id")
     @classmethod

@@ -17,6 +17,7 @@ from typing import Any
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
+from rush import names
 from rush.lifecycle import AssetState, Trigger, decided_state
 from rush.media import MediaKind
 from rush.models import Asset, Suggestion, Tag
@@ -70,7 +71,7 @@ def _uuid(value: uuid.UUID | str) -> uuid.UUID:
 
 def name_of(asset: Asset) -> str:
     """How messages name an asset: its file name (a UUID means nothing to a person)."""
-    return str(asset.rel_path).rsplit("/", 1)[-1] or str(asset.id)
+    return names.display(str(asset.rel_path).rsplit("/", 1)[-1]) or str(asset.id)
 
 
 #: States in words, for messages and pages ("Awaiting decision", not DECISION_PENDING).

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from rush import names
 from rush.media import DERIVED_DIR, EXPORTS_DIR, MARKER_FILE, VOLUME_MARKER_FILE, Area
 
 
@@ -82,46 +83,10 @@ def refuse_symlinks(base: Path, path: Path, *, last: bool = False) -> None:
             raise SymlinkInPath(f"{current} is a symbolic link: refusing {path}")
 
 
-# Names that are not valid UTF-8 reach Python as lone surrogates (os.fsdecode,
-# surrogateescape), which neither SQLite nor PostgreSQL can store.  The stored form maps
-# each undecodable byte 0x80-0xFF to one private-use character U+F780-U+F7FF and escapes a
-# literal U+F700-U+F7FF with U+F700, so the mapping is reversible and unambiguous.
-_ESC = "\uf700"
-
-
-def _needs_db_escape(c: str) -> bool:
-    return "\udc80" <= c <= "\udcff" or "\uf700" <= c <= "\uf7ff"
-
-
-def path_to_db(name: str) -> str:
-    """Storable form of an `os.fsdecode`d path; identity for every valid UTF-8 name."""
-    if name.isascii() or not any(_needs_db_escape(c) for c in name):
-        return name
-    out: list[str] = []
-    for c in name:
-        if "\udc80" <= c <= "\udcff":
-            out.append(chr(0xF700 + ord(c) - 0xDC00))
-        elif "\uf700" <= c <= "\uf7ff":
-            out.append(_ESC + c)
-        else:
-            out.append(c)
-    return "".join(out)
-
-
-def path_from_db(stored: str) -> str:
-    """Inverse of `path_to_db`: the `os.fsdecode` form, which `os.fsencode` turns into bytes."""
-    if stored.isascii() or not any("\uf700" <= c <= "\uf7ff" for c in stored):
-        return stored
-    out: list[str] = []
-    chars = iter(stored)
-    for c in chars:
-        if c == _ESC:
-            out.append(next(chars, ""))
-        elif "\uf780" <= c <= "\uf7ff":
-            out.append(chr(0xDC00 + ord(c) - 0xF700))
-        else:
-            out.append(c)
-    return "".join(out)
+# The stored form of names that are not valid UTF-8 lives in `rush.names`; these are
+# the names the rest of the code has always used for it.
+path_to_db = names.from_fs
+path_from_db = names.to_fs
 
 
 def read_marker(root: Path) -> Marker:

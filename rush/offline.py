@@ -35,7 +35,7 @@ from typing import Any, Literal
 
 import opentimelineio as otio
 
-from rush import __version__
+from rush import __version__, names
 from rush.decisions import LABELS
 from rush.layout import LibraryNotMounted, UnsafePath, read_marker, resolve, safe_relpath
 from rush.lifecycle import AssetState
@@ -278,7 +278,7 @@ def build_timeline(
         source = otio.opentime.TimeRange(entry.start(), entry.duration())
         reference = otio.schema.ExternalReference(target_url=url, available_range=source)
         clip = otio.schema.Clip(
-            name=PurePosixPath(entry.original_path).name,
+            name=names.display(PurePosixPath(entry.original_path).name),
             media_reference=reference,
             source_range=source,
             metadata={
@@ -962,4 +962,5 @@ def render_relink(report: RelinkReport, fmt: RelinkFormat) -> str:
 def _path_url(path: str) -> str:
     if len(path) >= 2 and path[1] == ":":
         return PureWindowsPath(path).as_uri()
-    return PurePosixPath(path).as_uri() if path.startswith("/") else path
+    # The exact bytes of a name that is not UTF-8, percent-encoded (%FF), not its stored form.
+    return PurePosixPath(names.to_fs(path)).as_uri() if path.startswith("/") else path

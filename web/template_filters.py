@@ -10,6 +10,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from rush import names
+
 
 def size(value: int | None) -> str:
     amount = float(value or 0)
@@ -43,11 +45,21 @@ def dt(value: Any) -> str:
 
 
 def basename(path: str) -> str:
-    return path.rsplit("/", 1)[-1]
+    """The file name as shown (`names.display`: bytes that are not UTF-8 as U+FFFD)."""
+    return names.display(path.rsplit("/", 1)[-1])
 
 
 def dirname(path: str) -> str:
-    return path.rsplit("/", 1)[0] if "/" in path else ""
+    return names.display(path.rsplit("/", 1)[0]) if "/" in path else ""
+
+
+def shown(path: Any) -> str:
+    """A stored path as people read it; `exact` gives the name that can be typed back."""
+    return names.display(str(path or ""))
+
+
+def exact(path: Any) -> str:
+    return names.escape(str(path or ""))
 
 
 def clock(seconds: Any) -> str:
@@ -66,5 +78,7 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "dt": dt,
     "basename": basename,
     "dirname": dirname,
+    "shown": shown,
+    "exact": exact,
     "clock": clock,
 }

@@ -19,7 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
-from rush import decisions
+from rush import decisions, names
 from rush.models import Derivative, Facts
 from web import auth, queries
 from web.keys import COUNTS
@@ -157,8 +157,9 @@ async def _decorate(rows: list[dict[str, Any]], qs: str) -> list[dict[str, Any]]
         out.append(
             {
                 "id": str(r["id"]),
-                "name": str(r["rel_path"]).rsplit("/", 1)[-1],
-                "path": r["rel_path"],
+                "name": names.display(str(r["rel_path"]).rsplit("/", 1)[-1]),
+                "path": names.display(str(r["rel_path"])),
+                "exact": names.escape(str(r["rel_path"])),
                 "kind": r["kind"],
                 "state": r["state"],
                 "rating": r.get("rating") or 0,
@@ -227,7 +228,9 @@ async def asset_names(request: web.Request) -> web.StreamResponse:
     """`{uuid: file name}` for `ids=` (the operations page names live transitions)."""
     ids = parse_ids(request.query.get("ids", ""), 200)
     rows = await _rows(ids)
-    return web.json_response({str(r["id"]): str(r["rel_path"]).rsplit("/", 1)[-1] for r in rows})
+    return web.json_response(
+        {str(r["id"]): names.display(str(r["rel_path"]).rsplit("/", 1)[-1]) for r in rows}
+    )
 
 
 async def _json_body(request: web.Request) -> dict[str, Any]:
