@@ -112,6 +112,10 @@ def asymmetric_photo(
     exif[0x0110] = "Canon EOS R5"
     for key, value in (exif_extra or {}).items():
         exif[key] = value
+    if fmt == "HEIF":  # Pillow writes HEIF only through pillow-heif's plug-in
+        import pillow_heif
+
+        pillow_heif.register_heif_opener()
     img.save(dst, fmt, exif=exif)
     return dst
 
