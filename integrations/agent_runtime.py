@@ -164,8 +164,10 @@ class AgentRuntime:
             identifier=f"rush-agent-{self.agent_id}-{uuid.uuid4().hex[:6]}",
             workers=1,
             # MQTT 5: a publish the ACL refuses comes back with a reason code, where
-            # 3.1.1 would drop it silently and leave the agent waiting for ever.
-            mqtt5=True,
+            # 3.1.1 would drop it silently and leave the agent waiting for ever.  Only
+            # with a username: an ACL needs one, and the embedded broker (amqtt, no
+            # users) misreads an MQTT 5 CONNECT and keeps its half-read socket.
+            mqtt5=bool(mqtt.username),
             refusal_hint=acl_hint(mqtt.username, self.agent_id),
         )
         self.resend_s = resend_s

@@ -27,6 +27,7 @@ from rush.layout import init_library
 from rush.lifecycle import AssetState
 from rush.media import MediaKind
 from rush.models import Asset, Sidecar
+from tests.support.broker import BROKER_HOST, BROKER_PORT
 
 
 def make_library(root: Path) -> str:
@@ -267,7 +268,7 @@ def make_config(
     root: Path,
     *,
     prefix: str,
-    port: int = 1883,
+    port: int = BROKER_PORT,
     ttl: float = 5.0,
     heartbeat: float = 1.0,
     check: float = 0.2,
@@ -280,7 +281,11 @@ def make_config(
     grace: float = 5.0,
     processors: str = "tests.agent_support:processors",
 ) -> Config:
-    mqtt: dict[str, Any] = {"host": "127.0.0.1", "port": port, "prefix": prefix}
+    mqtt: dict[str, Any] = {
+        "host": BROKER_HOST if port == BROKER_PORT else "127.0.0.1",
+        "port": port,
+        "prefix": prefix,
+    }
     if username:
         mqtt["username"] = username
         mqtt["password"] = password

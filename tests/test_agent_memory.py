@@ -14,6 +14,7 @@ import pytest
 
 from rush.layout import init_library
 from tests.conftest import rush_env
+from tests.support.broker import BROKER_HOST, BROKER_PORT
 
 #: Modules an idle agent must not have imported: each costs megabytes of RSS for ever.
 HEAVY = ("aiohttp", "PIL", "pillow_heif", "vosk", "pocketsphinx", "numpy", "rawpy", "jinja2")
@@ -45,8 +46,8 @@ def test_an_idle_agent_imports_no_heavy_module(tmp_path: Path) -> None:
         f"""
 data_dir = "{tmp_path / "data"}"
 [mqtt]
-host = "127.0.0.1"
-port = 1883
+host = "{BROKER_HOST}"
+port = {BROKER_PORT}
 prefix = "rush-idle-{uuid.uuid4().hex[:8]}"
 [agent]
 library_mount = "{library}"

@@ -30,6 +30,7 @@ from rush.offline import read_package
 from rush.storage import close_db, init_db
 from tests.conftest import free_port, rush_env
 from tests.media_helpers import asymmetric_photo, ffmpeg
+from tests.support.broker import BROKER_HOST, BROKER_PORT
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.slow]
 
@@ -99,8 +100,8 @@ root = "{library}"
 interval_s = 1
 stable_after_s = 0
 [mqtt]
-host = "127.0.0.1"
-port = 1883
+host = "{BROKER_HOST}"
+port = {BROKER_PORT}
 prefix = "rush-names-{uuid.uuid4().hex[:8]}"
 [homeassistant]
 enabled = false

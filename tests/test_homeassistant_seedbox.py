@@ -1,4 +1,4 @@
-"""Seedbox entities in Home Assistant follow `seedbox.enabled` (real Mosquitto on 1883)."""
+"""Seedbox entities in Home Assistant follow `seedbox.enabled` (the shared Mosquitto)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from integrations.homeassistant.publisher import HomeAssistantPublisher
 from integrations.mqtt.client import MqttBridge, make_client
 from rush.config import Config
 from rush.models import KeyValue
+from tests.support.broker import BROKER_HOST, BROKER_PORT
 
 pytestmark = pytest.mark.mqtt
 
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.mqtt
 def _config(tag: str, tmp_path: Path, *, seedbox: bool) -> Config:
     config = Config.model_validate(
         {
-            "mqtt": {"host": "127.0.0.1", "port": 1883, "prefix": f"rush-t-{tag}"},
+            "mqtt": {"host": BROKER_HOST, "port": BROKER_PORT, "prefix": f"rush-t-{tag}"},
             "homeassistant": {"discovery_prefix": f"ha-t-{tag}", "node_id": f"rc_{tag}"},
         }
     )

@@ -1,7 +1,7 @@
 """Home Assistant 2024.3 and current Home Assistant read our discovery the same way:
 the same entity ids, and no warning for a sensor that has no value yet.
 
-The publisher runs against the real Mosquitto on 1883; what the broker then holds is fed
+The publisher runs against the shared Mosquitto (RUSH_TEST_MQTT); what the broker then holds is fed
 to `tests/ha_model.py`, a model of Home Assistant's own MQTT sensor rules per version.
 """
 
@@ -23,6 +23,7 @@ from integrations.mqtt.client import MqttBridge, make_client
 from rush.config import Config
 from rush.models import KeyValue
 from tests.ha_model import VERSIONS, SensorModel, entity_id
+from tests.support.broker import BROKER_HOST, BROKER_PORT
 
 HA_DIR = Path(__file__).resolve().parent.parent / "deploy" / "homeassistant"
 CTX = DiscoveryContext("homeassistant", "rushcatalog", "rush")
@@ -63,7 +64,7 @@ def test_examples_name_only_ids_that_discovery_creates(version: str) -> None:
 def _config(tag: str) -> Config:
     return Config.model_validate(
         {
-            "mqtt": {"host": "127.0.0.1", "port": 1883, "prefix": f"rush-t-{tag}"},
+            "mqtt": {"host": BROKER_HOST, "port": BROKER_PORT, "prefix": f"rush-t-{tag}"},
             "homeassistant": {"discovery_prefix": f"ha-t-{tag}", "node_id": f"rc_{tag}"},
         }
     )

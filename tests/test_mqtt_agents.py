@@ -1,4 +1,4 @@
-"""Agents against the real Mosquitto (127.0.0.1:1883, a random topic prefix per test)."""
+"""Agents against the real Mosquitto (RUSH_TEST_MQTT, a random topic prefix per test)."""
 
 from __future__ import annotations
 

@@ -29,6 +29,7 @@ from rush.commands import CommandRegistry, scan_handler
 from rush.config import MqttConfig
 from rush.jobs import JobType
 from tests.agent_support import free_port, make_config, make_library, new_prefix, server_actors
+from tests.support.broker import BROKER_HOST, BROKER_PORT
 
 
 def test_topics_build_and_parse() -> None:
@@ -427,9 +428,9 @@ async def test_command_relay_is_bounded_and_says_what_it_dropped(
     prefix = new_prefix()
     bus = events.EventBus()
     got: list[bytes] = []
-    async with make_client(MqttConfig(host="127.0.0.1", port=1883)) as watcher:
+    async with make_client(MqttConfig(host=BROKER_HOST, port=BROKER_PORT)) as watcher:
         await watcher.subscribe(f"{prefix}/events/#", qos=1)
-        cfg = MqttConfig(host="127.0.0.1", port=1883, prefix=prefix)
+        cfg = MqttConfig(host=BROKER_HOST, port=BROKER_PORT, prefix=prefix)
         async with relay.CommandEventRelay(cfg, bus=bus) as r:
             for i in range(50):  # faster than any broker: no await in between
                 bus.publish("asset", {"uuid": f"u{i}", "from": "A", "to": "B"})
@@ -442,3 +443,62 @@ async def test_command_relay_is_bounded_and_says_what_it_dropped(
                         break
     assert r.sent >= 10 and got[-1] == b'{"kind":"apply","moved":50}'
     assert "were not published to MQTT: more than 10 were waiting at once" in caplog.text
+
+
+async def test_an_mqtt5_agent_bridge_falls_back_to_311_on_the_embedded_broker() -> None:
+    """amqtt (the demo's and single-box default broker) drops an MQTT 5 CONNECT without a
+    CONNACK: the agent's bridge, which asks for MQTT 5 to see refusals, must try 3.1.1
+    then instead of timing out for ever (the demo's agent never connected)."""
+    port = free_port()
+    broker = EmbeddedBroker(port)
+    prefix = new_prefix()
+    cfg = MqttConfig(host="127.0.0.1", port=port, prefix=prefix)
+    bridge = MqttBridge(cfg, status_topic=f"{prefix}/agents/a1/status", mqtt5=True, backoff_max=1.0)
+    async with asyncio.TaskGroup() as group:
+        tasks = [group.create_task(broker.run())]
+        await asyncio.wait_for(broker.settled.wait(), 10)
+        tasks.append(group.create_task(bridge.run()))
+        try:
+            await asyncio.wait_for(bridge.connected.wait(), 60)
+        finally:
+            for task in tasks:
+                task.cancel()
+    assert bridge.mqtt5 is False
+
+
+async def test_an_mqtt5_bridge_keeps_mqtt5_when_the_broker_was_only_away() -> None:
+    """Mosquitto speaks MQTT 5: a bridge that found it away at first must not stay on
+    3.1.1 (it would lose the reason codes of refused publishes)."""
+    port = free_port()
+    prefix = new_prefix()
+    cfg = MqttConfig(host="127.0.0.1", port=port, prefix=prefix)
+    bridge = MqttBridge(cfg, status_topic=f"{prefix}/agents/a1/status", mqtt5=True, backoff_max=0.5)
+    async with asyncio.TaskGroup() as group:
+        task = group.create_task(bridge.run())
+        await asyncio.sleep(1.5)  # a few refused attempts, with both versions
+        relay = await asyncio.start_server(
+            lambda r, w: _pipe_to(r, w, BROKER_HOST, BROKER_PORT), "127.0.0.1", port
+        )
+        try:
+            await asyncio.wait_for(bridge.connected.wait(), 30)
+            assert bridge.mqtt5 is True
+        finally:
+            task.cancel()
+            relay.close()
+
+
+async def _pipe_to(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str, port: int
+) -> None:
+    """Forward one TCP connection to the shared broker (it listens on its own port)."""
+    up_reader, up_writer = await asyncio.open_connection(host, port)
+
+    async def copy(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+        try:
+            while data := await src.read(65536):
+                dst.write(data)
+                await dst.drain()
+        finally:
+            dst.close()
+
+    await asyncio.gather(copy(reader, up_writer), copy(up_reader, writer), return_exceptions=True)

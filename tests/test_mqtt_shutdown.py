@@ -4,7 +4,7 @@ Why this case: under load (a flood of messages) a broker reads slowly, the bridg
 send buffer fills, and neither the `offline` goodbye nor the DISCONNECT can be written.
 aiomqtt then gives up on the disconnect with an `MqttError`, which used to replace the
 cancellation: the bridge took it for a lost connection and reconnected, for ever, until
-the supervisor abandoned it.  Real Mosquitto on 1883, behind a TCP relay the test can
+the supervisor abandoned it.  The shared Mosquitto (RUSH_TEST_MQTT), behind a TCP relay the test can
 stall.
 """
 
@@ -36,7 +36,7 @@ class StallingRelay:
         self.writers: list[asyncio.StreamWriter] = []
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", 1883)
+        up_reader, up_writer = await asyncio.open_connection(BROKER_HOST, BROKER_PORT)
         self.writers += [writer, up_writer]
 
         async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter, up: bool) -> None:
@@ -191,7 +191,7 @@ async def test_bridge_stops_when_cancelled_at_any_moment_of_its_start() -> None:
     for i in range(80):
         delay = (i % 40) * 0.0005
         bridge = MqttBridge(
-            MqttConfig(host="127.0.0.1", port=1883, prefix=prefix),
+            MqttConfig(host=BROKER_HOST, port=BROKER_PORT, prefix=prefix),
             status_topic=f"{prefix}/server/status",
         )
         bridge.subscribe(f"{prefix}/cmd/#", _ignore)

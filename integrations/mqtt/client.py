@@ -53,6 +53,9 @@ UNSUPPORTED_PROTOCOL = frozenset({1, 0x84})
 #: DISCONNECT: together well inside the supervisor's deadline (5 s) even when the
 #: broker has stopped reading from us.
 GOODBYE_S = 1.0
+#: Brokers (host, port) that this process found speaking only 3.1.1: a bridge made later
+#: (an actor restarted by the supervisor) does not ask them for MQTT 5 again.
+_ONLY_311: set[tuple[str, int]] = set()
 
 
 def _stop_if_cancelled() -> None:
@@ -183,6 +186,10 @@ class MqttBridge:
         self.name = name
         #: MQTT 5 (reason codes for refused publishes), 3.1.1 if the broker refuses it.
         self.mqtt5 = mqtt5
+        #: An MQTT 5 session was once established: a failure since is the network's.
+        self._mqtt5_worked = False
+        #: Trying 3.1.1 after an MQTT 5 connection that failed without an answer.
+        self._trying_311 = False
         #: Appended to the "broker refused" warning (what the ACL expects of us).
         self.refusal_hint = refusal_hint
         self._refusal_said = False
@@ -286,6 +293,8 @@ class MqttBridge:
         delay = self.backoff_initial
         host = self.host or self.config.host or "127.0.0.1"
         port = self.port or self.config.port
+        if (host, port) in _ONLY_311:
+            self.mqtt5 = False
         while True:
             client = make_client(
                 self.config,
@@ -296,9 +305,15 @@ class MqttBridge:
                 mqtt5=self.mqtt5,
             )
             client.on_refused = self._refused
+            entered = False
             try:
                 async with client:
+                    entered = True
                     _stop_if_cancelled()
+                    self._mqtt5_worked = self._mqtt5_worked or self.mqtt5
+                    if self._trying_311:
+                        _ONLY_311.add((host, port))
+                    self._trying_311 = False
                     self._client = client
                     delay = self.backoff_initial
                     self.stats.connects += 1
@@ -325,7 +340,21 @@ class MqttBridge:
                 ):
                     log.info("MQTT broker %s:%d refuses MQTT 5; using 3.1.1", host, port)
                     self.mqtt5 = False
+                    _ONLY_311.add((host, port))
                     continue
+                if self.mqtt5 and not entered and not self._mqtt5_worked and not _cancelling():
+                    # Some brokers (amqtt, the embedded one) drop an MQTT 5 CONNECT without
+                    # any CONNACK: try 3.1.1 at once before calling the broker away.
+                    log.info(
+                        "MQTT 5 connection to %s:%d failed (%s); trying 3.1.1", host, port, exc
+                    )
+                    self.mqtt5 = False
+                    self._trying_311 = True
+                    continue
+                if self._trying_311 and not entered:
+                    # 3.1.1 failed as well: the broker is away, not old; ask for 5 next time.
+                    self.mqtt5 = True
+                    self._trying_311 = False
                 if _cancelling():
                     # The goodbye failed (the disconnect timed out on a stalled broker):
                     # we are stopping all the same, never reconnecting.
