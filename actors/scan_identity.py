@@ -23,7 +23,7 @@ from rush import events
 from rush.config import Config
 from rush.fingerprint import ALGO, FileChanged, sample_fingerprint
 from rush.layout import UnsafePath, resolve
-from rush.leasing import supersede_leases
+from rush.lease_fencing import supersede_leases
 from rush.lifecycle import DECISION_OF_STATE, AssetState, Trigger
 from rush.media import Area
 from rush.models import Asset, Suggestion, Transcript

@@ -19,7 +19,7 @@ from tortoise.transactions import in_transaction
 from rush import events
 from rush.config import Config
 from rush.layout import UnsafePath
-from rush.leasing import supersede_leases
+from rush.lease_fencing import supersede_leases
 from rush.lifecycle import DECISION_OF_STATE, REPROCESSABLE, AssetState, Trigger, decided_state
 from rush.media import DERIVED_DIR
 from rush.models import Asset, AssetEvent, Derivative, FsAction, Suggestion, Transcript

@@ -7,30 +7,7 @@ Here it prints one line and exits with the shell's status for SIGINT (130).
 
 from __future__ import annotations
 
-import sys
-import threading
-
-
-def interrupted() -> int:
-    """Say "interrupted" once and return 130.
-
-    A Ctrl-C while the database opens cancels the coroutine waiting for aiosqlite's
-    thread; that thread then finds the event loop closed and would print a traceback
-    of its own on the way out.  Nothing is lost there (the connection was never used),
-    so that one error is kept quiet.
-    """
-    default = threading.excepthook
-
-    def quiet(args: threading.ExceptHookArgs) -> None:
-        if isinstance(args.exc_value, RuntimeError) and "Event loop is closed" in str(
-            args.exc_value
-        ):
-            return
-        default(args)
-
-    threading.excepthook = quiet
-    print("rush: interrupted", file=sys.stderr)
-    return 130
+from rush.interrupt import interrupted
 
 
 def main(argv: list[str] | None = None) -> int:

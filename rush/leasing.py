@@ -35,7 +35,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
-from rush import events, language_dispatch
+from rush import actions, events, language_dispatch
 from rush.capabilities import ANY, Can, agent_can
 from rush.config import Config
 from rush.jobs import (
@@ -49,6 +49,7 @@ from rush.jobs import (
 )
 from rush.languages import TranscriptionConfig, asset_language
 from rush.layout import UnsafePath, derived_dir, resolve, safe_relpath
+from rush.lease_fencing import SUPERSEDED
 from rush.lifecycle import AssetState, Trigger
 from rush.media import MediaKind
 from rush.metadata.sidecar_import import import_sidecars
@@ -124,27 +125,12 @@ class Verdict:
 
 REFUSED_TOKEN = Verdict(False, "unknown job, stale or wrong lock_token, or lease not active")
 
-#: Lease status of a job whose asset got a new version (reprocess, content changed).
-SUPERSEDED = "superseded"
-
 
 def superseded_verdict(lease_version: int, current: int | None) -> Verdict:
     now = f"version {current}" if current is not None else "a newer version"
     return Verdict(
         False,
         f"result for version {lease_version} refused: the asset was reprocessed ({now})",
-    )
-
-
-async def supersede_leases(asset_id: Any, old_version: int, *, reason: str) -> int:
-    """End the active leases of an asset's versions up to `old_version`, in the caller's
-    transaction (reprocess, content changed on disk); returns how many.
-
-    Why: a transcription leased before a reprocess could otherwise finish afterwards and
-    mark the new version's transcript done with the old text, and the asset would hold
-    two active leases.  Their late results are refused (`finish_job`)."""
-    return await Lease.filter(asset_id=asset_id, status="active", version__lte=old_version).update(
-        status=SUPERSEDED, active_key=None, finished_at=utcnow(), error=reason[:4000]
     )
 
 
@@ -1312,7 +1298,6 @@ async def _after_processed(
     """A reprocessed asset gets its standing human decision back, and the superseded
     version's derivatives are removed (journaled) now that the new ones exist.  Neither
     may fail the result: the asset is PROCESSED either way, and both are retried by hand."""
-    from rush import actions
 
     try:
         restored = await actions.restore_decision_after_processing(asset_id, bus=bus)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from rush import __version__
 from rush.config import Config, ConfigError, load_config
+from rush.interrupt import interrupted
 
 #: Modules under rush.cli, each with `register(subparsers)`; a command's function
 #: receives (args, config) and returns the exit code.
@@ -99,8 +100,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rush: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        from rush.entry import interrupted
-
         return interrupted()
 
 
