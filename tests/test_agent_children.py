@@ -109,9 +109,11 @@ async def test_kill_9_takes_ffmpeg_along_and_the_next_owner_cleans_up(
     config = make_config(
         root,
         prefix=prefix,
-        ttl=2.0,
-        heartbeat=0.5,
-        check=0.1,
+        # Short enough that the dead agent's lease expires soon, long enough that the
+        # rescuer's own lease survives a machine busy with other test workers.
+        ttl=6.0,
+        heartbeat=1.0,
+        check=0.2,
         processors="integrations.processors:default_processors",
     )
     env = rush_env(
@@ -160,7 +162,7 @@ async def test_kill_9_takes_ffmpeg_along_and_the_next_owner_cleans_up(
         stale = temps(derived)
         assert stale, "the dead job left no temporary output to clean (test premise)"
         lease = await Lease.get(agent_id="doomed")
-        await wait_until(lambda: _lease_status(lease.id, "expired"), limit_s=20)
+        await wait_until(lambda: _lease_status(lease.id, "expired"), limit_s=60)
         # The next run is quick: the same asset, a short clip now.
         src.unlink()
         short_clip(src)
@@ -168,7 +170,7 @@ async def test_kill_9_takes_ffmpeg_along_and_the_next_owner_cleans_up(
         with caplog.at_level(logging.INFO, logger="integrations.derived"):
             async with agents_running([rescuer]):
                 await wait_until(
-                    lambda: _state(asset.id, AssetState.PROCESSED), limit_s=60, interval=0.2
+                    lambda: _state(asset.id, AssetState.PROCESSED), limit_s=180, interval=0.2
                 )
     assert temps(derived) == []
     assert all(not p.exists() for p in stale)
