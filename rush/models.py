@@ -220,10 +220,7 @@ class PurgeAudit(Model):
 
 
 class Agent(Model):
-    """A registered processing agent (Workflow 2)."""
-
-    # The docstring is the table comment of migration 0001: "Workflow 2" is workflow 2 of
-    # docs/contract.md §9, "seed §5" below is docs/contract.md §8.5.
+    """A registered processing agent (docs/contract.md §9, workflow 2)."""
 
     id = fields.CharField(max_length=64, primary_key=True)
     client_id = fields.CharField(max_length=128, default="")
@@ -429,7 +426,7 @@ class Bin(Model):
 
 
 class SeedMapping(Model):
-    """infohash <-> paths of a relocated torrent (seed §5)."""
+    """infohash <-> paths of a relocated torrent (docs/contract.md §8.5)."""
 
     infohash = fields.CharField(max_length=64, primary_key=True)
     name = fields.TextField(default="")
